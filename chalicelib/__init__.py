@@ -1,0 +1,1 @@
+"""Everything deployed with the spawn-fleet-monitor Lambda functions."""

@@ -1,0 +1,88 @@
+"""The one place that makes AWS clients.
+
+Every client gets adaptive retries (client-side rate limiting that backs off on
+`Throttling`/`ThrottlingException`, which CloudWatch's alarm APIs return at a few
+TPS) and bounded timeouts. The endpoint comes from the environment: boto3 honours
+`AWS_ENDPOINT_URL`, which the local stack and the tests point at moto.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sts import STSClient
+
+RETRY_CONFIG = Config(
+    retries={"mode": "adaptive", "max_attempts": 10},
+    connect_timeout=5,
+    read_timeout=20,
+)
+
+
+class Clients:
+    """Lazily built, shared boto3 clients.
+
+    Args:
+        session: the boto3 session to build from (default: a new one using the
+            environment's region and credentials).
+        config: botocore config for every client (default: `RETRY_CONFIG`).
+
+    Example:
+        >>> clients = Clients()
+        >>> clients.cloudwatch.describe_alarms(AlarmNamePrefix="spawn-instance-")
+    """
+
+    def __init__(self, session: boto3.Session | None = None, config: Config | None = None):
+        self._session = session or boto3.Session()
+        self._config = config or RETRY_CONFIG
+        self._lock = threading.Lock()
+
+    def _make(self, service: str) -> Any:
+        with self._lock:
+            return self._session.client(service, config=self._config)  # type: ignore[call-overload]
+
+    @cached_property
+    def cloudwatch(self) -> CloudWatchClient:
+        return self._make("cloudwatch")  # type: ignore[no-any-return]
+
+    @cached_property
+    def dynamodb(self) -> DynamoDBClient:
+        return self._make("dynamodb")  # type: ignore[no-any-return]
+
+    @cached_property
+    def ec2(self) -> EC2Client:
+        return self._make("ec2")  # type: ignore[no-any-return]
+
+    @cached_property
+    def sns(self) -> SNSClient:
+        return self._make("sns")  # type: ignore[no-any-return]
+
+    @cached_property
+    def sts(self) -> STSClient:
+        return self._make("sts")  # type: ignore[no-any-return]
+
+    @cached_property
+    def account_id(self) -> str:
+        """This account's id (one STS call per process, which needs no IAM permission)."""
+        return self.sts.get_caller_identity()["Account"]
+
+    @property
+    def region(self) -> str:
+        return self._session.region_name or "us-east-1"
+
+    def topic_arn(self, topic: str) -> str:
+        """The ARN of an SNS topic given by name (an ARN passes through unchanged)."""
+        if topic.startswith("arn:"):
+            return topic
+        partition = self._session.get_partition_for_region(self.region)
+        return f"arn:{partition}:sns:{self.region}:{self.account_id}:{topic}"

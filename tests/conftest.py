@@ -1,0 +1,41 @@
+"""Shared fixtures: fake credentials everywhere, moto in-process, sample events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "events"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A sample event from `events/` (the AWS shapes the functions consume)."""
+    return json.loads((EVENTS / name).read_text())  # type: ignore[no-any-return]
+
+
+@pytest.fixture(autouse=True)
+def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test can reach a real AWS account: fake keys, a fixed region, no profile."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SECURITY_TOKEN", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+
+@pytest.fixture
+def session(fake_aws_credentials: None) -> Iterator[boto3.Session]:
+    """A boto3 session whose every call goes to moto in-process."""
+    from moto import mock_aws
+
+    with mock_aws():
+        yield boto3.Session(region_name="us-east-1")
