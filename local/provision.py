@@ -1,0 +1,136 @@
+"""Provision the local stack from the same CloudFormation resources a deployment merges.
+
+Reads `infra/resources.json` and creates each resource of a type the local stack
+knows on the moto endpoint, resolving the few intrinsics the file uses (`Ref`,
+`Fn::GetAtt` … `Arn`/`StreamArn`). Entries without a `Type` are overlays merged into
+Chalice-made resources and have nothing to create here; IAM-only resources (queue
+policies) have no effect on moto.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+TEMPLATE = Path(__file__).resolve().parent.parent / "infra" / "resources.json"
+IGNORED_TYPES = frozenset({"AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy"})
+
+
+@dataclass
+class Provisioned:
+    """Physical ids of what was created, by logical id."""
+
+    names: dict[str, str] = field(default_factory=dict)
+    arns: dict[str, str] = field(default_factory=dict)
+    stream_arns: dict[str, str] = field(default_factory=dict)
+    queue_urls: dict[str, str] = field(default_factory=dict)
+    resources: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    return json.loads(path.read_text())  # type: ignore[no-any-return]
+
+
+def _resolve(value: Any, done: Provisioned) -> Any:
+    if isinstance(value, dict):
+        if "Ref" in value:
+            logical = value["Ref"]
+            return done.queue_urls.get(logical) or done.arns.get(logical) or done.names[logical]
+        if "Fn::GetAtt" in value:
+            logical, attribute = value["Fn::GetAtt"]
+            if attribute == "StreamArn":
+                return done.stream_arns[logical]
+            return done.arns[logical]
+        return {k: _resolve(v, done) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v, done) for v in value]
+    return value
+
+
+def provision(session: boto3.Session, template: dict[str, Any] | None = None) -> Provisioned:
+    """Create every resource of the template that the local stack can run."""
+    resources = (template or load_template())["Resources"]
+    done = Provisioned(resources=resources)
+    pending = {k: v for k, v in resources.items() if "Type" in v and v["Type"] not in IGNORED_TYPES}
+    # Resources depend on each other only through GetAtt/Ref; retry until all resolve.
+    while pending:
+        progressed = False
+        for logical, resource in list(pending.items()):
+            try:
+                properties = _resolve(resource.get("Properties", {}), done)
+            except KeyError:
+                continue
+            _create(session, logical, resource["Type"], properties, done)
+            del pending[logical]
+            progressed = True
+        if not progressed:
+            raise ValueError(f"cannot provision {sorted(pending)}: unresolved references")
+    return done
+
+
+def _create(
+    session: boto3.Session, logical: str, kind: str, props: dict[str, Any], done: Provisioned
+) -> None:
+    if kind == "AWS::DynamoDB::Table":
+        _table(session.client("dynamodb"), logical, props, done)
+    elif kind == "AWS::SNS::Topic":
+        arn = session.client("sns").create_topic(Name=props["TopicName"])["TopicArn"]
+        done.names[logical], done.arns[logical] = props["TopicName"], arn
+    elif kind == "AWS::SQS::Queue":
+        sqs = session.client("sqs")
+        attributes: dict[str, Any] = {
+            key: json.dumps(value) if isinstance(value, dict) else str(value)
+            for key, value in props.items()
+            if key != "QueueName"
+        }
+        url = sqs.create_queue(QueueName=props["QueueName"], Attributes=attributes)["QueueUrl"]  # type: ignore[arg-type]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        done.names[logical], done.arns[logical], done.queue_urls[logical] = (
+            props["QueueName"],
+            arn,
+            url,
+        )
+    elif kind == "AWS::Events::Rule":
+        events = session.client("events")
+        bus = props.get("EventBusName", "default")
+        arn = events.put_rule(
+            Name=props["Name"],
+            EventPattern=json.dumps(props["EventPattern"]),
+            State=props.get("State", "ENABLED"),
+            EventBusName=bus,
+        )["RuleArn"]
+        targets = [{"Id": t["Id"], "Arn": t["Arn"]} for t in props.get("Targets", [])]
+        if targets:
+            events.put_targets(Rule=props["Name"], EventBusName=bus, Targets=targets)  # type: ignore[arg-type]
+        done.names[logical], done.arns[logical] = props["Name"], arn
+    else:
+        raise ValueError(f"{logical}: the local stack cannot provision {kind}")
+
+
+def _table(client: Any, logical: str, props: dict[str, Any], done: Provisioned) -> None:
+    name = props["TableName"]
+    request: dict[str, Any] = {
+        "TableName": name,
+        "AttributeDefinitions": props["AttributeDefinitions"],
+        "KeySchema": props["KeySchema"],
+        "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+    }
+    for key in ("GlobalSecondaryIndexes", "StreamSpecification"):
+        if key in props:
+            request[key] = props[key]
+    if "StreamSpecification" in request:
+        request["StreamSpecification"] = {"StreamEnabled": True, **request["StreamSpecification"]}
+    table = client.create_table(**request)["TableDescription"]
+    if "TimeToLiveSpecification" in props:
+        client.update_time_to_live(
+            TableName=name, TimeToLiveSpecification=props["TimeToLiveSpecification"]
+        )
+    done.names[logical], done.arns[logical] = name, table["TableArn"]
+    if "LatestStreamArn" in table:
+        done.stream_arns[logical] = table["LatestStreamArn"]

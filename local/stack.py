@@ -1,0 +1,370 @@
+"""The local stack (SPEC §9): moto server, provisioned resources, routed events,
+scheduled ticks, EMF → metrics, the HTTP API and, optionally, a simulated fleet.
+
+Everything is driven through AWS APIs on the moto endpoint, the way AWS drives the
+deployed functions: EventBridge rules match events with moto's own matcher and
+deliver to SQS queues; this module polls those queues and invokes the handlers with
+Lambda-shaped events and a Lambda-like context.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from local import lambda_runtime
+from local.emf import EmfStdout
+from local.provision import Provisioned, provision
+
+ROOT = Path(__file__).resolve().parent.parent
+CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
+REGION = "us-east-1"
+# The local stack hands an SQS batch to its function after at most this long.
+LOCAL_BATCH_WINDOW_SECONDS = 1.0
+# moto has no CloudWatch quota; the demo need not wait at AWS's 3 calls a second.
+LOCAL_DEFAULTS = {"ALARM_API_TPS": "50"}
+
+_current = threading.local()
+
+
+class PortBusy(RuntimeError):
+    """A port the stack needs is taken; the message names it and how to change it."""
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    aws_port: int = 5000
+    api_port: int = 8000
+    tick_seconds: float = 10.0
+    simulate: bool = True
+    stage: str = "dev"
+
+    @classmethod
+    def from_env(cls) -> StackConfig:
+        env = os.environ
+        try:
+            return cls(
+                aws_port=int(env.get("SFM_AWS_PORT", "5000")),
+                api_port=int(env.get("SFM_API_PORT", "8000")),
+                tick_seconds=float(env.get("SFM_TICK_SECONDS", "10")),
+                simulate=env.get("SFM_SIMULATE", "1") not in ("0", "false", "no", "off"),
+            )
+        except ValueError as exc:
+            raise SystemExit(f"local stack: bad SFM_* setting: {exc}") from None
+
+
+def check_port_free(port: int, variable: str) -> None:
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise PortBusy(
+                f"port {port} on 127.0.0.1 is already in use; stop what holds it or set "
+                f"{variable} to a free port (e.g. {variable}={port + 1} make run)"
+            ) from None
+
+
+def stage_environment(stage: str) -> dict[str, str]:
+    """The environment variables `.chalice/config.json` gives the functions in `stage`."""
+    config = json.loads(CHALICE_CONFIG.read_text())
+    env = dict(config.get("environment_variables", {}))
+    env.update(config.get("stages", {}).get(stage, {}).get("environment_variables", {}))
+    return env
+
+
+def function_name() -> str:
+    return getattr(_current, "function", "")
+
+
+def log(message: str) -> None:
+    print(f"[local] {message}", flush=True)
+
+
+@dataclass
+class Function:
+    """A handler of the Chalice app, invoked the way Lambda would."""
+
+    name: str
+    handler: Callable[[dict[str, Any], Any], Any]
+    timeout: float = 60.0
+
+    def invoke(self, event: dict[str, Any]) -> Any:
+        context = lambda_runtime.LambdaContext(self.name, timeout_seconds=self.timeout)
+        _current.function = self.name
+        try:
+            return self.handler(event, context)
+        except Exception:
+            # Lambda reports an unhandled error and the event source retries.
+            log(f"function {self.name} failed:\n{traceback.format_exc()}")
+            raise
+        finally:
+            _current.function = ""
+
+
+@dataclass
+class LocalStack:
+    """Starts and stops everything; `start()` returns once `/health` can answer."""
+
+    config: StackConfig = field(default_factory=StackConfig.from_env)
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+    aws_endpoint: str = ""
+    api_endpoint: str = ""
+    provisioned: Provisioned | None = None
+
+    def start(self) -> None:
+        check_port_free(self.config.aws_port, "SFM_AWS_PORT")
+        check_port_free(self.config.api_port, "SFM_API_PORT")
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self._moto = ThreadedMotoServer(
+            ip_address="127.0.0.1", port=self.config.aws_port, verbose=False
+        )
+        self._moto.start()
+        host, port = self._moto.get_host_and_port()
+        self.aws_endpoint = f"http://{host}:{port}"
+        self._configure_environment()
+        self.session = boto3.Session(region_name=REGION)
+        self.provisioned = provision(self.session)
+        self._install_emf_bridge()
+        module = importlib.import_module("app")
+        self._wire(module)
+        self._serve_api(module.app)
+        if self.config.simulate:
+            self._start_simulator()
+
+    def _configure_environment(self) -> None:
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": self.aws_endpoint,
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+                "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+            }
+        )
+        for key, value in {**stage_environment(self.config.stage), **LOCAL_DEFAULTS}.items():
+            os.environ.setdefault(key, value)
+
+    def _install_emf_bridge(self) -> None:
+        cloudwatch = self.session.client("cloudwatch")
+
+        def put(namespace: str, data: list[dict[str, Any]]) -> None:
+            try:
+                cloudwatch.put_metric_data(Namespace=namespace, MetricData=data)  # type: ignore[arg-type]
+            except Exception as exc:  # a bad EMF line must not take the function down
+                log(f"EMF line could not become metrics: {exc}")
+
+        def prefix() -> str:
+            name = function_name()
+            return f"[{name}] " if name else ""
+
+        self._stdout = sys.stdout
+        sys.stdout = EmfStdout(self._stdout, put, prefix)
+        # Library chatter (moto's request log, botocore's endpoint notes) stays quiet;
+        # the functions' own loggers are configured by the app at import.
+        logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="%(message)s")
+
+    # Event sources -----------------------------------------------------------------
+
+    def _wire(self, module: Any) -> None:
+        from chalice.app import (
+            CloudWatchEventConfig,
+            ScheduledEventConfig,
+            SNSEventConfig,
+            SQSEventConfig,
+        )
+
+        chalice_config = json.loads(CHALICE_CONFIG.read_text())
+        for source in module.app.event_sources:
+            handler = getattr(module, source.handler_string.split(".", 1)[1])
+            timeout = float(
+                chalice_config.get("lambda_functions", {})
+                .get(source.name, {})
+                .get("lambda_timeout", chalice_config.get("lambda_timeout", 60))
+            )
+            function = Function(source.name, handler, timeout)
+            if isinstance(source, SQSEventConfig):
+                self._sqs_source(function, str(source.queue), source.batch_size)
+            elif isinstance(source, CloudWatchEventConfig):
+                self._rule_source(function, source.event_pattern)
+            elif isinstance(source, SNSEventConfig):
+                self._sns_source(function, source.topic)
+            elif isinstance(source, ScheduledEventConfig):
+                self._schedule(function)
+            else:
+                raise ValueError(f"local stack cannot drive {type(source).__name__}")
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def _local_queue(self, name: str) -> tuple[str, str]:
+        sqs = self.session.client("sqs")
+        failed = sqs.create_queue(QueueName=f"sfm-local-{name}-failed")["QueueUrl"]
+        failed_arn = sqs.get_queue_attributes(QueueUrl=failed, AttributeNames=["QueueArn"])
+        # Lambda retries an async invocation twice, then gives up to its failure target.
+        redrive = {
+            "deadLetterTargetArn": failed_arn["Attributes"]["QueueArn"],
+            "maxReceiveCount": 3,
+        }
+        url = sqs.create_queue(
+            QueueName=f"sfm-local-{name}",
+            Attributes={"VisibilityTimeout": "5", "RedrivePolicy": json.dumps(redrive)},
+        )["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        return url, arn["Attributes"]["QueueArn"]
+
+    def _sqs_source(self, function: Function, queue: str, batch_size: int) -> None:
+        sqs = self.session.client("sqs")
+        url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        queue_arn = arn["Attributes"]["QueueArn"]
+
+        def deliver(messages: list[dict[str, Any]]) -> set[str]:
+            result = function.invoke(lambda_runtime.sqs_event(messages, queue_arn)) or {}
+            return {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+
+        self._spawn(function.name, lambda: self._poll(url, batch_size, deliver))
+
+    def _rule_source(self, function: Function, pattern: dict[str, Any]) -> None:
+        url, arn = self._local_queue(function.name)
+        events = self.session.client("events")
+        rule = f"sfm-local-{function.name}"
+        events.put_rule(Name=rule, EventPattern=json.dumps(pattern), State="ENABLED")
+        events.put_targets(Rule=rule, Targets=[{"Id": function.name, "Arn": arn}])
+
+        def deliver(messages: list[dict[str, Any]]) -> set[str]:
+            function.invoke(json.loads(messages[0]["Body"]))
+            return set()
+
+        self._spawn(function.name, lambda: self._poll(url, 1, deliver))
+
+    def _sns_source(self, function: Function, topic: str) -> None:
+        url, arn = self._local_queue(function.name)
+        sns = self.session.client("sns")
+        topic_arn = topic if topic.startswith("arn:") else sns.create_topic(Name=topic)["TopicArn"]
+        subscription = sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
+        subscription_arn = subscription["SubscriptionArn"]
+
+        def deliver(messages: list[dict[str, Any]]) -> set[str]:
+            envelope = json.loads(messages[0]["Body"])
+            function.invoke(lambda_runtime.sns_event(envelope, subscription_arn))
+            return set()
+
+        self._spawn(function.name, lambda: self._poll(url, 1, deliver))
+
+    def _schedule(self, function: Function) -> None:
+        rule_arn = f"arn:aws:events:{REGION}:{lambda_runtime.ACCOUNT}:rule/{function.name}"
+
+        def tick() -> None:
+            while not self.stop_event.wait(self.config.tick_seconds):
+                with contextlib.suppress(Exception):
+                    function.invoke(lambda_runtime.scheduled_event(rule_arn))
+
+        self._spawn(function.name, tick)
+
+    def _poll(
+        self, url: str, batch_size: int, deliver: Callable[[list[dict[str, Any]]], set[str]]
+    ) -> None:
+        """Receive up to `batch_size` messages within the batch window, hand them over,
+        and delete the ones the function did not report as failed."""
+        sqs = self.session.client("sqs")
+        while not self.stop_event.is_set():
+            batch: list[dict[str, Any]] = []
+            deadline: float | None = None
+            while len(batch) < batch_size and not self.stop_event.is_set():
+                wait = 1 if deadline is None else max(0.0, deadline - time.monotonic())
+                if deadline is not None and wait == 0:
+                    break
+                try:
+                    received = sqs.receive_message(
+                        QueueUrl=url,
+                        MaxNumberOfMessages=min(10, batch_size - len(batch)),
+                        WaitTimeSeconds=min(1, int(wait)) if deadline is None else 0,
+                        AttributeNames=["All"],
+                    ).get("Messages", [])
+                except Exception as exc:
+                    if not self.stop_event.is_set():
+                        log(f"polling {url} failed: {exc}")
+                    time.sleep(0.5)
+                    continue
+                batch.extend(dict(m) for m in received)
+                if batch and deadline is None:
+                    deadline = time.monotonic() + LOCAL_BATCH_WINDOW_SECONDS
+                if not received and deadline is not None:
+                    time.sleep(0.05)
+            if not batch:
+                continue
+            try:
+                failed = deliver(batch)
+            except Exception:  # noqa: S112 - Function.invoke has logged it
+                continue  # the whole batch becomes visible again after the timeout
+            done = [m for m in batch if m["MessageId"] not in failed]
+            for start in range(0, len(done), 10):
+                sqs.delete_message_batch(
+                    QueueUrl=url,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                        for i, m in enumerate(done[start : start + 10])
+                    ],
+                )
+
+    # HTTP API and simulation ----------------------------------------------------------
+
+    def _serve_api(self, app: Any) -> None:
+        from chalice.config import Config
+        from chalice.local import create_local_server
+
+        config = Config(
+            chalice_stage=self.config.stage,
+            config_from_disk=json.loads(CHALICE_CONFIG.read_text()),
+        )
+        self._api = create_local_server(app, config, "127.0.0.1", self.config.api_port)
+        host, port = self._api.server.server_address[:2]
+        self.api_endpoint = f"http://{host}:{port}"
+        self._spawn("http-api", self._api.server.serve_forever)
+
+    def _start_simulator(self) -> None:
+        import random
+
+        from local.simulator import FleetSimulator
+
+        simulator = FleetSimulator(
+            ec2=self.session.client("ec2"),
+            events=self.session.client("events"),
+            dynamodb=self.session.client("dynamodb"),
+            progress_table=os.environ["PROGRESS_TABLE"],
+            rng=random.Random(),
+            interruption_probability=0.005,
+        )
+        self._spawn("simulator", lambda: simulator.run(self.stop_event, 2.0))
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        with contextlib.suppress(Exception):
+            self._api.server.shutdown()
+        for thread in self.threads:
+            thread.join(timeout=5)
+        with contextlib.suppress(Exception):
+            self._moto.stop()
+        if isinstance(sys.stdout, EmfStdout):
+            sys.stdout = self._stdout
