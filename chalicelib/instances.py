@@ -1,0 +1,253 @@
+"""Which instances are watched (SPEC §2), what EC2 says of them, and the registry.
+
+The registry (`INSTANCES_TABLE`, one item per instance) records the newest state
+change seen for each instance. Every write is conditional on the event being newer
+than what is recorded, so EventBridge's duplicates and reordering cannot move an
+instance backwards, and `terminated` is final.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from chalicelib.alarms import chunked
+from chalicelib.ec2_events import StateChange, iso, iso_ms
+from chalicelib.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_ec2 import EC2Client
+
+logger = logging.getLogger(__name__)
+
+ARRAY_ID_TAG = "spawn:job-array-id"
+ARRAY_NAME_TAG = "spawn:job-array-name"
+ARRAY_SIZE_TAG = "spawn:job-array-size"
+ARRAY_INDEX_TAG = "spawn:job-array-index"
+# EC2 accepts at most 200 values in one filter.
+FILTER_VALUES_MAX = 200
+GONE_RETENTION_SECONDS = 7 * 24 * 3600
+LIVE_STATES = frozenset({"pending", "running"})
+
+_serialize = TypeSerializer().serialize
+_deserialize = TypeDeserializer().deserialize
+
+
+@dataclass(frozen=True)
+class InstanceFacts:
+    """What `DescribeInstances` says of one instance."""
+
+    instance_id: str
+    state: str
+    tags: Mapping[str, str]
+    instance_type: str | None = None
+    availability_zone: str | None = None
+    lifecycle: str = "on-demand"
+    launch_time: str | None = None
+
+    def managed(self, settings: Settings) -> bool:
+        """Carries a managed tag set to `true` and is not opted out (SPEC §2)."""
+        return is_managed(self.tags, settings)
+
+    @property
+    def array_id(self) -> str | None:
+        return self.tags.get(ARRAY_ID_TAG) or None
+
+    def membership(self) -> dict[str, Any]:
+        """Array membership from spawn's tags; malformed numbers are left out."""
+        return {
+            "array_id": self.array_id,
+            "array_name": self.tags.get(ARRAY_NAME_TAG) or None,
+            "array_size": _non_negative_int(self.tags.get(ARRAY_SIZE_TAG)),
+            "array_index": _non_negative_int(self.tags.get(ARRAY_INDEX_TAG)),
+        }
+
+
+def is_managed(tags: Mapping[str, str], settings: Settings) -> bool:
+    """SPEC §2: `spawn:managed=true` or `spawn=true`, unless `spawn:monitoring=off`."""
+    if tags.get(settings.opt_out_tag, "").strip().lower() == "off":
+        return False
+    return any(tags.get(key, "").strip().lower() == "true" for key in settings.managed_tag_keys)
+
+
+def _non_negative_int(value: str | None) -> int | None:
+    if value is None or not value.strip().isdigit():
+        return None
+    return int(value)
+
+
+def facts_from(instance: Mapping[str, Any]) -> InstanceFacts:
+    """Build `InstanceFacts` from one `DescribeInstances` instance (tags may be absent)."""
+    launch = instance.get("LaunchTime")
+    return InstanceFacts(
+        instance_id=instance["InstanceId"],
+        state=instance.get("State", {}).get("Name", "unknown"),
+        tags={t["Key"]: t["Value"] for t in instance.get("Tags") or []},
+        instance_type=instance.get("InstanceType"),
+        availability_zone=instance.get("Placement", {}).get("AvailabilityZone"),
+        lifecycle="spot" if instance.get("InstanceLifecycle") == "spot" else "on-demand",
+        launch_time=iso(launch) if launch is not None else None,
+    )
+
+
+def _instances(ec2: EC2Client, filters: list[dict[str, Any]]) -> Iterator[InstanceFacts]:
+    for page in ec2.get_paginator("describe_instances").paginate(Filters=filters):  # type: ignore[arg-type]
+        for reservation in page.get("Reservations", []):
+            for instance in reservation.get("Instances", []):
+                yield facts_from(instance)
+
+
+def describe(ec2: EC2Client, instance_ids: Iterable[str]) -> dict[str, InstanceFacts]:
+    """Facts for many instances in as few calls as EC2 allows.
+
+    Uses an `instance-id` filter rather than `InstanceIds`, which fails the whole call
+    when any one instance no longer exists; missing instances are simply absent.
+    """
+    found: dict[str, InstanceFacts] = {}
+    for chunk in chunked(sorted(set(instance_ids)), FILTER_VALUES_MAX):
+        for facts in _instances(ec2, [{"Name": "instance-id", "Values": list(chunk)}]):
+            found[facts.instance_id] = facts
+    return found
+
+
+def describe_managed_running(ec2: EC2Client, settings: Settings) -> dict[str, InstanceFacts]:
+    """Every running managed instance: one paginated listing per managed tag key."""
+    found: dict[str, InstanceFacts] = {}
+    for key in settings.managed_tag_keys:
+        filters = [
+            {"Name": f"tag:{key}", "Values": ["true", "True", "TRUE"]},
+            {"Name": "instance-state-name", "Values": ["running"]},
+        ]
+        for facts in _instances(ec2, filters):
+            if facts.managed(settings):
+                found[facts.instance_id] = facts
+    return found
+
+
+class Registry:
+    """The instances table.
+
+    Args:
+        dynamodb: a DynamoDB client.
+        table: the table name (`INSTANCES_TABLE`).
+        clock: epoch seconds, for TTLs (default `time.time`).
+    """
+
+    def __init__(self, dynamodb: DynamoDBClient, table: str, clock: Any = time.time) -> None:
+        self.dynamodb = dynamodb
+        self.table = table
+        self.clock = clock
+
+    def record(
+        self, change: StateChange, facts: InstanceFacts | None, managed: bool | None
+    ) -> dict[str, Any] | None:
+        """Record a state change if it is newer than what is recorded.
+
+        Returns the previous item (empty for a first sighting), or None when the change
+        is stale and nothing was written. An exact repeat of the recorded change is
+        accepted again, so a retried message can finish side effects that failed.
+        """
+        values: dict[str, Any] = {
+            "state": change.state,
+            "state_rank": change.rank,
+            "last_event_ms": int(change.time.timestamp() * 1000),
+            "last_event_time": iso(change.time),
+        }
+        if managed is not None:
+            values["managed"] = managed
+        if facts is not None:
+            values.update(
+                {
+                    "instance_type": facts.instance_type,
+                    "availability_zone": facts.availability_zone,
+                    "lifecycle": facts.lifecycle,
+                    "launch_time": facts.launch_time,
+                    **facts.membership(),
+                }
+            )
+        if change.state == "terminated" or managed is False:
+            values["expires_at"] = int(self.clock()) + GONE_RETENTION_SECONDS
+        values["gone"] = change.state == "terminated"
+        values = {k: v for k, v in values.items() if v is not None}
+        names = {f"#a{i}": k for i, k in enumerate(values)}
+        attr_values = {f":a{i}": _serialize(v) for i, v in enumerate(values.values())}
+        attr_values[":terminated"] = _serialize("terminated")
+        attr_values[":ms"] = _serialize(values["last_event_ms"])
+        attr_values[":rank"] = _serialize(values["state_rank"])
+        names["#state"] = "state"
+        # New item, or an exact repeat, or newer than the recorded change (by time, then
+        # by rank for changes within one second) unless the recorded state is final.
+        condition = (
+            "attribute_not_exists(instance_id)"
+            " OR (last_event_ms = :ms AND state_rank = :rank)"
+            " OR (#state <> :terminated AND (last_event_ms < :ms"
+            " OR (last_event_ms = :ms AND state_rank < :rank)))"
+        )
+        try:
+            response = self.dynamodb.update_item(
+                TableName=self.table,
+                Key={"instance_id": {"S": change.instance_id}},
+                UpdateExpression="SET " + ", ".join(f"#a{i} = :a{i}" for i in range(len(values))),
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=attr_values,
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return None
+            raise
+        return {k: _deserialize(v) for k, v in response.get("Attributes", {}).items()}
+
+    def adopt(self, facts: InstanceFacts, observed_ms: int) -> bool:
+        """Record a running managed instance the events missed, unless already known.
+
+        Returns whether it was written.
+        """
+        values: dict[str, Any] = {
+            "instance_id": facts.instance_id,
+            "state": facts.state,
+            "state_rank": 1,
+            "last_event_ms": observed_ms,
+            "last_event_time": iso_ms(observed_ms),
+            "managed": True,
+            "gone": False,
+            "instance_type": facts.instance_type,
+            "availability_zone": facts.availability_zone,
+            "lifecycle": facts.lifecycle,
+            "launch_time": facts.launch_time,
+            **facts.membership(),
+        }
+        item = {k: _serialize(v) for k, v in values.items() if v is not None}
+        try:
+            self.dynamodb.put_item(
+                TableName=self.table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(instance_id)",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def get(self, instance_id: str) -> dict[str, Any] | None:
+        response = self.dynamodb.get_item(
+            TableName=self.table, Key={"instance_id": {"S": instance_id}}, ConsistentRead=True
+        )
+        item = response.get("Item")
+        return None if item is None else {k: _deserialize(v) for k, v in item.items()}
+
+    def all(self) -> list[dict[str, Any]]:
+        """Every recorded instance (the table holds live instances and recent tombstones)."""
+        rows: list[dict[str, Any]] = []
+        for page in self.dynamodb.get_paginator("scan").paginate(TableName=self.table):
+            rows.extend({k: _deserialize(v) for k, v in item.items()} for item in page["Items"])
+        return rows

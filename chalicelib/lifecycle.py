@@ -1,0 +1,174 @@
+"""EC2 state changes → registry and per-instance alarms (SPEC §3, §5).
+
+State changes arrive through an SQS buffer in batches. For a batch the handler:
+parses every message (malformed ones are logged and dropped), keeps only the newest
+change per instance, reads the tags of all instances that came up in one
+`DescribeInstances`, records each change in the registry only if it is newer than
+what is there, then creates alarms (paced) and deletes them (≤ 100 names a call).
+Messages whose instance failed are reported back so SQS redelivers just those.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from chalicelib.alarms import AlarmStore, Watched, alarm_names
+from chalicelib.ec2_events import (
+    MalformedEvent,
+    StateChange,
+    latest_per_instance,
+    parse_state_change,
+)
+from chalicelib.instances import LIVE_STATES, InstanceFacts, Registry, describe
+from chalicelib.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
+
+logger = logging.getLogger(__name__)
+
+ALARMS_REMOVED_ON = frozenset({"stopped", "terminated"})
+
+
+@dataclass(frozen=True)
+class Message:
+    """One buffered event: the SQS message id and its body (the EventBridge event)."""
+
+    message_id: str
+    body: str
+
+
+@dataclass
+class BatchOutcome:
+    """What a batch did; `failed` lists the message ids SQS should deliver again."""
+
+    failed: list[str] = field(default_factory=list)
+    malformed: int = 0
+    stale: int = 0
+    recorded: int = 0
+    alarms_put: int = 0
+    alarms_deleted: int = 0
+
+    def batch_item_failures(self) -> dict[str, list[dict[str, str]]]:
+        """The Lambda partial-batch response for an SQS event source."""
+        return {"batchItemFailures": [{"itemIdentifier": m} for m in self.failed]}
+
+
+def parse_messages(messages: Sequence[Message]) -> tuple[list[tuple[str, StateChange]], int]:
+    """Parsed state changes with their message ids, and how many were malformed."""
+    parsed: list[tuple[str, StateChange]] = []
+    malformed = 0
+    for message in messages:
+        try:
+            parsed.append((message.message_id, parse_state_change(json.loads(message.body))))
+        except (MalformedEvent, json.JSONDecodeError) as exc:
+            malformed += 1
+            logger.error(
+                "dropping malformed state-change message",
+                extra={"message_id": message.message_id, "reason": str(exc)},
+            )
+    return parsed, malformed
+
+
+@dataclass
+class Lifecycle:
+    """Applies batches of state changes.
+
+    Args:
+        settings: which tags mean managed / opted out.
+        ec2: an EC2 client, for tags.
+        registry: the instances table.
+        alarms: CloudWatch alarm I/O.
+    """
+
+    settings: Settings
+    ec2: EC2Client
+    registry: Registry
+    alarms: AlarmStore
+
+    def handle(self, messages: Sequence[Message]) -> BatchOutcome:
+        parsed, malformed = parse_messages(messages)
+        outcome = BatchOutcome(malformed=malformed)
+        ids_by_instance: dict[str, list[str]] = defaultdict(list)
+        for message_id, change in parsed:
+            ids_by_instance[change.instance_id].append(message_id)
+        latest = latest_per_instance([change for _, change in parsed])
+        outcome.stale += len(parsed) - len(latest)
+
+        coming_up = [i for i, c in latest.items() if c.state == "running"]
+        facts = describe(self.ec2, coming_up) if coming_up else {}
+
+        to_put: list[Watched] = []
+        to_delete: dict[str, list[str]] = {}
+        for instance_id, change in sorted(latest.items()):
+            try:
+                action = self._record(change, facts.get(instance_id), outcome)
+            except Exception:
+                logger.exception(
+                    "recording state change failed", extra={"instance_id": instance_id}
+                )
+                outcome.failed.extend(ids_by_instance[instance_id])
+                continue
+            if isinstance(action, Watched):
+                to_put.append(action)
+            elif action:
+                to_delete[instance_id] = alarm_names(instance_id)
+
+        for watched in to_put:
+            try:
+                self.alarms.put([watched])
+                outcome.alarms_put += len(alarm_names(watched.instance_id))
+            except Exception:
+                logger.exception(
+                    "creating alarms failed", extra={"instance_id": watched.instance_id}
+                )
+                outcome.failed.extend(ids_by_instance[watched.instance_id])
+        if to_delete:
+            names = [name for group in to_delete.values() for name in group]
+            try:
+                self.alarms.delete(names)
+                outcome.alarms_deleted += len(names)
+            except Exception:
+                logger.exception("deleting alarms failed", extra={"instances": len(to_delete)})
+                for instance_id in to_delete:
+                    outcome.failed.extend(ids_by_instance[instance_id])
+        return outcome
+
+    def _record(
+        self, change: StateChange, facts: InstanceFacts | None, outcome: BatchOutcome
+    ) -> Watched | bool | None:
+        """Record one change; returns alarms to create, True to delete them, or None."""
+        managed: bool | None = None
+        current: InstanceFacts | None = None
+        if change.state == "running":
+            if facts is None:
+                logger.info(
+                    "instance no longer in EC2; nothing to watch",
+                    extra={"instance_id": change.instance_id},
+                )
+                return None
+            if facts.state not in LIVE_STATES:
+                # EC2 has moved on already; the event for that state does the work.
+                logger.info(
+                    "late running event",
+                    extra={"instance_id": change.instance_id, "ec2_state": facts.state},
+                )
+                return None
+            current = facts
+            managed = facts.managed(self.settings)
+        previous = self.registry.record(change, current, managed)
+        if previous is None:
+            outcome.stale += 1
+            return None
+        outcome.recorded += 1
+        was_managed = bool(previous.get("managed"))
+        if change.state == "running":
+            if managed and current is not None:
+                return Watched(change.instance_id, current.array_id)
+            return was_managed  # opted out while stopped: its alarms go
+        return change.state in ALARMS_REMOVED_ON and was_managed

@@ -1,0 +1,237 @@
+"""EC2 state changes → registry and per-instance alarms, on moto (SPEC §2, §3, §5)."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.alarms import alarm_names
+from chalicelib.lifecycle import Message
+from tests.aws_faults import count_calls, throttle
+from tests.integration.conftest import Fleet, later
+
+
+def test_running_managed_instance_gets_both_alarms_as_the_spec_says(fleet: Fleet) -> None:
+    [instance] = fleet.launch()
+    outcome = fleet.lifecycle.handle([fleet.event(instance, "running")])
+
+    assert outcome.failed == []
+    alarms = fleet.cloudwatch.describe_alarms(AlarmNames=alarm_names(instance))["MetricAlarms"]
+    by_metric = {a["MetricName"]: a for a in alarms}
+    assert set(by_metric) == {"StatusCheckFailed_Instance", "StatusCheckFailed_System"}
+    status = by_metric["StatusCheckFailed_Instance"]
+    assert status["AlarmName"] == f"spawn-instance-{instance}-status"
+    assert by_metric["StatusCheckFailed_System"]["AlarmName"] == f"spawn-instance-{instance}-system"
+    for alarm in alarms:
+        assert alarm["Namespace"] == "AWS/EC2"
+        assert alarm["Dimensions"] == [{"Name": "InstanceId", "Value": instance}]
+        assert alarm["Statistic"] == "Maximum"
+        assert alarm["Period"] == 60
+        assert alarm["EvaluationPeriods"] == 2
+        assert alarm["Threshold"] == 1.0
+        assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert alarm["AlarmActions"] == [fleet.topic_arn]
+        tags = fleet.cloudwatch.list_tags_for_resource(ResourceARN=alarm["AlarmArn"])["Tags"]
+        assert {"Key": "spawn:instance-id", "Value": instance} in tags
+        assert {"Key": "spawn:job-array-id", "Value": "render-20260127-a1b2c3"} in tags
+
+    row = fleet.registry.get(instance)
+    assert row is not None
+    assert row["state"] == "running"
+    assert row["managed"] is True
+    assert row["array_id"] == "render-20260127-a1b2c3"
+    assert row["lifecycle"] == "on-demand"
+    assert row["availability_zone"].startswith("us-east-1")
+
+
+def test_terminated_deletes_alarms_and_marks_the_instance_gone(fleet: Fleet) -> None:
+    [instance] = fleet.launch()
+    fleet.lifecycle.handle([fleet.event(instance, "running")])
+    fleet.ec2.terminate_instances(InstanceIds=[instance])
+    fleet.lifecycle.handle([fleet.event(instance, "terminated", later(60))])
+
+    assert fleet.alarm_names() == set()
+    row = fleet.registry.get(instance)
+    assert row is not None
+    assert row["gone"] is True
+    assert row["state"] == "terminated"
+    assert "expires_at" in row
+
+
+def test_stopped_instance_loses_its_alarms_and_gets_them_back_when_it_runs(fleet: Fleet) -> None:
+    [instance] = fleet.launch()
+    fleet.lifecycle.handle([fleet.event(instance, "running")])
+    fleet.lifecycle.handle([fleet.event(instance, "stopping", later(10))])
+    assert fleet.alarmed_instances() == {instance}  # other states are only recorded
+    fleet.lifecycle.handle([fleet.event(instance, "stopped", later(20))])
+    assert fleet.alarm_names() == set()
+    fleet.lifecycle.handle([fleet.event(instance, "running", later(30))])
+    assert fleet.alarmed_instances() == {instance}
+
+
+def test_duplicates_change_nothing(fleet: Fleet) -> None:
+    [instance] = fleet.launch()
+    running = fleet.event(instance, "running")
+    calls = count_calls(fleet.cloudwatch)
+
+    outcome = fleet.lifecycle.handle([running, running, Message("other-id", running.body)])
+    assert outcome.failed == []
+    assert calls.get("PutMetricAlarm") == 2  # one delivery's worth, not three
+    fleet.lifecycle.handle([fleet.event(instance, "terminated", later(60))])
+    fleet.lifecycle.handle([running])  # a duplicate delivered after the end
+
+    assert fleet.alarm_names() == set()
+    row = fleet.registry.get(instance)
+    assert row is not None
+    assert row["state"] == "terminated"
+
+
+@pytest.mark.parametrize("same_batch", [True, False])
+def test_running_delivered_after_terminated_creates_nothing(fleet: Fleet, same_batch: bool) -> None:
+    [instance] = fleet.launch()
+    terminated = fleet.event(instance, "terminated", later(60))
+    running = fleet.event(instance, "running", later(0))
+    if same_batch:
+        fleet.lifecycle.handle([terminated, running])
+    else:
+        fleet.lifecycle.handle([terminated])
+        fleet.lifecycle.handle([running])
+    assert fleet.alarm_names() == set()
+    row = fleet.registry.get(instance)
+    assert row is not None
+    assert row["state"] == "terminated"
+
+
+def test_pending_and_running_in_the_same_second_end_running(fleet: Fleet) -> None:
+    [instance] = fleet.launch()
+    fleet.lifecycle.handle([fleet.event(instance, "running"), fleet.event(instance, "pending")])
+    fleet.lifecycle.handle([fleet.event(instance, "pending")])
+    row = fleet.registry.get(instance)
+    assert row is not None
+    assert row["state"] == "running"
+    assert fleet.alarmed_instances() == {instance}
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        {},
+        {"spawn:managed": "false"},
+        {"spawn": "true", "spawn:monitoring": "off"},
+        {"spawn:managed": "true", "spawn:monitoring": "OFF"},
+        {"Name": "someone-elses-box"},
+    ],
+)
+def test_unmanaged_and_opted_out_instances_are_left_alone(
+    fleet: Fleet, tags: dict[str, str]
+) -> None:
+    [instance] = fleet.launch(tags=tags)
+    outcome = fleet.lifecycle.handle([fleet.event(instance, "running")])
+    assert outcome.failed == []
+    assert fleet.alarm_names() == set()
+
+
+def test_the_guides_spawn_true_tag_counts_as_managed(fleet: Fleet) -> None:
+    [instance] = fleet.launch(tags={"spawn": "true"})
+    fleet.lifecycle.handle([fleet.event(instance, "running")])
+    assert fleet.alarmed_instances() == {instance}
+
+
+def test_opting_out_while_stopped_removes_alarms_on_next_run(fleet: Fleet) -> None:
+    [instance] = fleet.launch()
+    fleet.lifecycle.handle([fleet.event(instance, "running")])
+    fleet.ec2.create_tags(Resources=[instance], Tags=[{"Key": "spawn:monitoring", "Value": "off"}])
+    fleet.lifecycle.handle([fleet.event(instance, "running", later(30))])
+    assert fleet.alarm_names() == set()
+
+
+def test_instance_gone_from_ec2_is_handled_without_error(fleet: Fleet) -> None:
+    [instance] = fleet.launch()
+    fleet.ec2.terminate_instances(InstanceIds=[instance])
+    outcome = fleet.lifecycle.handle(
+        [fleet.event(instance, "running"), fleet.event("i-0123456789abcdef0", "running")]
+    )
+    assert outcome.failed == []
+    assert fleet.alarm_names() == set()
+
+
+def test_malformed_messages_are_dropped_and_good_ones_still_applied(fleet: Fleet) -> None:
+    [instance] = fleet.launch()
+    garbage = [
+        Message("m1", "not json"),
+        Message("m2", "[]"),
+        Message(
+            "m3", '{"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification"}'
+        ),
+    ]
+    outcome = fleet.lifecycle.handle([*garbage, fleet.event(instance, "running")])
+    assert outcome.malformed == 3
+    assert outcome.failed == []  # retrying garbage would never succeed
+    assert fleet.alarmed_instances() == {instance}
+
+
+def test_tag_reads_are_batched_for_a_burst(fleet: Fleet) -> None:
+    instances = fleet.launch(150)
+    calls = count_calls(fleet.ec2)
+    fleet.lifecycle.handle([fleet.event(i, "running") for i in instances])
+    assert calls == {"DescribeInstances": 1}
+    assert fleet.alarmed_instances() == set(instances)
+
+
+def test_deletes_are_batched_in_chunks_of_at_most_100_names(fleet: Fleet) -> None:
+    instances = fleet.launch(120)
+    fleet.lifecycle.handle([fleet.event(i, "running") for i in instances])
+    sizes: list[int] = []
+    fleet.cloudwatch.meta.events.register(
+        "provide-client-params.cloudwatch.DeleteAlarms",
+        lambda params, **_: sizes.append(len(params["AlarmNames"])),
+    )
+    fleet.lifecycle.handle([fleet.event(i, "terminated", later(60)) for i in instances])
+    assert sizes == [100, 100, 40]
+    assert fleet.alarm_names() == set()
+
+
+def test_throttled_alarm_puts_are_retried_until_every_alarm_exists(fleet: Fleet) -> None:
+    instances = fleet.launch(3)
+    budget = iter([True, True, False, True] + [False] * 100)
+    attempts = throttle(fleet.cloudwatch, "PutMetricAlarm", lambda: next(budget))
+    outcome = fleet.lifecycle.handle([fleet.event(i, "running") for i in instances])
+    assert outcome.failed == []
+    assert attempts.count(0) == 3  # three throttles were answered ...
+    assert fleet.alarmed_instances() == set(instances)  # ... and nothing was lost
+    assert len(fleet.alarm_names()) == 6
+
+
+def test_throttling_past_the_retry_budget_reports_the_messages_for_redelivery(
+    fleet: Fleet,
+) -> None:
+    from botocore.config import Config
+
+    from chalicelib.clients import Clients
+    from tests.integration.conftest import fast_store
+
+    [instance] = fleet.launch()
+    impatient = Clients(fleet.session, Config(retries={"mode": "standard", "max_attempts": 1}))
+    fleet.lifecycle.alarms = fast_store(impatient, fleet.topic_arn)
+    throttle(impatient.cloudwatch, "PutMetricAlarm", lambda: True)
+    message = fleet.event(instance, "running")
+    outcome = fleet.lifecycle.handle([message])
+    assert outcome.failed == [message.message_id]
+    assert outcome.batch_item_failures() == {
+        "batchItemFailures": [{"itemIdentifier": message.message_id}]
+    }
+    # SQS delivers the message again; once CloudWatch answers, the alarms are made.
+    fleet.lifecycle.alarms = fleet.alarms
+    assert fleet.lifecycle.handle([message]).failed == []
+    assert fleet.alarmed_instances() == {instance}
+
+
+def test_recover_action_is_added_to_the_system_alarm_only(fleet: Fleet) -> None:
+    from tests.integration.conftest import fast_store
+
+    [instance] = fleet.launch()
+    fleet.lifecycle.alarms = fast_store(fleet.clients, fleet.topic_arn, recover=True)
+    fleet.lifecycle.handle([fleet.event(instance, "running")])
+    alarms = fleet.cloudwatch.describe_alarms(AlarmNames=alarm_names(instance))["MetricAlarms"]
+    actions = {a["AlarmName"].rsplit("-", 1)[1]: a["AlarmActions"] for a in alarms}
+    assert actions["status"] == [fleet.topic_arn]
+    assert actions["system"] == [fleet.topic_arn, "arn:aws:automate:us-east-1:ec2:recover"]
