@@ -12,6 +12,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
 from chalicelib.alarms import AlarmStore
+from chalicelib.alerts import AlertPublisher
 from chalicelib.clients import Clients
 from chalicelib.instances import Registry
 from chalicelib.lifecycle import Lifecycle
@@ -56,3 +57,13 @@ def alarm_store() -> AlarmStore:
 @cache
 def lifecycle() -> Lifecycle:
     return Lifecycle(settings(), clients().ec2, registry(), alarm_store())
+
+
+@cache
+def alerts() -> AlertPublisher:
+    config = settings()
+    return AlertPublisher(
+        clients().sns,
+        alerts_topic_arn=clients().topic_arn(config.alerts_topic),
+        critical_topic_arn=clients().topic_arn(config.critical_topic),
+    )

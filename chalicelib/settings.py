@@ -41,6 +41,8 @@ class Settings:
     alarm_api_tps: float = 3.0
     lifecycle_max_concurrency: int = 2
     stall_after_seconds: int = 600
+    failed_alert_percent: float = 10.0
+    recount_every_seconds: int = 3600
     unhealthy_percent_threshold: float = 5.0
     daily_cost_limit_usd: float = 1000.0
     log_retention_days: int = 14

@@ -1,0 +1,35 @@
+"""`make bench`: run every benchmark and print its figures.
+
+Each benchmark module exposes `run() -> list[Figure]`. Every figure is a ratio against
+a baseline measured in the same run, or a count (API calls, items read): absolute
+timings depend on the machine and are printed only beside their baseline.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+
+from bench.report import Figure
+
+BENCHMARKS = ("bench.lifecycle",)
+
+
+def main(names: list[str]) -> int:
+    selected = [b for b in BENCHMARKS if not names or b.rsplit(".", 1)[1] in names]
+    failed = 0
+    for name in selected:
+        started = time.monotonic()
+        print(f"== {name}", flush=True)
+        figures: list[Figure] = importlib.import_module(name).run()
+        for figure in figures:
+            print(f"   {figure}", flush=True)
+            failed += 0 if figure.ok else 1
+        print(f"   ({time.monotonic() - started:.0f} s)", flush=True)
+    print("all targets met" if not failed else f"{failed} figure(s) missed their target")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
