@@ -1,0 +1,134 @@
+"""The reconciler heals what events missed (SPEC §5 invariant), on moto."""
+
+from __future__ import annotations
+
+from botocore.stub import Stubber
+
+from chalicelib.alarms import alarm_names
+from chalicelib.reconcile import reconcile
+from tests.integration.conftest import T0, Fleet, later
+
+
+def _reconcile(fleet: Fleet) -> object:
+    return reconcile(
+        settings=fleet.settings,
+        ec2=fleet.ec2,
+        registry=fleet.registry,
+        alarms=fleet.alarms,
+        now=later(600),
+    )
+
+
+def _orphan(fleet: Fleet, instance_id: str) -> None:
+    from chalicelib.alarms import ALARM_KINDS, Watched, alarm_request
+
+    for kind in ALARM_KINDS:
+        fleet.cloudwatch.put_metric_alarm(
+            **alarm_request(
+                Watched(instance_id),
+                kind,
+                topic_arn=fleet.topic_arn,
+                region="us-east-1",
+                recover=False,
+            )
+        )
+
+
+def test_missing_alarms_are_created_and_the_instance_adopted(fleet: Fleet) -> None:
+    instances = fleet.launch(3)
+    [unmanaged] = fleet.launch(tags={"Name": "not ours"})
+    fleet.lifecycle.handle([fleet.event(instances[0], "running")])  # the others' events were lost
+
+    report = _reconcile(fleet)
+
+    assert fleet.alarmed_instances() == set(instances)
+    assert unmanaged not in fleet.alarmed_instances()
+    assert report.alarms_created_for == 2  # type: ignore[attr-defined]
+    assert report.adopted == 2  # type: ignore[attr-defined]
+    row = fleet.registry.get(instances[1])
+    assert row is not None
+    assert row["state"] == "running"
+    assert row["array_id"] == "render-20260127-a1b2c3"
+
+
+def test_orphaned_alarms_are_deleted_and_ghosts_corrected(fleet: Fleet) -> None:
+    [kept, ended] = fleet.launch(2)
+    fleet.lifecycle.handle([fleet.event(i, "running") for i in (kept, ended)])
+    fleet.ec2.terminate_instances(InstanceIds=[ended])  # its terminated event was lost
+    _orphan(fleet, "i-0000000000000dead")  # left over from an instance long gone
+
+    _reconcile(fleet)
+
+    assert fleet.alarmed_instances() == {kept}
+    row = fleet.registry.get(ended)
+    assert row is not None
+    assert row["state"] == "terminated"
+
+
+def test_stopped_instances_are_not_watched(fleet: Fleet) -> None:
+    [instance] = fleet.launch()
+    fleet.lifecycle.handle([fleet.event(instance, "running")])
+    fleet.ec2.stop_instances(InstanceIds=[instance])
+    _reconcile(fleet)
+    assert fleet.alarm_names() == set()
+
+
+def test_more_than_100_orphans_are_deleted_in_chunks_of_at_most_100(fleet: Fleet) -> None:
+    orphans = [f"i-{n:017x}" for n in range(1, 131)]
+    for instance_id in orphans:
+        _orphan(fleet, instance_id)
+    sizes: list[int] = []
+    fleet.cloudwatch.meta.events.register(
+        "provide-client-params.cloudwatch.DeleteAlarms",
+        lambda params, **_: sizes.append(len(params["AlarmNames"])),
+    )
+    report = _reconcile(fleet)
+    assert report.alarms_deleted == 260  # type: ignore[attr-defined]
+    assert sizes == [100, 100, 60]  # moto would take all 260 at once; CloudWatch would not
+    assert fleet.alarm_names() == set()
+
+
+def test_reconcile_twice_changes_nothing_the_second_time(fleet: Fleet) -> None:
+    fleet.launch(4)
+    _reconcile(fleet)
+    second = _reconcile(fleet)
+    assert (second.alarms_created_for, second.alarms_deleted, second.adopted) == (0, 0, 0)  # type: ignore[attr-defined]
+
+
+def test_alarm_listing_follows_every_page(fleet: Fleet) -> None:
+    # moto never paginates DescribeAlarms, so the pages CloudWatch would return are stubbed.
+    names = alarm_names("i-0aaaaaaaaaaaaaaaa") + alarm_names("i-0bbbbbbbbbbbbbbbb")
+    stub = Stubber(fleet.cloudwatch)
+    request = {
+        "AlarmNamePrefix": "spawn-instance-",
+        "AlarmTypes": ["MetricAlarm"],
+        "MaxRecords": 100,
+    }
+    stub.add_response(
+        "describe_alarms",
+        {"MetricAlarms": [{"AlarmName": n} for n in names[:3]], "NextToken": "page-2"},
+        request,
+    )
+    stub.add_response(
+        "describe_alarms",
+        {"MetricAlarms": [{"AlarmName": names[3]}]},
+        {**request, "NextToken": "page-2"},
+    )
+    with stub:
+        assert fleet.alarms.list_names() == set(names)
+    stub.assert_no_pending_responses()
+
+
+def test_delete_of_an_alarm_that_vanished_meanwhile_deletes_the_rest(fleet: Fleet) -> None:
+    # CloudWatch refuses a whole DeleteAlarms call naming a missing alarm; moto does not,
+    # so CloudWatch's answers are stubbed: the retry must name only the alarms that exist.
+    [instance] = fleet.launch()
+    fleet.lifecycle.handle([fleet.event(instance, "running", T0)])
+    present = alarm_names(instance)
+    stub = Stubber(fleet.cloudwatch)
+    stub.add_client_error("delete_alarms", "ResourceNotFound", http_status_code=404)
+    stub.add_response("describe_alarms", {"MetricAlarms": [{"AlarmName": n} for n in present]})
+    stub.add_response("delete_alarms", {}, {"AlarmNames": present})
+    with stub:
+        fleet.alarms.delete([*present, "spawn-instance-i-0ffffffffffffffff-status"])
+    stub.assert_no_pending_responses()
