@@ -8,6 +8,7 @@ timings depend on the machine and are printed only beside their baseline.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import time
 
@@ -17,6 +18,14 @@ BENCHMARKS = ("bench.lifecycle",)
 
 
 def main(names: list[str]) -> int:
+    # Benchmarks run on moto only: fake credentials, never a real endpoint.
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        os.environ[key] = value
+    os.environ.pop("AWS_ENDPOINT_URL", None)
     selected = [b for b in BENCHMARKS if not names or b.rsplit(".", 1)[1] in names]
     failed = 0
     for name in selected:

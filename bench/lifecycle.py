@@ -1,0 +1,250 @@
+"""Lifecycle at burst scale: a 1,000-instance array launches and terminates.
+
+1. AWS API calls (EC2 + CloudWatch) per instance, against the naive design measured in
+   the same run (per event: one tag read, two alarm puts, one delete).
+2. With CloudWatch throttling `PutMetricAlarm` at the real quota (3 calls/s, token
+   bucket with one second of burst) and two concurrent consumers (the SQS event
+   source's maximum concurrency), the virtual time until every alarm exists against
+   the quota-bound minimum (2 alarms x 1,000 instances / 3 per second).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import queue
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import boto3
+from botocore.awsrequest import AWSResponse
+from botocore.config import Config
+
+from bench.report import Figure
+from bench.virtual_time import VirtualClock
+from chalicelib.alarms import AlarmStore, alarm_names
+from chalicelib.clients import Clients
+from chalicelib.instances import Registry
+from chalicelib.lifecycle import Lifecycle, Message
+from chalicelib.pacing import RateLimiter
+from chalicelib.settings import Settings
+from local.provision import provision
+
+SIZE = 1000
+BATCH = 100
+QUOTA_TPS = 3.0
+CONSUMERS = 2
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = json.loads((ROOT / "events" / "ec2-state-change-running.json").read_text())
+T0 = datetime(2026, 1, 27, 10, 0, tzinfo=UTC)
+TAGS = [
+    {"Key": "spawn:managed", "Value": "true"},
+    {"Key": "spawn:job-array-id", "Value": "bench-20260127-000001"},
+]
+
+
+def _event(instance_id: str, state: str, seconds: int, n: int) -> Message:
+    event = copy.deepcopy(SAMPLE)
+    event.update(id=f"bench-{n}", time=(T0 + timedelta(seconds=seconds)).isoformat())
+    event["detail"] = {"instance-id": instance_id, "state": state}
+    return Message(f"m-{n}", json.dumps(event))
+
+
+def _counter(*clients: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+
+    def hook(model: Any, **_: Any) -> None:
+        counts[model.name] = counts.get(model.name, 0) + 1
+
+    for client in clients:
+        client.meta.events.register("before-call", hook)
+    return counts
+
+
+class _Raw:
+    def stream(self, **_: Any) -> Any:
+        yield b'{"__type": "Throttling", "message": "Rate exceeded"}'
+
+
+def _throttle_at_quota(client: Any, clock: VirtualClock, rate: float) -> list[int]:
+    """CloudWatch's quota as a token bucket on the virtual clock; returns throttle count."""
+    state = {"tokens": rate, "at": 0.0}
+    throttled = [0]
+    lock = threading.Lock()
+
+    def hook(request: Any, **_: Any) -> AWSResponse | None:
+        with lock:
+            now = clock.time()
+            state["tokens"] = min(rate, state["tokens"] + (now - state["at"]) * rate)
+            state["at"] = now
+            if state["tokens"] >= 1:
+                state["tokens"] -= 1
+                return None
+            throttled[0] += 1
+        headers = {"x-amzn-query-error": "Throttling;Sender"}
+        return AWSResponse(request.url, 400, headers, _Raw())  # type: ignore[arg-type]
+
+    client.meta.events.register_first("before-send.cloudwatch.PutMetricAlarm", hook)
+    return throttled
+
+
+def _launch(ec2: Any) -> list[str]:
+    ids: list[str] = []
+    for _ in range(SIZE // 500):
+        spec = [{"ResourceType": "instance", "Tags": TAGS}]
+        reservation = ec2.run_instances(
+            ImageId="ami-12c6146b", MinCount=500, MaxCount=500, TagSpecifications=spec
+        )
+        ids.extend(i["InstanceId"] for i in reservation["Instances"])
+    return ids
+
+
+def _naive(clients: Clients, topic_arn: str, ids: list[str]) -> dict[str, int]:
+    """One Lambda per event, as the guide's scripts would do it."""
+    from chalicelib.alarms import ALARM_KINDS, Watched, alarm_request
+    from chalicelib.instances import facts_from
+
+    counts = _counter(clients.ec2, clients.cloudwatch)
+    for instance_id in ids:
+        found = clients.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+        facts = facts_from(found[0]["Instances"][0])
+        for kind in ALARM_KINDS:
+            request = alarm_request(
+                Watched(instance_id, facts.array_id),
+                kind,
+                topic_arn=topic_arn,
+                region=clients.region,
+                recover=False,
+            )
+            clients.cloudwatch.put_metric_alarm(**request)
+    for instance_id in ids:
+        clients.cloudwatch.delete_alarms(AlarmNames=alarm_names(instance_id))
+    return counts
+
+
+def _store(clients: Clients, topic_arn: str, limiter: Callable[[], RateLimiter]) -> AlarmStore:
+    return AlarmStore(
+        clients.cloudwatch,
+        topic_arn=topic_arn,
+        region=clients.region,
+        put_limiter=limiter(),
+        delete_limiter=limiter(),
+    )
+
+
+def _calls_per_instance() -> list[Figure]:
+    session = boto3.Session(region_name="us-east-1")
+    infra = provision(session)
+    topic = infra.arns["AlertsTopic"]
+    settings = Settings()
+    clients = Clients(session)
+    ids = _launch(clients.ec2)
+
+    naive = dict(_naive(Clients(session), topic, ids))
+    naive_calls = sum(naive.values())
+
+    fast = lambda: RateLimiter(1e6, burst=1e6)  # noqa: E731 - call counts do not depend on pace
+    registry = Registry(clients.dynamodb, settings.instances_table)
+    lifecycle = Lifecycle(settings, clients.ec2, registry, _store(clients, topic, fast))
+    ours = _counter(clients.ec2, clients.cloudwatch)
+    ddb = _counter(clients.dynamodb)
+    running = [_event(i, "running", 0, n) for n, i in enumerate(ids)]
+    terminated = [_event(i, "terminated", 600, SIZE + n) for n, i in enumerate(ids)]
+    for events in (running, terminated):
+        for start in range(0, SIZE, BATCH):
+            assert lifecycle.handle(events[start : start + BATCH]).failed == []
+    ours_calls = sum(ours.values())
+    return [
+        Figure(
+            "EC2+CloudWatch calls per instance, launch+terminate of 1,000",
+            ours_calls / SIZE,
+            "calls/instance",
+            target=2.2,
+            detail=", ".join(f"{k} {v}" for k, v in sorted(ours.items())),
+        ),
+        Figure(
+            "  naive design, same run",
+            naive_calls / SIZE,
+            "calls/instance",
+            detail=", ".join(f"{k} {v}" for k, v in sorted(naive.items())),
+        ),
+        Figure("  naive / ours", naive_calls / ours_calls, "x fewer calls"),
+        Figure(
+            "  DynamoDB registry writes per instance (conditional, one per applied event)",
+            sum(ddb.values()) / SIZE,
+            "calls/instance",
+        ),
+    ]
+
+
+def _time_under_throttling() -> list[Figure]:
+    session = boto3.Session(region_name="us-east-1")
+    infra = provision(session)
+    topic = infra.arns["AlertsTopic"]
+    settings = Settings()
+    clock = VirtualClock(CONSUMERS)
+    # No client retries: a throttle fails the message, which SQS delivers again.
+    clients = Clients(session, Config(retries={"mode": "standard", "max_attempts": 1}))
+    ids = _launch(clients.ec2)
+    throttled = _throttle_at_quota(clients.cloudwatch, clock, QUOTA_TPS)
+    per_consumer = settings.alarm_api_tps / settings.lifecycle_max_concurrency
+
+    work: queue.Queue[list[Message]] = queue.Queue()
+    events = [_event(i, "running", 0, n) for n, i in enumerate(ids)]
+    for start in range(0, SIZE, BATCH):
+        work.put(events[start : start + BATCH])
+    redelivered = [0]
+
+    def consumer() -> None:
+        limiter = lambda: RateLimiter(per_consumer, clock=clock.time, sleep=clock.sleep)  # noqa: E731
+        registry = Registry(clients.dynamodb, settings.instances_table)
+        lifecycle = Lifecycle(settings, clients.ec2, registry, _store(clients, topic, limiter))
+        try:
+            while True:
+                try:
+                    batch = work.get_nowait()
+                except queue.Empty:
+                    return
+                outcome = lifecycle.handle(batch)
+                if outcome.failed:
+                    failed = set(outcome.failed)
+                    redelivered[0] += len(failed)
+                    work.put([m for m in batch if m.message_id in failed])
+        finally:
+            clock.leave()
+
+    with mock.patch("botocore.endpoint.time.sleep", clock.sleep):
+        threads = [threading.Thread(target=consumer) for _ in range(CONSUMERS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    elapsed = clock.time()
+    store = _store(clients, topic, lambda: RateLimiter(1e6, burst=1e6))
+    missing = SIZE * 2 - len(store.list_names())
+    minimum = SIZE * 2 / QUOTA_TPS
+    return [
+        Figure(
+            "time until every alarm exists / quota-bound minimum",
+            elapsed / minimum,
+            "x",
+            target=1.2,
+            detail=f"{elapsed:.0f} s virtual vs {minimum:.0f} s; {throttled[0]} throttled, "
+            f"{redelivered[0]} messages redelivered",
+        ),
+        Figure("alarms missing at the end", missing, "alarms", target=0),
+    ]
+
+
+def run() -> list[Figure]:
+    from moto import mock_aws
+
+    with mock_aws():
+        figures = _calls_per_instance()
+    with mock_aws():
+        figures += _time_under_throttling()
+    return figures
