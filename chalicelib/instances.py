@@ -18,7 +18,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from chalicelib.alarms import chunked
-from chalicelib.ec2_events import StateChange, iso, iso_ms
+from chalicelib.ec2_events import STATE_RANK, StateChange, iso, iso_ms
 from chalicelib.settings import Settings
 
 if TYPE_CHECKING:
@@ -132,7 +132,11 @@ def describe_managed_running(ec2: EC2Client, settings: Settings) -> dict[str, In
 
 
 class Registry:
-    """The instances table.
+    """The instances table: one item per instance, written by several handlers.
+
+    Lifecycle fields (`state`, `last_event_ms`, ...) are written only by newer state
+    changes; other handlers (interruptions, health) add their own fields to the same
+    item without touching those, so each writer's condition looks at its own fields.
 
     Args:
         dynamodb: a DynamoDB client.
@@ -144,6 +148,45 @@ class Registry:
         self.dynamodb = dynamodb
         self.table = table
         self.clock = clock
+
+    def update(
+        self,
+        instance_id: str,
+        values: Mapping[str, Any],
+        condition: str | None = None,
+        condition_values: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
+        """SET `values` on an instance's item if `condition` holds.
+
+        In `condition`, `#name` refers to the attribute `name` of `values` or
+        `condition_values` keys (`:name`). Returns the previous item (empty for a new
+        one), or None when the condition failed and nothing was written.
+        """
+        present = {k: v for k, v in values.items() if v is not None}
+        names = {f"#{k.replace(':', '_')}": k for k in present}
+        attr_values = {f":{k.replace(':', '_')}": _serialize(v) for k, v in present.items()}
+        for key, value in (condition_values or {}).items():
+            attr_values[f":{key}"] = _serialize(value)
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": {"instance_id": {"S": instance_id}},
+            "UpdateExpression": "SET " + ", ".join(f"{n} = :{n[1:]}" for n in names),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": attr_values,
+            "ReturnValues": "ALL_OLD",
+        }
+        if condition:
+            request["ConditionExpression"] = condition
+            for token in {t for t in condition.replace("(", " ").replace(")", " ").split()}:
+                if token.startswith("#") and token not in names:
+                    names[token] = token[1:]
+        try:
+            response = self.dynamodb.update_item(**request)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return None
+            raise
+        return {k: _deserialize(v) for k, v in response.get("Attributes", {}).items()}
 
     def record(
         self, change: StateChange, facts: InstanceFacts | None, managed: bool | None
@@ -159,84 +202,41 @@ class Registry:
             "state_rank": change.rank,
             "last_event_ms": int(change.time.timestamp() * 1000),
             "last_event_time": iso(change.time),
+            "gone": change.state == "terminated",
+            "managed": managed,
         }
-        if managed is not None:
-            values["managed"] = managed
         if facts is not None:
-            values.update(
-                {
-                    "instance_type": facts.instance_type,
-                    "availability_zone": facts.availability_zone,
-                    "lifecycle": facts.lifecycle,
-                    "launch_time": facts.launch_time,
-                    **facts.membership(),
-                }
-            )
+            values.update(_facts_values(facts))
         if change.state == "terminated" or managed is False:
             values["expires_at"] = int(self.clock()) + GONE_RETENTION_SECONDS
-        values["gone"] = change.state == "terminated"
-        values = {k: v for k, v in values.items() if v is not None}
-        names = {f"#a{i}": k for i, k in enumerate(values)}
-        attr_values = {f":a{i}": _serialize(v) for i, v in enumerate(values.values())}
-        attr_values[":terminated"] = _serialize("terminated")
-        attr_values[":ms"] = _serialize(values["last_event_ms"])
-        attr_values[":rank"] = _serialize(values["state_rank"])
-        names["#state"] = "state"
-        # New item, or an exact repeat, or newer than the recorded change (by time, then
-        # by rank for changes within one second) unless the recorded state is final.
+        # A first sighting, an exact repeat, or newer than the recorded change (by time,
+        # then by rank within one second) unless the recorded state is final.
         condition = (
-            "attribute_not_exists(instance_id)"
-            " OR (last_event_ms = :ms AND state_rank = :rank)"
-            " OR (#state <> :terminated AND (last_event_ms < :ms"
-            " OR (last_event_ms = :ms AND state_rank < :rank)))"
+            "attribute_not_exists(#last_event_ms)"
+            " OR (#last_event_ms = :last_event_ms AND #state_rank = :state_rank)"
+            " OR (#state <> :terminated AND (#last_event_ms < :last_event_ms"
+            " OR (#last_event_ms = :last_event_ms AND #state_rank < :state_rank)))"
         )
-        try:
-            response = self.dynamodb.update_item(
-                TableName=self.table,
-                Key={"instance_id": {"S": change.instance_id}},
-                UpdateExpression="SET " + ", ".join(f"#a{i} = :a{i}" for i in range(len(values))),
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=attr_values,
-                ReturnValues="ALL_OLD",
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return None
-            raise
-        return {k: _deserialize(v) for k, v in response.get("Attributes", {}).items()}
+        return self.update(change.instance_id, values, condition, {"terminated": "terminated"})
 
     def adopt(self, facts: InstanceFacts, observed_ms: int) -> bool:
         """Record a running managed instance the events missed, unless already known.
 
         Returns whether it was written.
         """
-        values: dict[str, Any] = {
-            "instance_id": facts.instance_id,
+        values = {
             "state": facts.state,
-            "state_rank": 1,
+            "state_rank": STATE_RANK.get(facts.state, 1),
             "last_event_ms": observed_ms,
             "last_event_time": iso_ms(observed_ms),
             "managed": True,
             "gone": False,
-            "instance_type": facts.instance_type,
-            "availability_zone": facts.availability_zone,
-            "lifecycle": facts.lifecycle,
-            "launch_time": facts.launch_time,
-            **facts.membership(),
+            **_facts_values(facts),
         }
-        item = {k: _serialize(v) for k, v in values.items() if v is not None}
-        try:
-            self.dynamodb.put_item(
-                TableName=self.table,
-                Item=item,
-                ConditionExpression="attribute_not_exists(instance_id)",
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return (
+            self.update(facts.instance_id, values, "attribute_not_exists(#last_event_ms)")
+            is not None
+        )
 
     def get(self, instance_id: str) -> dict[str, Any] | None:
         response = self.dynamodb.get_item(
@@ -251,3 +251,13 @@ class Registry:
         for page in self.dynamodb.get_paginator("scan").paginate(TableName=self.table):
             rows.extend({k: _deserialize(v) for k, v in item.items()} for item in page["Items"])
         return rows
+
+
+def _facts_values(facts: InstanceFacts) -> dict[str, Any]:
+    return {
+        "instance_type": facts.instance_type,
+        "availability_zone": facts.availability_zone,
+        "lifecycle": facts.lifecycle,
+        "launch_time": facts.launch_time,
+        **facts.membership(),
+    }

@@ -32,7 +32,7 @@ class Settings:
     instances_table: str = "spawn-instances"
     arrays_table: str = "spawn-arrays"
     alert_history_table: str = "spawn-alert-history"
-    idempotency_table: str = "spawn-idempotency"
+    stats_table: str = "spawn-fleet-stats"
     alerts_topic: str = "spawn-alerts"
     critical_topic: str = "spawn-critical"
     lifecycle_queue: str = "spawn-lifecycle-events"

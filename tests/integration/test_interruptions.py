@@ -1,0 +1,187 @@
+"""Spot interruption warnings and rebalance recommendations, on moto (SPEC §3, §6, §8)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from chalicelib.alerts import AlertPublisher
+from chalicelib.ec2_events import MalformedEvent
+from chalicelib.interruptions import Interruptions
+from chalicelib.stats import Stats
+from local.provision import Provisioned
+from tests.conftest import load_event
+from tests.integration.conftest import Fleet
+
+
+class Harness:
+    def __init__(self, fleet: Fleet, infra: Provisioned, **settings: Any) -> None:
+        self.fleet = fleet
+        self.sqs = fleet.session.client("sqs")
+        self.queue = self.sqs.create_queue(QueueName="alert-subscriber")["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])
+        fleet.session.client("sns").subscribe(
+            TopicArn=infra.arns["AlertsTopic"],
+            Protocol="sqs",
+            Endpoint=arn["Attributes"]["QueueArn"],
+            Attributes={"FilterPolicy": json.dumps({"event_type": ["spot_interruption"]})},
+        )
+        self.publisher = AlertPublisher(
+            fleet.clients.sns, infra.arns["AlertsTopic"], infra.arns["CriticalTopic"]
+        )
+        self.settings = replace(fleet.settings, **settings)
+        self.stats = Stats(fleet.clients.dynamodb, self.settings.stats_table)
+        self.handler = Interruptions(
+            self.settings, fleet.clients.dynamodb, fleet.ec2, fleet.registry, self.publisher
+        )
+
+    def warning(
+        self, instance_id: str, event_id: str = "w-1", action: str = "terminate"
+    ) -> dict[str, Any]:
+        event = copy.deepcopy(load_event("ec2-spot-interruption-warning.json"))
+        event["id"] = event_id
+        event["detail"] = {"instance-id": instance_id, "instance-action": action}
+        return event
+
+    def alerts(self) -> list[dict[str, Any]]:
+        messages = self.sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10).get(
+            "Messages", []
+        )
+        return [json.loads(m["Body"]) for m in messages]
+
+    def totals(self) -> dict[str, int]:
+        at = datetime.fromisoformat(
+            load_event("ec2-spot-interruption-warning.json")["time"].replace("Z", "+00:00")
+        )
+        return self.stats.interruption_totals(at.astimezone(UTC))
+
+
+@pytest.fixture
+def harness(fleet: Fleet, infra: Provisioned) -> Harness:
+    return Harness(fleet, infra)
+
+
+def _emf(capsys: Any) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+
+
+def test_the_same_warning_delivered_three_times_counts_once(harness: Harness, capsys: Any) -> None:
+    [instance] = harness.fleet.launch()
+    event = harness.warning(instance)
+    outcomes = [harness.handler.on_warning(event) for _ in range(3)]
+
+    assert outcomes == ["counted", "duplicate", "duplicate"]
+    assert harness.totals() == {"last_hour": 1, "last_24h": 1, "total": 1}
+    documents = _emf(capsys)
+    fleet_wide = [d for d in documents if d["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [[]]]
+    by_array = [d for d in documents if "ArrayId" in d]
+    assert len(fleet_wide) == 1
+    assert len(by_array) == 1
+    assert by_array[0]["ArrayId"] == "render-20260127-a1b2c3"
+    assert all("service" not in d for d in documents)
+    [alert] = harness.alerts()
+    assert alert["Subject"].startswith(f"Spot interruption: {instance}")
+    assert alert["MessageAttributes"]["event_type"]["Value"] == "spot_interruption"
+    assert alert["MessageAttributes"]["array_id"]["Value"] == "render-20260127-a1b2c3"
+    assert json.loads(alert["Message"])["details"]["instance_action"] == "terminate"
+    assert harness.alerts() == []
+
+    row = harness.fleet.registry.get(instance)
+    assert row is not None
+    assert row["interruption_action"] == "terminate"
+    assert row["interrupted_at"].endswith("Z")
+
+
+def test_two_instances_count_two(harness: Harness) -> None:
+    first, second = harness.fleet.launch(2)
+    harness.handler.on_warning(harness.warning(first, "w-1"))
+    harness.handler.on_warning(harness.warning(second, "w-2", action="stop"))
+    harness.handler.on_warning(harness.warning(first, "w-3"))  # a re-sent warning, new id
+    assert harness.totals()["total"] == 2
+    counts = harness.stats.counts(["interruptions#array#render-20260127-a1b2c3"])
+    assert counts == {"interruptions#array#render-20260127-a1b2c3": 2}
+
+
+def test_unmanaged_instance_is_not_counted_by_default(harness: Harness) -> None:
+    [instance] = harness.fleet.launch(tags={"Name": "other"})
+    assert harness.handler.on_warning(harness.warning(instance)) == "ignored"
+    assert harness.totals()["total"] == 0
+    assert harness.alerts() == []
+
+
+def test_unmanaged_counts_in_the_fleet_figure_only_when_configured(
+    harness: Harness, fleet: Fleet, infra: Provisioned, capsys: Any
+) -> None:
+    counting = Harness(fleet, infra, count_unmanaged_interruptions=True)
+    [instance] = fleet.launch(tags={"Name": "other", "spawn:job-array-id": "not-ours-1"})
+    assert counting.handler.on_warning(counting.warning(instance)) == "counted"
+    assert counting.totals()["total"] == 1
+    assert counting.stats.counts(["interruptions#array#not-ours-1"]) == {}
+    documents = _emf(capsys)
+    assert [d.get("ArrayId") for d in documents] == [None]
+    assert counting.alerts() == []  # not ours to alert about
+
+
+def test_malformed_warning_is_rejected_and_counts_nothing(harness: Harness) -> None:
+    event = harness.warning("i-0abcdef1234567890")
+    event["detail"]["instance-action"] = "explode"
+    with pytest.raises(MalformedEvent, match="instance-action"):
+        harness.handler.on_warning(event)
+    assert harness.totals()["total"] == 0
+
+
+def test_a_failed_alert_is_sent_on_retry_without_counting_again(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [instance] = harness.fleet.launch()
+    event = harness.warning(instance)
+    real = harness.publisher.publish
+
+    def broken(alert: Any) -> str:
+        raise RuntimeError("SNS unavailable")
+
+    monkeypatch.setattr(harness.publisher, "publish", broken)
+    with pytest.raises(RuntimeError):
+        harness.handler.on_warning(event)
+    monkeypatch.setattr(harness.publisher, "publish", real)
+    assert harness.handler.on_warning(event) == "duplicate"  # Lambda's retry
+    assert harness.totals()["total"] == 1
+    assert len(harness.alerts()) == 1
+
+
+def test_interruption_of_an_instance_seen_before_its_running_event(harness: Harness) -> None:
+    [instance] = harness.fleet.launch()
+    harness.handler.on_warning(harness.warning(instance))
+    harness.fleet.lifecycle.handle([harness.fleet.event(instance, "running")])
+    row = harness.fleet.registry.get(instance)
+    assert row is not None
+    assert row["state"] == "running"  # the interruption's write did not block the lifecycle
+    assert row["interruption_action"] == "terminate"
+
+
+def test_rebalance_recommendation_counts_once_and_publishes(harness: Harness, capsys: Any) -> None:
+    [instance] = harness.fleet.launch()
+    event = copy.deepcopy(load_event("ec2-rebalance-recommendation.json"))
+    event["detail"] = {"instance-id": instance}
+    assert [harness.handler.on_rebalance(event) for _ in range(2)] == ["counted", "duplicate"]
+    [document] = _emf(capsys)
+    assert document["RebalanceRecommendations"] == 1.0 or document["RebalanceRecommendations"] == [
+        1.0
+    ]
+    assert harness.stats.counts(["rebalance#all"]) == {"rebalance#all": 1}
+    row = harness.fleet.registry.get(instance)
+    assert row is not None
+    assert "rebalance_at" in row
+
+
+def test_logs_never_carry_the_whole_event(harness: Harness, caplog: Any) -> None:
+    [instance] = harness.fleet.launch()
+    with caplog.at_level(logging.INFO):
+        harness.handler.on_warning(harness.warning(instance))
+    assert "123456789012" not in caplog.text  # the event's account and ARNs stay out
