@@ -1,0 +1,594 @@
+"""Array progress (SPEC §4, §7, §8): worker rows → one summary per array. Pure, no AWS.
+
+spawn's guide Scans the whole progress table on every refresh. Here each array keeps a
+`Summary` that the DynamoDB stream moves one change at a time: the old image of a row
+leaves its count, the new image enters one, so a refresh reads one item whatever the
+array's size. A periodic `recount` of the array's rows corrects any drift.
+
+Rows are given as plain Python values (what `TypeDeserializer` returns: numbers are
+`Decimal`). A row that breaks the SPEC §4 shape becomes `Invalid` with a reason; it
+counts as a worker that reported, in no status, and never hides the valid rows.
+
+Example:
+    >>> change = Change(shard="s", sequence=sequence_key("1"), old=None, new=row, approx_time=t)
+    >>> summary = apply_changes(Summary.new("render-20260127-a1b2c3"), [change])
+    >>> progress_view(summary, ("render", 100), now, stall_after=600)["workers"]["pending"]
+    99
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+from chalicelib.alerts import Alert
+from chalicelib.ec2_events import iso, iso_ms
+
+STATUSES = ("running", "completed", "failed")
+RECENT_ROWS = 5
+# Recent rows are stored in the summary item (≤ 400 KB): long messages are cut.
+MESSAGE_MAX = 500
+# Counts above this cannot be real and would not survive DynamoDB's 38-digit numbers
+# once summed; a row carrying one is invalid rather than able to break every save.
+NUMBER_MAX = 10**12
+TIME_TEXT_MAX = 64
+# Completion-rate samples for the ETA: at most one closed sample per 30 s over the last
+# 15 minutes, so the list stays around 30 entries.
+SAMPLE_EVERY_SECONDS = 30
+RATE_WINDOW_SECONDS = 900
+ETA_MIN_SPAN_SECONDS = 60
+# Stalled rows are folded into one histogram bucket this far behind the stall line,
+# so a reader whose clock lags the aggregator's by up to a minute still counts exactly.
+FOLD_MARGIN_SECONDS = 60
+SEQUENCE_DIGITS = 40
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ARRAY_ID_NAME = re.compile(r"^(?P<name>.+)-\d{8}-[0-9a-f]{6}$")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One valid worker row (SPEC §4); `last_update_ms` is epoch milliseconds."""
+
+    array_id: str
+    task_index: int
+    status: str
+    tasks_completed: int
+    last_update_ms: int
+    instance_id: str
+    hostname: str
+    tasks_total: int | None = None
+    error_count: int | None = None
+    message: str | None = None
+
+    @property
+    def second(self) -> int:
+        return self.last_update_ms // 1000
+
+    def to_json(self) -> dict[str, Any]:
+        """The row as the API shows it (and as the summary item stores it)."""
+        return {
+            "task_index": self.task_index,
+            "status": self.status,
+            "tasks_completed": self.tasks_completed,
+            "last_update": iso_ms(self.last_update_ms),
+            "instance_id": self.instance_id,
+            "hostname": self.hostname,
+            "tasks_total": self.tasks_total,
+            "error_count": self.error_count,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """A row that breaks the SPEC §4 shape, with why; keys are None when unreadable."""
+
+    reason: str
+    array_id: str | None = None
+    task_index: int | None = None
+
+
+def _whole(value: Any) -> int | None:
+    """An integer from an int, or an integral Decimal/float; None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, Decimal | float):
+        try:
+            if not math.isfinite(value) or value != int(value):
+                return None
+        except (OverflowError, ValueError):
+            return None
+        number = int(value)
+    else:
+        return None
+    return number if -NUMBER_MAX <= number <= NUMBER_MAX else None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def parse_utc(value: Any) -> int | None:
+    """Epoch milliseconds of an ISO-8601 UTC time (`Z` or `+00:00`); None otherwise."""
+    if not isinstance(value, str) or len(value) > TIME_TEXT_MAX:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.utcoffset() != timedelta(0):
+        return None
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+def validate_row(image: Mapping[str, Any]) -> Row | Invalid:
+    """Check one row against SPEC §4. Never raises: garbage comes back as `Invalid`.
+
+    Example:
+        >>> validate_row({"array_id": "a", "task_index": Decimal(1), "status": "done"})
+        Invalid(reason="status 'done' is not one of running, completed, failed", ...)
+    """
+    if not isinstance(image, Mapping):
+        return Invalid(f"row is not a map: {_short(image)}")
+    raw_array = image.get("array_id")
+    array_id = raw_array if isinstance(raw_array, str) and raw_array else None
+    task_index = _whole(image.get("task_index"))
+    if task_index is not None and task_index < 0:
+        task_index = None
+
+    def invalid(reason: str) -> Invalid:
+        return Invalid(reason, array_id, task_index)
+
+    if array_id is None:
+        return invalid(f"array_id {_short(raw_array)} is not a non-empty string")
+    if task_index is None:
+        return invalid(f"task_index {_short(image.get('task_index'))} is not an integer ≥ 0")
+    status = image.get("status")
+    if not isinstance(status, str) or status not in STATUSES:
+        return invalid(f"status {_short(status)} is not one of {', '.join(STATUSES)}")
+    tasks_completed = _whole(image.get("tasks_completed"))
+    if tasks_completed is None or tasks_completed < 0:
+        return invalid(
+            f"tasks_completed {_short(image.get('tasks_completed'))} is not an integer ≥ 0"
+        )
+    last_update_ms = parse_utc(image.get("last_update"))
+    if last_update_ms is None:
+        return invalid(f"last_update {_short(image.get('last_update'))} is not ISO-8601 UTC")
+    texts: dict[str, str] = {}
+    for name in ("instance_id", "hostname"):
+        value = image.get(name)
+        if not isinstance(value, str) or not value:
+            return invalid(f"{name} {_short(value)} is not a non-empty string")
+        texts[name] = value
+    optional: dict[str, int | None] = {}
+    for name in ("tasks_total", "error_count"):
+        value = image.get(name)
+        number = None if value is None else _whole(value)
+        if value is not None and (number is None or number < 0):
+            return invalid(f"{name} {_short(value)} is not an integer ≥ 0")
+        optional[name] = number
+    message = image.get("message")
+    if message is not None and not isinstance(message, str):
+        return invalid(f"message {_short(message)} is not a string")
+    return Row(
+        array_id=array_id,
+        task_index=task_index,
+        status=status,
+        tasks_completed=tasks_completed,
+        last_update_ms=last_update_ms,
+        instance_id=texts["instance_id"],
+        hostname=texts["hostname"],
+        tasks_total=optional["tasks_total"],
+        error_count=optional["error_count"],
+        message=message,
+    )
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Workers by status (`invalid` rows count in no status) and tasks done."""
+
+    running: int = 0
+    completed: int = 0
+    failed: int = 0
+    invalid: int = 0
+    tasks_completed: int = 0
+
+    @property
+    def reported(self) -> int:
+        return self.running + self.completed + self.failed + self.invalid
+
+    @property
+    def finished(self) -> int:
+        return self.completed + self.failed
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Everything known of one array, kept in one item of the arrays table.
+
+    Attributes:
+        counts: workers by status, from the rows as they are now.
+        running_by_second: running workers by their `last_update` epoch second, so
+            `stalled` is exact to the second for any `now`.
+        stall_fold: when set, every running worker at or before this second is stalled
+            for good and counted in that one bucket (keeps the item small).
+        recent: the latest valid rows, newest first.
+        first_update_ms / last_update_ms: earliest and latest `last_update` ever seen.
+        samples: (epoch second, completed + failed) for the completion rate.
+        watermarks: last applied stream sequence number per stream, zero-padded.
+        recounted_at_ms: when the last full recount's Query started; stream records
+            created before it are already in the counts.
+        version: bumped by every save (optimistic concurrency).
+        finished_alerted / failing_alerted / stalled_alerted: alerts already sent.
+        final_published: the finished figures are published; nothing changed since.
+    """
+
+    array_id: str
+    counts: Counts = field(default_factory=Counts)
+    running_by_second: Mapping[int, int] = field(default_factory=dict)
+    stall_fold: int | None = None
+    recent: tuple[Row, ...] = ()
+    first_update_ms: int | None = None
+    last_update_ms: int | None = None
+    samples: tuple[tuple[int, int], ...] = ()
+    watermarks: Mapping[str, str] = field(default_factory=dict)
+    recounted_at_ms: int | None = None
+    version: int = 0
+    finished_alerted: bool = False
+    failing_alerted: bool = False
+    stalled_alerted: bool = False
+    final_published: bool = False
+
+    @classmethod
+    def new(cls, array_id: str) -> Summary:
+        return cls(array_id=array_id)
+
+    def stalled(self, now: datetime, stall_after: int) -> int:
+        """Running workers whose `last_update` is older than `now - stall_after`."""
+        # Seconds are whole: second < ceil(line) ⇔ second < line.
+        line = math.ceil(now.timestamp() - stall_after)
+        return sum(n for second, n in self.running_by_second.items() if second < line)
+
+
+class Change(NamedTuple):
+    """One stream record: a row's old image out, its new image in.
+
+    `sequence` must come from `sequence_key` so string order is numeric order.
+    """
+
+    shard: str
+    sequence: str
+    old: Mapping[str, Any] | None
+    new: Mapping[str, Any] | None
+    approx_time: datetime
+
+
+def sequence_key(sequence_number: str) -> str:
+    """A stream sequence number zero-padded to 40 digits; ValueError if it is not one."""
+    if not sequence_number.isascii() or not sequence_number.isdigit():
+        raise ValueError(f"sequence number {sequence_number!r} is not digits")
+    if len(sequence_number) > SEQUENCE_DIGITS:
+        raise ValueError(f"sequence number {sequence_number!r} is longer than 40 digits")
+    return sequence_number.zfill(SEQUENCE_DIGITS)
+
+
+class _Tally:
+    """Mutable working copy of the row-derived parts of a summary.
+
+    One implementation of "a row enters / leaves" serves both the stream path and the
+    recount, so the two can only agree.
+    """
+
+    def __init__(self, summary: Summary | None = None) -> None:
+        base = summary or Summary.new("")
+        self.counts = {
+            "running": base.counts.running,
+            "completed": base.counts.completed,
+            "failed": base.counts.failed,
+            "invalid": base.counts.invalid,
+        }
+        self.tasks = base.counts.tasks_completed
+        self.by_second = dict(base.running_by_second)
+        self.fold = base.stall_fold
+        self.recent = list(base.recent)
+        self.first = base.first_update_ms
+        self.last = base.last_update_ms
+
+    def move(self, parsed: Row | Invalid, sign: int) -> None:
+        """Count a row in (`sign` 1) or out (-1)."""
+        if isinstance(parsed, Invalid):
+            self.counts["invalid"] += sign
+            return
+        self.counts[parsed.status] += sign
+        self.tasks += sign * parsed.tasks_completed
+        if parsed.status == "running":
+            second = parsed.second
+            if self.fold is not None and second <= self.fold:
+                second = self.fold
+            left = self.by_second.get(second, 0) + sign
+            if left:
+                self.by_second[second] = left
+            else:
+                self.by_second.pop(second, None)
+        if sign < 0:
+            self.recent = [r for r in self.recent if r.task_index != parsed.task_index]
+            return
+        self.first = (
+            parsed.last_update_ms if self.first is None else min(self.first, parsed.last_update_ms)
+        )
+        self.last = (
+            parsed.last_update_ms if self.last is None else max(self.last, parsed.last_update_ms)
+        )
+        shown = parsed
+        if parsed.message is not None and len(parsed.message) > MESSAGE_MAX:
+            shown = replace(parsed, message=parsed.message[:MESSAGE_MAX])
+        kept = [r for r in self.recent if r.task_index != parsed.task_index] + [shown]
+        kept.sort(key=lambda r: (r.last_update_ms, r.task_index), reverse=True)
+        self.recent = kept[:RECENT_ROWS]
+
+    def apply_to(self, summary: Summary) -> Summary:
+        return replace(
+            summary,
+            counts=Counts(**self.counts, tasks_completed=self.tasks),
+            running_by_second=self.by_second,
+            stall_fold=self.fold,
+            recent=tuple(self.recent),
+            first_update_ms=self.first,
+            last_update_ms=self.last,
+        )
+
+
+def _sampled(
+    samples: tuple[tuple[int, int], ...], second: int, finished: int
+) -> tuple[tuple[int, int], ...]:
+    """Add a completion sample: the newest stays open (replaced) until 30 s after the one
+    before it, so samples are ≥ 30 s apart and the newest is always current."""
+    if samples:
+        second = max(second, samples[-1][0])
+    kept = list(samples)
+    if len(kept) >= 2 and kept[-1][0] - kept[-2][0] < SAMPLE_EVERY_SECONDS:
+        kept[-1] = (second, finished)
+    else:
+        kept.append((second, finished))
+    return tuple(s for s in kept if s[0] >= second - RATE_WINDOW_SECONDS)
+
+
+def apply_changes(summary: Summary, changes: Iterable[Change]) -> Summary:
+    """Apply stream changes in order; each moves one worker between counts.
+
+    A change whose sequence number is at or below its stream's watermark was applied
+    already (Lambda retried the batch) and is skipped; so is one created before the last
+    recount's Query began, which that recount already counted. Returns `summary` itself
+    when nothing was applied.
+    """
+    tally = _Tally(summary)
+    watermarks = dict(summary.watermarks)
+    samples = summary.samples
+    moved = False
+    advanced = False
+    for change in changes:
+        mark = watermarks.get(change.shard)
+        if mark is not None and change.sequence <= mark:
+            continue
+        watermarks[change.shard] = change.sequence
+        advanced = True
+        created_ms = (change.approx_time - _EPOCH) // timedelta(milliseconds=1)
+        # ApproximateCreationDateTime is rounded down to the second: only a record a
+        # whole second before the recount's Query is certainly in it.
+        if summary.recounted_at_ms is not None and created_ms + 1000 <= summary.recounted_at_ms:
+            continue
+        if change.old is not None:
+            tally.move(validate_row(change.old), -1)
+        if change.new is not None:
+            tally.move(validate_row(change.new), 1)
+        moved = True
+        samples = _sampled(
+            samples,
+            created_ms // 1000,
+            tally.counts["completed"] + tally.counts["failed"],
+        )
+    if not advanced:
+        return summary
+    updated = replace(summary, watermarks=watermarks, samples=samples)
+    if moved:
+        updated = replace(tally.apply_to(updated), final_published=False)
+    return updated
+
+
+def recount(rows: Iterable[Mapping[str, Any]]) -> Summary:
+    """The row-derived parts of a summary (counts, running histogram, recent, first and
+    last update) from every row of one array, as a Query returns them."""
+    tally = _Tally()
+    for image in rows:
+        tally.move(validate_row(image), 1)
+    return tally.apply_to(Summary.new(""))
+
+
+def with_recount(summary: Summary, rows: Iterable[Mapping[str, Any]], now: datetime) -> Summary:
+    """Replace the row-derived parts of `summary` with a recount of `rows`.
+
+    `now` is when the Query began. Watermarks, samples and alert flags are kept; first and
+    last update only ever widen (rows are overwritten, so the earliest update is history).
+    """
+    fresh = recount(rows)
+    first = [t for t in (summary.first_update_ms, fresh.first_update_ms) if t is not None]
+    last = [t for t in (summary.last_update_ms, fresh.last_update_ms) if t is not None]
+    same = (
+        fresh.counts == summary.counts
+        and fresh.running_by_second == summary.running_by_second
+        and fresh.recent == summary.recent
+    )
+    return replace(
+        summary,
+        counts=fresh.counts,
+        running_by_second=fresh.running_by_second,
+        stall_fold=None,
+        recent=fresh.recent,
+        first_update_ms=min(first) if first else None,
+        last_update_ms=max(last) if last else None,
+        recounted_at_ms=(now - _EPOCH) // timedelta(milliseconds=1),
+        final_published=summary.final_published and same,
+    )
+
+
+def fold_stalled(summary: Summary, now: datetime, stall_after: int) -> Summary:
+    """Merge running workers stalled for good into one bucket, keeping the item small.
+
+    A worker whose `last_update` second is at or before `now - stall_after - margin` is
+    stalled for every later `now`, so where exactly it sits no longer matters.
+    """
+    fold = math.ceil(now.timestamp() - stall_after) - 1 - FOLD_MARGIN_SECONDS
+    if summary.stall_fold is not None:
+        fold = max(fold, summary.stall_fold)
+    old = [s for s in summary.running_by_second if s < fold]
+    if not old:
+        return summary
+    buckets = {s: n for s, n in summary.running_by_second.items() if s >= fold}
+    folded = buckets.get(fold, 0) + sum(summary.running_by_second[s] for s in old)
+    if folded:
+        buckets[fold] = folded
+    else:
+        buckets.pop(fold, None)
+    return replace(summary, running_by_second=buckets, stall_fold=fold)
+
+
+def _eta_seconds(summary: Summary, remaining: int, now: datetime) -> int | None:
+    """Seconds left at the completion rate seen over the recent window, or None."""
+    if remaining <= 0:
+        return 0
+    now_s = now.timestamp()
+    window = [s for s in summary.samples if s[0] >= now_s - RATE_WINDOW_SECONDS]
+    if len(window) < 2:
+        return None
+    (first_s, first_done), (last_s, last_done) = window[0], window[-1]
+    if last_s - first_s < ETA_MIN_SPAN_SECONDS or last_done <= first_done:
+        return None
+    # Measured up to now, not the last sample: progress that stopped slows the rate.
+    elapsed = max(now_s, last_s) - first_s
+    return math.ceil(remaining * elapsed / (last_done - first_done))
+
+
+def array_name(array_id: str, registered: str | None) -> str | None:
+    """The array's name from its tags, else from spawn's id form `{name}-{YYYYMMDD}-{hex6}`."""
+    if registered:
+        return registered
+    match = _ARRAY_ID_NAME.match(array_id)
+    return match.group("name") if match else None
+
+
+def progress_view(
+    summary: Summary,
+    registry_info: tuple[str | None, int | None] | None,
+    now: datetime,
+    stall_after: int,
+) -> dict[str, Any]:
+    """The SPEC §7 `GET /arrays/{array_id}/progress` body.
+
+    Args:
+        summary: the array's summary.
+        registry_info: (name, declared size) from the instances' spawn tags, if known.
+        now: the time `stalled` and the ETA are measured at.
+        stall_after: `STALL_AFTER_SECONDS`.
+    """
+    name, size = registry_info or (None, None)
+    counts = summary.counts
+    running, completed, failed, invalid = (
+        max(0, n) for n in (counts.running, counts.completed, counts.failed, counts.invalid)
+    )
+    reported = running + completed + failed + invalid
+    total = max(size or 0, reported)
+    stalled = min(running, max(0, summary.stalled(now, stall_after)))
+    percent = round((completed + failed) / total * 100, 1) if total else 0.0
+    eta_seconds = _eta_seconds(summary, total - completed - failed, now) if total else None
+    return {
+        "array_id": summary.array_id,
+        "name": array_name(summary.array_id, name),
+        "size": size,
+        "workers": {
+            "total": total,
+            "pending": total - reported,
+            "running": running,
+            "completed": completed,
+            "failed": failed,
+            "stalled": stalled,
+            "invalid": invalid,
+        },
+        "tasks_completed": max(0, counts.tasks_completed),
+        "percent_complete": percent,
+        "started_at": None if summary.first_update_ms is None else iso_ms(summary.first_update_ms),
+        "updated_at": None if summary.last_update_ms is None else iso_ms(summary.last_update_ms),
+        "eta": None if eta_seconds is None else iso(now + timedelta(seconds=eta_seconds)),
+        "eta_seconds": eta_seconds,
+        "recent": [row.to_json() for row in summary.recent],
+    }
+
+
+def finished(view: Mapping[str, Any]) -> bool:
+    """Every worker completed or failed: none pending, running or invalid (SPEC §8)."""
+    workers = view["workers"]
+    return bool(
+        workers["total"] > 0 and workers["completed"] + workers["failed"] == workers["total"]
+    )
+
+
+def alerts_due(
+    summary: Summary, view: Mapping[str, Any], failed_alert_percent: float, now: datetime
+) -> tuple[list[Alert], Summary]:
+    """The SPEC §8 array alerts to send now, and the summary with their flags set.
+
+    Finished and failing fire once per array; stalled fires once per episode and is
+    re-armed when no worker is stalled any more.
+    """
+    workers = view["workers"]
+    label = view["name"] or summary.array_id
+    facts = {key: view[key] for key in view if key != "recent"}
+    alerts: list[Alert] = []
+    finished_alerted = summary.finished_alerted
+    failing_alerted = summary.failing_alerted
+    stalled_alerted = summary.stalled_alerted
+
+    def alert(event_type: str, severity: str, subject: str) -> None:
+        alerts.append(Alert(event_type, severity, subject, facts, summary.array_id, now))
+
+    if finished(view) and not finished_alerted:
+        alert(
+            "array_finished",
+            "warning" if workers["failed"] else "info",
+            f"Array {label} finished: {workers['completed']} completed, "
+            f"{workers['failed']} failed of {workers['total']}",
+        )
+        finished_alerted = True
+    failed_percent = workers["failed"] / workers["total"] * 100 if workers["total"] else 0.0
+    if workers["failed"] > 0 and failed_percent >= failed_alert_percent and not failing_alerted:
+        alert(
+            "array_failing",
+            "critical",
+            f"Array {label} failing: {workers['failed']} of {workers['total']} workers "
+            f"failed ({failed_percent:.1f} %)",
+        )
+        failing_alerted = True
+    if workers["stalled"] > 0 and not stalled_alerted:
+        alert(
+            "workers_stalled",
+            "warning",
+            f"Array {label}: {workers['stalled']} workers stalled",
+        )
+        stalled_alerted = True
+    elif workers["stalled"] == 0:
+        stalled_alerted = False
+    flagged = replace(
+        summary,
+        finished_alerted=finished_alerted,
+        failing_alerted=failing_alerted,
+        stalled_alerted=stalled_alerted,
+    )
+    return alerts, summary if flagged == summary else flagged

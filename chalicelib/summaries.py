@@ -1,0 +1,584 @@
+"""Array summaries in DynamoDB: the stream aggregator, the tick, and the reads the API makes.
+
+The arrays table holds one small item per array (`chalicelib.progress.Summary`). The
+progress table's stream (`NEW_AND_OLD_IMAGES`) keeps it current: a batch costs one
+GetItem and one conditional PutItem per array it touches, however many rows changed.
+The progress table itself is only ever read by a Query on one `array_id` (a recount, a
+page of workers), never Scanned.
+
+Why a retried batch cannot double-count: each summary remembers the last stream
+sequence number applied (its watermark) and skips records at or below it. The Lambda
+event does not name the shard, so the watermark is kept per stream (`eventSourceARN`).
+That is sound because every row of one array shares the partition key `array_id`, so
+its records come from one shard, in order, and Lambda finishes a parent shard before
+its children. (Were a hot array's item collection ever split across partitions, records
+could be skipped; the periodic recount puts the counts right again.)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from chalicelib.alerts import AlertPublisher
+from chalicelib.metrics import emit
+from chalicelib.progress import (
+    Change,
+    Counts,
+    Invalid,
+    Row,
+    Summary,
+    alerts_due,
+    apply_changes,
+    finished,
+    fold_stalled,
+    progress_view,
+    sequence_key,
+    validate_row,
+    with_recount,
+)
+from chalicelib.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+logger = logging.getLogger(__name__)
+
+NAMESPACE = "Spawn/Arrays"
+# Writers of one summary are the stream handler, the tick and a recount; a few retries
+# outlast any realistic collision.
+SAVE_ATTEMPTS = 5
+# Bounds the rows one `GET /workers` request examines when a status filter is rare, so
+# a request stays fast; the cursor then resumes where it stopped.
+EXAMINE_MAX = 1000
+
+ArrayInfo = Callable[[str], tuple[str | None, int | None] | None]
+"""(name, declared size) of an array from the instances' spawn tags, or None if unknown."""
+
+_serialize = TypeSerializer().serialize
+_deserialize = TypeDeserializer().deserialize
+
+
+class ConflictError(Exception):
+    """Another writer saved the summary first (its version moved); read it again and retry."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _epoch_ms(moment: datetime) -> int:
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+
+
+def to_item(summary: Summary) -> dict[str, Any]:
+    """The DynamoDB item (typed attribute values) for a summary; None fields are left out."""
+    counts = summary.counts
+    values: dict[str, Any] = {
+        "array_id": summary.array_id,
+        "version": summary.version,
+        "running": counts.running,
+        "completed": counts.completed,
+        "failed": counts.failed,
+        "invalid": counts.invalid,
+        "tasks_completed": counts.tasks_completed,
+        "running_by_second": {str(s): n for s, n in summary.running_by_second.items()},
+        "stall_fold": summary.stall_fold,
+        "recent": [row.to_json() for row in summary.recent],
+        "first_update_ms": summary.first_update_ms,
+        "last_update_ms": summary.last_update_ms,
+        "samples": [list(sample) for sample in summary.samples],
+        "watermarks": dict(summary.watermarks),
+        "recounted_at_ms": summary.recounted_at_ms,
+        "finished_alerted": summary.finished_alerted,
+        "failing_alerted": summary.failing_alerted,
+        "stalled_alerted": summary.stalled_alerted,
+        "final_published": summary.final_published,
+    }
+    return {k: _serialize(v) for k, v in values.items() if v is not None}
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def from_item(item: Mapping[str, Any]) -> Summary:
+    """The summary stored in a DynamoDB item (typed attribute values)."""
+    values = {k: _deserialize(v) for k, v in item.items()}
+    array_id = str(values["array_id"])
+    recent = []
+    for stored in values.get("recent", []):
+        row = validate_row({**stored, "array_id": array_id})
+        # Stored rows were valid when written; one that is not is dropped, not shown.
+        if isinstance(row, Row):
+            recent.append(row)
+    return Summary(
+        array_id=array_id,
+        counts=Counts(
+            running=int(values.get("running", 0)),
+            completed=int(values.get("completed", 0)),
+            failed=int(values.get("failed", 0)),
+            invalid=int(values.get("invalid", 0)),
+            tasks_completed=int(values.get("tasks_completed", 0)),
+        ),
+        running_by_second={int(s): int(n) for s, n in values.get("running_by_second", {}).items()},
+        stall_fold=_optional_int(values.get("stall_fold")),
+        recent=tuple(recent),
+        first_update_ms=_optional_int(values.get("first_update_ms")),
+        last_update_ms=_optional_int(values.get("last_update_ms")),
+        samples=tuple((int(t), int(n)) for t, n in values.get("samples", [])),
+        watermarks={str(k): str(v) for k, v in values.get("watermarks", {}).items()},
+        recounted_at_ms=_optional_int(values.get("recounted_at_ms")),
+        version=int(values.get("version", 0)),
+        finished_alerted=bool(values.get("finished_alerted", False)),
+        failing_alerted=bool(values.get("failing_alerted", False)),
+        stalled_alerted=bool(values.get("stalled_alerted", False)),
+        final_published=bool(values.get("final_published", False)),
+    )
+
+
+class SummaryStore:
+    """The arrays table: one summary item per array.
+
+    Args:
+        dynamodb: a DynamoDB client.
+        arrays_table: the table name (`ARRAYS_TABLE`).
+
+    `items_read` counts the items every read returned, for benchmarks.
+    """
+
+    def __init__(self, dynamodb: DynamoDBClient, arrays_table: str) -> None:
+        self.dynamodb = dynamodb
+        self.table = arrays_table
+        self.items_read = 0
+
+    def get(self, array_id: str, consistent: bool = True) -> Summary | None:
+        """The array's summary; `consistent` for read-modify-write, not for display."""
+        response = self.dynamodb.get_item(
+            TableName=self.table, Key={"array_id": {"S": array_id}}, ConsistentRead=consistent
+        )
+        item = response.get("Item")
+        if item is None:
+            return None
+        self.items_read += 1
+        return from_item(item)
+
+    def save(self, summary: Summary) -> Summary:
+        """Write `summary` if nobody saved the array since it was read; returns it as saved.
+
+        Raises:
+            ConflictError: the stored version is no longer `summary.version`.
+        """
+        saved = replace(summary, version=summary.version + 1)
+        if summary.version == 0:
+            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(array_id)"}
+        else:
+            condition = {
+                "ConditionExpression": "version = :read",
+                "ExpressionAttributeValues": {":read": {"N": str(summary.version)}},
+            }
+        try:
+            self.dynamodb.put_item(TableName=self.table, Item=to_item(saved), **condition)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise ConflictError(
+                    f"summary of {summary.array_id} changed since version {summary.version}"
+                ) from None
+            raise
+        return saved
+
+    def list_page(
+        self, limit: int, start_key: str | None = None
+    ) -> tuple[list[Summary], str | None]:
+        """Up to `limit` summaries after array id `start_key`, and the id to resume after
+        (None when there are no more). The arrays table holds one item per array, so this
+        Scan is small; it never touches the progress table."""
+        found: list[Summary] = []
+        start = start_key
+        while len(found) <= limit:
+            request: dict[str, Any] = {"TableName": self.table, "Limit": limit + 1 - len(found)}
+            if start is not None:
+                request["ExclusiveStartKey"] = {"array_id": {"S": start}}
+            response = self.dynamodb.scan(**request)
+            self.items_read += len(response["Items"])
+            found.extend(from_item(item) for item in response["Items"])
+            last = response.get("LastEvaluatedKey")
+            if last is None:
+                break
+            start = last["array_id"]["S"]
+        if len(found) > limit:
+            return found[:limit], found[limit - 1].array_id
+        return found, None
+
+    def scan(self) -> Iterator[Summary]:
+        """Every summary (for the tick)."""
+        for page in self.dynamodb.get_paginator("scan").paginate(TableName=self.table):
+            self.items_read += len(page["Items"])
+            yield from (from_item(item) for item in page["Items"])
+
+
+def _plain(value: Any) -> Any:
+    """A deserialized DynamoDB value as JSON (numbers, sets and bytes made printable)."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted((_plain(v) for v in value), key=repr)
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).hex()
+    return value
+
+
+def worker_json(image: Mapping[str, Any], now: datetime, stall_after: int) -> dict[str, Any]:
+    """One row as `GET /arrays/{id}/workers` shows it, with `stalled`; an invalid row
+    shows `status` "invalid", why, and its attributes as found."""
+    parsed = validate_row(image)
+    if isinstance(parsed, Invalid):
+        return {
+            "task_index": _plain(image.get("task_index")),
+            "status": "invalid",
+            "stalled": False,
+            "invalid_reason": parsed.reason,
+            "attributes": {
+                k: _plain(v) for k, v in image.items() if k not in ("array_id", "task_index")
+            },
+        }
+    line_ms = _epoch_ms(now) - stall_after * 1000
+    stalled = parsed.status == "running" and parsed.last_update_ms < line_ms
+    return {**parsed.to_json(), "stalled": stalled}
+
+
+def row_status(image: Mapping[str, Any]) -> str:
+    parsed = validate_row(image)
+    return "invalid" if isinstance(parsed, Invalid) else parsed.status
+
+
+class ProgressRows:
+    """Reads of the progress table, always a Query on one `array_id` (never a Scan).
+
+    `items_read` counts the items the Queries returned, for benchmarks.
+    """
+
+    def __init__(self, dynamodb: DynamoDBClient, progress_table: str) -> None:
+        self.dynamodb = dynamodb
+        self.table = progress_table
+        self.items_read = 0
+
+    def _query(
+        self, array_id: str, limit: int | None, after: str | None, consistent: bool
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "array_id = :a",
+            "ExpressionAttributeValues": {":a": {"S": array_id}},
+            "ConsistentRead": consistent,
+        }
+        if limit is not None:
+            request["Limit"] = limit
+        if after is not None:
+            request["ExclusiveStartKey"] = {"array_id": {"S": array_id}, "task_index": {"N": after}}
+        response = self.dynamodb.query(**request)
+        self.items_read += len(response["Items"])
+        rows = [{k: _deserialize(v) for k, v in item.items()} for item in response["Items"]]
+        last = response.get("LastEvaluatedKey")
+        return rows, None if last is None else last["task_index"]["N"]
+
+    def all(self, array_id: str) -> list[dict[str, Any]]:
+        """Every row of the array, read consistently (for a recount)."""
+        rows: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            page, after = self._query(array_id, None, after, consistent=True)
+            rows.extend(page)
+            if after is None:
+                return rows
+
+    def workers(
+        self,
+        array_id: str,
+        status: str | None,
+        limit: int,
+        after: str | None,
+        now: datetime,
+        stall_after: int,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of the array's rows in `task_index` order, optionally of one status.
+
+        Args:
+            status: running, completed, failed or invalid; None for all.
+            limit: rows wanted (1..100).
+            after: the `task_index` (as DynamoDB number text) to resume after.
+
+        Returns the rows as JSON and the `task_index` to resume after, or None at the end.
+        At most `EXAMINE_MAX` rows are read per call, so a rare status may give a short
+        page that still has a resume point.
+        """
+        chosen: list[dict[str, Any]] = []
+        examined = 0
+        while True:
+            # Unfiltered, one row beyond the page says whether there is more.
+            want = limit + 1 if status is None else 4 * (limit + 1)
+            page, page_after = self._query(
+                array_id, min(want, EXAMINE_MAX - examined), after, consistent=False
+            )
+            for image in page:
+                examined += 1
+                key = str(image.get("task_index"))
+                if status is not None and row_status(image) != status:
+                    after = key
+                    continue
+                if len(chosen) == limit:
+                    return chosen, after
+                chosen.append(worker_json(image, now, stall_after))
+                after = key
+            if page_after is None:
+                return chosen, None
+            after = page_after
+            if examined >= EXAMINE_MAX:
+                return chosen, after
+
+
+@dataclass
+class TickReport:
+    """What one tick did; `items_read` is DynamoDB items read (summaries and rows)."""
+
+    arrays: int = 0
+    published: int = 0
+    alerts: int = 0
+    recounted: int = 0
+    errors: int = 0
+    items_read: int = 0
+
+
+def _figures(view: Mapping[str, Any]) -> dict[str, tuple[MetricUnit, float]]:
+    workers = view["workers"]
+    return {
+        "WorkersTotal": (MetricUnit.Count, workers["total"]),
+        "WorkersRunning": (MetricUnit.Count, workers["running"]),
+        "WorkersCompleted": (MetricUnit.Count, workers["completed"]),
+        "WorkersFailed": (MetricUnit.Count, workers["failed"]),
+        "WorkersStalled": (MetricUnit.Count, workers["stalled"]),
+        "TasksCompleted": (MetricUnit.Count, view["tasks_completed"]),
+        "PercentComplete": (MetricUnit.Percent, view["percent_complete"]),
+    }
+
+
+class ProgressAggregator:
+    """Keeps summaries current from the stream, and publishes them on each tick.
+
+    Args:
+        dynamodb: a DynamoDB client (progress table Queries).
+        store: the arrays table.
+        settings: `PROGRESS_TABLE`, `STALL_AFTER_SECONDS`, `FAILED_ALERT_PERCENT`,
+            `RECOUNT_EVERY_SECONDS`.
+        alerts: sends the SPEC §8 array alerts.
+        array_info: (name, declared size) of an array, from the instances registry.
+        clock: the current time (default: `utc_now`).
+
+    Example:
+        >>> aggregator.handle_stream(event)   # the stream Lambda
+        {'batchItemFailures': []}
+        >>> aggregator.tick(utc_now())        # the scheduled Lambda
+    """
+
+    def __init__(
+        self,
+        dynamodb: DynamoDBClient,
+        store: SummaryStore,
+        settings: Settings,
+        alerts: AlertPublisher,
+        array_info: ArrayInfo,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.rows = ProgressRows(dynamodb, settings.progress_table)
+        self.store = store
+        self.settings = settings
+        self.alerts = alerts
+        self.array_info = array_info
+        self.clock = clock
+        self.conflicts = 0
+
+    @property
+    def items_read(self) -> int:
+        """DynamoDB items read so far, summaries and progress rows together."""
+        return self.store.items_read + self.rows.items_read
+
+    def handle_stream(self, event: Mapping[str, Any]) -> dict[str, list[dict[str, str]]]:
+        """Apply a DynamoDB stream batch; returns Lambda's partial-batch response.
+
+        For each array whose summary could not be saved, the response names its first
+        record, so Lambda resumes there; records of arrays already saved that it replays
+        are skipped by their watermark.
+        """
+        records = event.get("Records") if isinstance(event, Mapping) else None
+        by_array: dict[str, list[tuple[str, Change]]] = {}
+        for record in records if isinstance(records, list) else []:
+            parsed = self._parse(record)
+            if parsed is not None:
+                array_id, sequence, change = parsed
+                by_array.setdefault(array_id, []).append((sequence, change))
+        failures: list[dict[str, str]] = []
+        for array_id, changes in by_array.items():
+            try:
+                self._apply(array_id, [change for _, change in changes])
+            except Exception:
+                logger.exception("array summary update failed", extra={"array_id": array_id})
+                failures.append({"itemIdentifier": changes[0][0]})
+        return {"batchItemFailures": failures}
+
+    def _parse(self, record: Any) -> tuple[str, str, Change] | None:
+        """(array id, raw sequence number, change) of a record; None, logged, if unusable."""
+        try:
+            data = record["dynamodb"]
+            array_id = data["Keys"]["array_id"]["S"]
+            sequence = data["SequenceNumber"]
+            if not isinstance(array_id, str) or not array_id or not isinstance(sequence, str):
+                raise TypeError("array_id or SequenceNumber is not a non-empty string")
+            key = sequence_key(sequence)
+            created = data.get("ApproximateCreationDateTime")
+            # Lambda gives epoch seconds; boto3's GetRecords (the local stack) a datetime.
+            if isinstance(created, datetime):
+                approx = created.astimezone(UTC)
+            elif isinstance(created, int | float | str):
+                approx = datetime.fromtimestamp(float(created), tz=UTC)
+            else:
+                approx = self.clock()
+            old, new = _image(data.get("OldImage")), _image(data.get("NewImage"))
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            logger.error(
+                "skipping unusable stream record",
+                extra={"event_id": _event_id(record), "reason": str(exc)},
+            )
+            return None
+        if old is None and new is None:
+            logger.error(
+                "skipping stream record without images (stream must be NEW_AND_OLD_IMAGES)",
+                extra={"event_id": _event_id(record)},
+            )
+            return None
+        shard = record.get("eventSourceARN") or "stream"
+        return array_id, sequence, Change(str(shard), key, old, new, approx)
+
+    def _apply(self, array_id: str, changes: list[Change]) -> None:
+        for _ in range(SAVE_ATTEMPTS):
+            summary = self.store.get(array_id) or Summary.new(array_id)
+            updated = apply_changes(summary, changes)
+            if updated is summary:
+                return
+            updated = fold_stalled(updated, self.clock(), self.settings.stall_after_seconds)
+            try:
+                self.store.save(updated)
+                return
+            except ConflictError:
+                self.conflicts += 1
+        raise ConflictError(f"summary of {array_id} kept changing; {SAVE_ATTEMPTS} attempts")
+
+    def recount(self, array_id: str) -> Summary:
+        """Recount one array from a paginated Query of its rows, and save it."""
+        started = self.clock()
+        rows = self.rows.all(array_id)
+        for _ in range(SAVE_ATTEMPTS):
+            summary = self.store.get(array_id) or Summary.new(array_id)
+            updated = fold_stalled(
+                with_recount(summary, rows, started), started, self.settings.stall_after_seconds
+            )
+            try:
+                return self.store.save(updated)
+            except ConflictError:
+                self.conflicts += 1
+        raise ConflictError(f"summary of {array_id} kept changing; {SAVE_ATTEMPTS} attempts")
+
+    def _recount_due(self, summary: Summary, now: datetime) -> bool:
+        if summary.recounted_at_ms is None:
+            return True
+        return (
+            _epoch_ms(now) - summary.recounted_at_ms >= self.settings.recount_every_seconds * 1000
+        )
+
+    def tick(self, now: datetime) -> TickReport:
+        """Publish metrics, send due alerts and recount where due, for every array that
+        changed since its last publish or is not finished.
+
+        A finished array publishes its final figures once (`final_published`) and is
+        then left alone until a row of it changes.
+        """
+        report = TickReport()
+        read_before = self.items_read
+        for summary in self.store.scan():
+            report.arrays += 1
+            if summary.final_published:
+                continue
+            try:
+                self._tick_array(summary, now, report)
+            except Exception:
+                report.errors += 1
+                logger.exception("array tick failed", extra={"array_id": summary.array_id})
+        report.items_read = self.items_read - read_before
+        return report
+
+    def _tick_array(self, summary: Summary, now: datetime, report: TickReport) -> None:
+        if self._recount_due(summary, now):
+            summary = self.recount(summary.array_id)
+            report.recounted += 1
+        info = self.array_info(summary.array_id)
+        stall_after = self.settings.stall_after_seconds
+        published: dict[str, tuple[MetricUnit, float]] | None = None
+        sent: set[str] = set()
+        for _ in range(SAVE_ATTEMPTS):
+            view = progress_view(summary, info, now, stall_after)
+            figures = _figures(view)
+            # A retry after a conflict publishes again only if the figures moved.
+            if figures != published:
+                emit(NAMESPACE, figures, {"ArrayId": summary.array_id})
+                published = figures
+                report.published += 1
+            due, updated = alerts_due(summary, view, self.settings.failed_alert_percent, now)
+            for alert in due:
+                if alert.event_type not in sent:
+                    self.alerts.publish(alert)
+                    sent.add(alert.event_type)
+                    report.alerts += 1
+            updated = replace(updated, final_published=finished(view))
+            if updated == summary:
+                return
+            try:
+                self.store.save(updated)
+                return
+            except ConflictError:
+                self.conflicts += 1
+                fresh = self.store.get(summary.array_id)
+                if fresh is None:
+                    return
+                summary = fresh
+        raise ConflictError(f"summary of {summary.array_id} kept changing")
+
+
+def _event_id(record: Any) -> Any:
+    return record.get("eventID") if isinstance(record, Mapping) else None
+
+
+def _image(raw: Any) -> dict[str, Any] | None:
+    """A stream image as plain values; attributes that do not decode are left out (the
+    row then fails validation and counts as invalid, with the reason)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        return {}
+    image: dict[str, Any] = {}
+    for name, value in raw.items():
+        try:
+            image[str(name)] = _deserialize(value)
+        except (TypeError, ValueError, KeyError, AttributeError, InvalidOperation):
+            logger.warning("undecodable attribute in stream image", extra={"attribute": name})
+    return image
