@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from chalice.app import Chalice, Rate, SQSEvent
+from chalice.app import Chalice, CloudWatchEvent, Rate, SNSEvent, SQSEvent
 
 from chalicelib import runtime
 from chalicelib.api import api
+from chalicelib.api_arrays import arrays_api
+from chalicelib.ec2_events import REBALANCE, SPOT_WARNING, MalformedEvent
 from chalicelib.lifecycle import Message
 from chalicelib.reconcile import reconcile
 
 settings = runtime.settings()
+log = runtime.logger
 app = Chalice(app_name="spawn-fleet-monitor")
 app.register_blueprint(api)
+app.register_blueprint(arrays_api)
 
 
 # EventBridge → SQS (infra/resources.json, rule spawn-ec2-lifecycle) → here, in batches,
@@ -28,16 +33,12 @@ app.register_blueprint(api)
 def on_instance_state_change(event: SQSEvent) -> dict[str, Any]:
     messages = [Message(record.to_dict()["messageId"], record.body) for record in event]
     outcome = runtime.lifecycle().handle(messages)
-    runtime.logger.info(
-        "lifecycle batch", extra={**outcome.__dict__, "failed": len(outcome.failed)}
-    )
+    log.info("lifecycle batch", extra={**outcome.__dict__, "failed": len(outcome.failed)})
     return outcome.batch_item_failures()
 
 
 @app.schedule(Rate(15, unit=Rate.MINUTES), name="reconcile")
 def reconcile_alarms(event: Any) -> None:
-    from datetime import UTC, datetime
-
     reconcile(
         settings=settings,
         ec2=runtime.clients().ec2,
@@ -45,3 +46,54 @@ def reconcile_alarms(event: Any) -> None:
         alarms=runtime.alarm_store(),
         now=datetime.now(UTC),
     )
+
+
+@app.on_cw_event({"source": ["aws.ec2"], "detail-type": [SPOT_WARNING]}, name="spot_interruption")
+def on_spot_interruption(event: CloudWatchEvent) -> None:
+    try:
+        runtime.interruptions().on_warning(event.to_dict())
+    except MalformedEvent as exc:
+        # Retrying cannot fix the event: log why (not the event itself) and stop.
+        log.error("malformed spot interruption warning", extra={"reason": str(exc)})
+
+
+@app.on_cw_event({"source": ["aws.ec2"], "detail-type": [REBALANCE]}, name="rebalance")
+def on_rebalance_recommendation(event: CloudWatchEvent) -> None:
+    try:
+        runtime.interruptions().on_rebalance(event.to_dict())
+    except MalformedEvent as exc:
+        log.error("malformed rebalance recommendation", extra={"reason": str(exc)})
+
+
+@app.on_sns_message(topic=settings.alerts_topic, name="alert_notifications")
+def on_alert_topic(event: SNSEvent) -> None:
+    _notification(event)
+
+
+@app.on_sns_message(topic=settings.critical_topic, name="critical_notifications")
+def on_critical_topic(event: SNSEvent) -> None:
+    _notification(event)
+
+
+def _notification(event: SNSEvent) -> None:
+    record = event.to_dict()["Records"][0]["Sns"]
+    outcome = runtime.notifications().handle(event.message, record.get("TopicArn", ""))
+    log.info("alert topic message", extra={"outcome": outcome})
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="fleet_tick")
+def fleet_tick(event: Any) -> None:
+    runtime.fleet().tick()
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="progress_tick")
+def progress_tick(event: Any) -> None:
+    report = runtime.progress().tick(datetime.now(UTC))
+    log.info("progress tick", extra=report.__dict__)
+
+
+# Driven by the progress table's stream: the event source mapping is declared in
+# infra/resources.json (ProgressStreamMapping), as Chalice needs a literal stream ARN.
+@app.lambda_function(name="progress_stream")
+def on_progress_rows(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return runtime.progress().handle_stream(event)

@@ -142,6 +142,8 @@ def alarm_request(
         "Threshold": 1.0,
         "ComparisonOperator": "GreaterThanOrEqualToThreshold",
         "AlarmActions": actions,
+        # Recovery is news too: without it an instance would look unhealthy forever.
+        "OKActions": [topic_arn],
         "Tags": tags,
     }
 

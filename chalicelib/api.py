@@ -1,14 +1,48 @@
-"""The HTTP API (SPEC §7), as a Chalice blueprint."""
+"""The fleet routes of the HTTP API (SPEC §7): health, fleet status, alert history.
+
+Answers come from maintained state (the fleet snapshot, the alert history): no EC2
+or CloudWatch sweep per request. Every route but `/health` requires IAM (SigV4)
+authorization when deployed.
+"""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-from chalice.app import Blueprint
+from chalice.app import Blueprint, IAMAuthorizer
+
+from chalicelib.api_arrays import limit_param
+from chalicelib.fleet import empty_snapshot
+from chalicelib.stats import SNAPSHOT
+
+ALERTS_LIMIT_DEFAULT = 20
 
 api = Blueprint(__name__)
+_iam = IAMAuthorizer()
+
+
+def _runtime() -> Any:
+    # Imported on first request: runtime imports this package's modules.
+    return importlib.import_module("chalicelib.runtime")
 
 
 @api.route("/health", methods=["GET"])
 def health() -> dict[str, Any]:
     return {"status": "ok"}
+
+
+@api.route("/fleet", methods=["GET"], authorizer=_iam)
+def fleet_status() -> dict[str, Any]:
+    snapshot: dict[str, Any] | None = _runtime().stats().get_document(SNAPSHOT)
+    if snapshot is None:
+        return empty_snapshot()
+    snapshot.get("unhealthy", {}).pop("alerted", None)
+    return snapshot
+
+
+@api.route("/alerts", methods=["GET"], authorizer=_iam)
+def alert_history() -> dict[str, Any]:
+    params = dict(api.current_request.query_params or {})
+    limit = limit_param(params, ALERTS_LIMIT_DEFAULT)
+    return {"alerts": _runtime().history().latest(limit)}

@@ -81,10 +81,11 @@ def _params() -> dict[str, str]:
     return dict(arrays_api.current_request.query_params or {})
 
 
-def _limit(params: dict[str, str]) -> int:
+def limit_param(params: dict[str, str], default: int = LIMIT_DEFAULT) -> int:
+    """The `limit` query parameter: an integer from 1 to 100 (400 otherwise)."""
     raw = params.get("limit")
     if raw is None:
-        return LIMIT_DEFAULT
+        return default
     if not LIMIT.match(raw) or not 1 <= int(raw) <= LIMIT_MAX:
         raise BadRequestError(f"limit must be an integer from 1 to {LIMIT_MAX}")
     return int(raw)
@@ -116,7 +117,7 @@ def array_progress(array_id: str) -> dict[str, Any]:
 @arrays_api.route("/arrays", methods=["GET"], authorizer=_iam)
 def list_arrays() -> dict[str, Any]:
     params = _params()
-    limit = _limit(params)
+    limit = limit_param(params)
     d = deps()
     codec = CursorCodec(d.cursor_secret)
     key = _cursor_key(codec, params, "arrays")
@@ -138,7 +139,7 @@ def list_arrays() -> dict[str, Any]:
 def array_workers(array_id: str) -> dict[str, Any]:
     array_id = _array_id(array_id)
     params = _params()
-    limit = _limit(params)
+    limit = limit_param(params)
     status = params.get("status") or None
     if status is not None and status not in WORKER_STATUSES:
         raise BadRequestError(f"status must be one of {', '.join(WORKER_STATUSES)}")

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sts import STSClient
 
@@ -46,10 +47,10 @@ class Clients:
         self._session = session or boto3.Session()
         self._config = config or RETRY_CONFIG
         self._lock = threading.Lock()
+        self._secrets: dict[str, str] = {}
 
     def _make(self, service: str) -> Any:
-        with self._lock:
-            return self._session.client(service, config=self._config)  # type: ignore[call-overload]
+        return self._session.client(service, config=self._config)  # type: ignore[call-overload]
 
     @cached_property
     def cloudwatch(self) -> CloudWatchClient:
@@ -62,6 +63,18 @@ class Clients:
     @cached_property
     def ec2(self) -> EC2Client:
         return self._make("ec2")  # type: ignore[no-any-return]
+
+    @cached_property
+    def secretsmanager(self) -> SecretsManagerClient:
+        return self._make("secretsmanager")  # type: ignore[no-any-return]
+
+    def secret(self, secret_id: str) -> str:
+        """A secret's value (read once per process; cursors need it on every request)."""
+        with self._lock:
+            if secret_id not in self._secrets:
+                value = self.secretsmanager.get_secret_value(SecretId=secret_id)["SecretString"]
+                self._secrets[secret_id] = value
+            return self._secrets[secret_id]
 
     @cached_property
     def sns(self) -> SNSClient:

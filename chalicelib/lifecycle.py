@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -26,6 +26,7 @@ from chalicelib.ec2_events import (
 )
 from chalicelib.instances import LIVE_STATES, InstanceFacts, Registry, describe
 from chalicelib.settings import Settings
+from chalicelib.stats import Stats
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -90,6 +91,7 @@ class Lifecycle:
     ec2: EC2Client
     registry: Registry
     alarms: AlarmStore
+    arrays: Stats | None = None
 
     def handle(self, messages: Sequence[Message]) -> BatchOutcome:
         parsed, malformed = parse_messages(messages)
@@ -102,6 +104,7 @@ class Lifecycle:
 
         coming_up = [i for i, c in latest.items() if c.state == "running"]
         facts = describe(self.ec2, coming_up) if coming_up else {}
+        self._register_arrays(facts.values())
 
         to_put: list[Watched] = []
         to_delete: dict[str, list[str]] = {}
@@ -138,6 +141,19 @@ class Lifecycle:
                 for instance_id in to_delete:
                     outcome.failed.extend(ids_by_instance[instance_id])
         return outcome
+
+    def _register_arrays(self, facts: Iterable[InstanceFacts]) -> None:
+        """Name and declared size of each array coming up, so progress can count the
+        workers that have not reported yet (one write per array per batch)."""
+        if self.arrays is None:
+            return
+        seen: dict[str, InstanceFacts] = {}
+        for item in facts:
+            if item.array_id and item.managed(self.settings):
+                seen.setdefault(item.array_id, item)
+        for array_id, item in seen.items():
+            membership = item.membership()
+            self.arrays.register_array(array_id, membership["array_name"], membership["array_size"])
 
     def _record(
         self, change: StateChange, facts: InstanceFacts | None, outcome: BatchOutcome

@@ -1,11 +1,13 @@
 """Process-wide wiring for the Lambda handlers: settings, logger, clients, services.
 
 Everything is built on first use and kept for warm invocations. Tests and the local
-stack build their own objects instead of using these.
+stack's tests build their own objects instead of using these.
 """
 
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
 from functools import cache
 
 from aws_lambda_powertools import Logger
@@ -13,16 +15,25 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 
 from chalicelib.alarms import AlarmStore
 from chalicelib.alerts import AlertPublisher
+from chalicelib.api_arrays import ArraysDeps
 from chalicelib.clients import Clients
+from chalicelib.fleet import FleetHealth
 from chalicelib.instances import Registry
+from chalicelib.interruptions import Interruptions
 from chalicelib.lifecycle import Lifecycle
+from chalicelib.notifications import AlertHistory, Notifications
 from chalicelib.pacing import RateLimiter
 from chalicelib.settings import Settings, get_settings
+from chalicelib.stats import Stats
+from chalicelib.summaries import ProgressAggregator, SummaryStore
 
 SERVICE = "spawn-fleet-monitor"
 logger = Logger(service=SERVICE)
-# Module loggers (chalicelib.*) write structured JSON through the same formatter.
-copy_config_to_registered_loggers(source_logger=logger)
+# This package's module loggers write structured JSON through the same formatter.
+copy_config_to_registered_loggers(
+    source_logger=logger,
+    include={name for name in logging.root.manager.loggerDict if name.startswith("chalicelib")},
+)
 
 
 def settings() -> Settings:
@@ -37,6 +48,11 @@ def clients() -> Clients:
 @cache
 def registry() -> Registry:
     return Registry(clients().dynamodb, settings().instances_table)
+
+
+@cache
+def stats() -> Stats:
+    return Stats(clients().dynamodb, settings().stats_table)
 
 
 @cache
@@ -55,15 +71,72 @@ def alarm_store() -> AlarmStore:
 
 
 @cache
-def lifecycle() -> Lifecycle:
-    return Lifecycle(settings(), clients().ec2, registry(), alarm_store())
-
-
-@cache
 def alerts() -> AlertPublisher:
     config = settings()
     return AlertPublisher(
         clients().sns,
         alerts_topic_arn=clients().topic_arn(config.alerts_topic),
         critical_topic_arn=clients().topic_arn(config.critical_topic),
+    )
+
+
+@cache
+def lifecycle() -> Lifecycle:
+    return Lifecycle(settings(), clients().ec2, registry(), alarm_store(), stats())
+
+
+@cache
+def interruptions() -> Interruptions:
+    return Interruptions(settings(), clients().dynamodb, clients().ec2, registry(), alerts())
+
+
+@cache
+def history() -> AlertHistory:
+    config = settings()
+    return AlertHistory(
+        clients().dynamodb,
+        config.alert_history_table,
+        timedelta(days=config.alert_retention_days),
+    )
+
+
+@cache
+def notifications() -> Notifications:
+    return Notifications(registry(), history())
+
+
+@cache
+def fleet() -> FleetHealth:
+    config = settings()
+    return FleetHealth(
+        registry(),
+        stats(),
+        clients().cloudwatch,
+        alerts(),
+        threshold=config.unhealthy_percent_threshold,
+        critical_topic_arn=clients().topic_arn(config.critical_topic),
+    )
+
+
+@cache
+def summary_store() -> SummaryStore:
+    return SummaryStore(clients().dynamodb, settings().arrays_table)
+
+
+@cache
+def progress() -> ProgressAggregator:
+    return ProgressAggregator(
+        clients().dynamodb, summary_store(), settings(), alerts(), stats().array_info
+    )
+
+
+@cache
+def arrays_deps() -> ArraysDeps:
+    config = settings()
+    return ArraysDeps(
+        summary_store(),
+        clients().dynamodb,
+        config,
+        clients().secret(config.cursor_secret_id).encode(),
+        stats().array_info,
     )

@@ -49,6 +49,7 @@ class Settings:
     alert_retention_days: int = 30
     enable_recover_action: bool = False
     count_unmanaged_interruptions: bool = False
+    cursor_secret_id: str = "spawn-fleet-monitor/cursor-secret"  # noqa: S105 - a name
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

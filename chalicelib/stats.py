@@ -125,3 +125,22 @@ class Stats:
             TableName=self.table,
             Item={"key": {"S": key}, "document": {"S": json.dumps(document, sort_keys=True)}},
         )
+
+    def register_array(self, array_id: str, name: str | None, size: int | None) -> None:
+        """Remember an array's name and declared size, from its instances' spawn tags."""
+        item: dict[str, Any] = {"key": {"S": f"array#{array_id}"}}
+        if name:
+            item["name"] = {"S": name}
+        if size is not None:
+            item["size"] = {"N": str(size)}
+        self.dynamodb.put_item(TableName=self.table, Item=item)
+
+    def array_info(self, array_id: str) -> tuple[str | None, int | None] | None:
+        """(name, declared size) of an array seen on instances, or None if never seen."""
+        item = self.dynamodb.get_item(
+            TableName=self.table, Key={"key": {"S": f"array#{array_id}"}}
+        ).get("Item")
+        if item is None:
+            return None
+        size = item.get("size", {}).get("N")
+        return item.get("name", {}).get("S"), int(size) if size is not None else None

@@ -109,6 +109,15 @@ def _create(
         if targets:
             events.put_targets(Rule=props["Name"], EventBusName=bus, Targets=targets)  # type: ignore[arg-type]
         done.names[logical], done.arns[logical] = props["Name"], arn
+    elif kind == "AWS::SecretsManager::Secret":
+        generate = props.get("GenerateSecretString", {})
+        secrets = session.client("secretsmanager")
+        value = secrets.get_random_password(
+            PasswordLength=generate.get("PasswordLength", 32),
+            ExcludePunctuation=generate.get("ExcludePunctuation", False),
+        )["RandomPassword"]
+        arn = secrets.create_secret(Name=props["Name"], SecretString=value)["ARN"]
+        done.names[logical], done.arns[logical] = props["Name"], arn
     else:
         raise ValueError(f"{logical}: the local stack cannot provision {kind}")
 

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
 REGION = "us-east-1"
 # The local stack hands an SQS batch to its function after at most this long.
-LOCAL_BATCH_WINDOW_SECONDS = 1.0
+LOCAL_BATCH_WINDOW_SECONDS = 0.5
 # moto has no CloudWatch quota; the demo need not wait at AWS's 3 calls a second.
 LOCAL_DEFAULTS = {"ALARM_API_TPS": "50"}
 
@@ -211,6 +211,86 @@ class LocalStack:
                 self._schedule(function)
             else:
                 raise ValueError(f"local stack cannot drive {type(source).__name__}")
+        self._wire_template_sources(module, chalice_config)
+
+    def _wire_template_sources(self, module: Any, chalice_config: dict[str, Any]) -> None:
+        """Event sources the merge template adds to Chalice-made functions (streams)."""
+        assert self.provisioned is not None
+        for function in module.app.pure_lambda_functions:
+            logical = "".join(part.capitalize() for part in function.name.split("_"))
+            overlay = self.provisioned.resources.get(logical, {})
+            for source in overlay.get("Properties", {}).get("Events", {}).values():
+                if source.get("Type") != "DynamoDB":
+                    raise ValueError(f"{logical}: local stack cannot drive {source.get('Type')}")
+                props = source["Properties"]
+                table = props["Stream"]["Fn::GetAtt"][0]
+                handler = getattr(module, function.handler_string.split(".", 1)[1])
+                timeout = float(
+                    chalice_config.get("lambda_functions", {})
+                    .get(function.name, {})
+                    .get("lambda_timeout", chalice_config.get("lambda_timeout", 60))
+                )
+                self._stream_source(
+                    Function(function.name, handler, timeout),
+                    self.provisioned.stream_arns[table],
+                    int(props.get("BatchSize", 100)),
+                )
+
+    def _stream_source(self, function: Function, stream_arn: str, batch_size: int) -> None:
+        """Poll every shard of a DynamoDB stream from its start, as Lambda's mapping with
+        TRIM_HORIZON does; a reported failure resumes the shard at that record."""
+        streams = self.session.client("dynamodbstreams")
+
+        def poll() -> None:
+            iterators: dict[str, str | None] = {}
+            while not self.stop_event.is_set():
+                try:
+                    shards = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]
+                    for shard in shards.get("Shards", []):
+                        shard_id = shard["ShardId"]
+                        if shard_id not in iterators:
+                            iterators[shard_id] = streams.get_shard_iterator(
+                                StreamArn=stream_arn,
+                                ShardId=shard_id,
+                                ShardIteratorType="TRIM_HORIZON",
+                            )["ShardIterator"]
+                    idle = True
+                    for shard_id, iterator in list(iterators.items()):
+                        if iterator is None:
+                            continue
+                        page = streams.get_records(ShardIterator=iterator, Limit=batch_size)
+                        records: list[dict[str, Any]] = [dict(r) for r in page.get("Records", [])]
+                        if not records:
+                            iterators[shard_id] = page.get("NextShardIterator")
+                            continue
+                        idle = False
+                        event = lambda_runtime.stream_event(records, stream_arn)
+                        failures: list[dict[str, str]]
+                        try:
+                            result = function.invoke(event) or {}
+                            failures = result.get("batchItemFailures", [])
+                        except Exception:  # logged by invoke; the whole batch is retried
+                            failures = [
+                                {"itemIdentifier": records[0]["dynamodb"]["SequenceNumber"]}
+                            ]
+                        if not failures:
+                            iterators[shard_id] = page.get("NextShardIterator")
+                            continue
+                        iterators[shard_id] = streams.get_shard_iterator(
+                            StreamArn=stream_arn,
+                            ShardId=shard_id,
+                            ShardIteratorType="AT_SEQUENCE_NUMBER",
+                            SequenceNumber=failures[0]["itemIdentifier"],
+                        )["ShardIterator"]
+                        self.stop_event.wait(1.0)
+                except Exception as exc:
+                    if not self.stop_event.is_set():
+                        log(f"stream poll for {function.name} failed: {exc}")
+                    idle = True
+                if idle:
+                    self.stop_event.wait(0.5)
+
+        self._spawn(function.name, poll)
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -253,7 +333,10 @@ class LocalStack:
         events.put_targets(Rule=rule, Targets=[{"Id": function.name, "Arn": arn}])
 
         def deliver(messages: list[dict[str, Any]]) -> set[str]:
-            function.invoke(json.loads(messages[0]["Body"]))
+            event = json.loads(messages[0]["Body"])
+            # moto's SQS target drops the envelope's `account`, which AWS always sends.
+            event.setdefault("account", lambda_runtime.ACCOUNT)
+            function.invoke(event)
             return set()
 
         self._spawn(function.name, lambda: self._poll(url, 1, deliver))

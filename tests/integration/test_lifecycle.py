@@ -30,6 +30,7 @@ def test_running_managed_instance_gets_both_alarms_as_the_spec_says(fleet: Fleet
         assert alarm["Threshold"] == 1.0
         assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
         assert alarm["AlarmActions"] == [fleet.topic_arn]
+        assert alarm["OKActions"] == [fleet.topic_arn]
         tags = fleet.cloudwatch.list_tags_for_resource(ResourceARN=alarm["AlarmArn"])["Tags"]
         assert {"Key": "spawn:instance-id", "Value": instance} in tags
         assert {"Key": "spawn:job-array-id", "Value": "render-20260127-a1b2c3"} in tags

@@ -1,0 +1,181 @@
+"""Fleet health (SPEC §5, §6, §7): one snapshot per tick, metrics and one fleet alarm.
+
+spawn's guide tries `ALARM(spawn-instance-*-status)` in a composite alarm to catch
+"more than 5 % of the fleet unhealthy"; CloudWatch accepts no wildcards there and a
+composite cannot express a percentage. Instead each tick counts the running managed
+instances and those failing a status check, publishes `Spawn/Fleet`
+`UnhealthyPercent`, and one metric alarm, `spawn-fleet-unhealthy`, watches it.
+`GET /fleet` reads the stored snapshot: no EC2 or CloudWatch sweep per request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from chalicelib.alarms import ALARM_KINDS
+from chalicelib.alerts import Alert, AlertPublisher
+from chalicelib.ec2_events import iso
+from chalicelib.instances import Registry
+from chalicelib.metrics import emit
+from chalicelib.stats import SNAPSHOT, Stats
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
+
+logger = logging.getLogger(__name__)
+
+NAMESPACE = "Spawn/Fleet"
+FLEET_ALARM = "spawn-fleet-unhealthy"
+EMPTY_TOTALS = {"last_hour": 0, "last_24h": 0, "total": 0}
+
+
+def is_unhealthy(row: Mapping[str, Any]) -> bool:
+    """A status or system check in ALARM since the instance last started running.
+
+    Alarms are recreated (in INSUFFICIENT_DATA) each time an instance runs, so a check
+    state older than the current run says nothing about it.
+    """
+    running_since = int(row.get("last_event_ms", 0))
+    return any(
+        row.get(f"check_{kind.suffix}_state") == "ALARM"
+        and int(row.get(f"check_{kind.suffix}_ms", 0)) >= running_since
+        for kind in ALARM_KINDS
+    )
+
+
+def snapshot(
+    rows: Iterable[Mapping[str, Any]], interruptions: Mapping[str, int], now: datetime
+) -> dict[str, Any]:
+    """The `GET /fleet` document from registry rows and interruption totals.
+
+    States count every managed instance not yet gone; type, zone and lifecycle count
+    the running ones (the active fleet), as do the health figures.
+    """
+    live = [r for r in rows if r.get("managed") and not r.get("gone") and r.get("state")]
+    running = [r for r in live if r["state"] == "running"]
+    unhealthy = sorted(str(r["instance_id"]) for r in running if is_unhealthy(r))
+    percent = round(100.0 * len(unhealthy) / len(running), 2) if running else 0.0
+    return {
+        "instances": {
+            "total": len(live),
+            "running": len(running),
+            "by_state": dict(sorted(Counter(str(r["state"]) for r in live).items())),
+            "by_type": _count(running, "instance_type"),
+            "by_availability_zone": _count(running, "availability_zone"),
+            "by_lifecycle": _count(running, "lifecycle"),
+        },
+        "unhealthy": {"count": len(unhealthy), "percent": percent, "instance_ids": unhealthy},
+        "interruptions": dict(interruptions),
+        "active_arrays": sorted({str(r["array_id"]) for r in running if r.get("array_id")}),
+        "updated_at": iso(now),
+    }
+
+
+def _count(rows: list[Mapping[str, Any]], key: str) -> dict[str, int]:
+    return dict(sorted(Counter(str(r.get(key) or "unknown") for r in rows).items()))
+
+
+def empty_snapshot() -> dict[str, Any]:
+    """What `GET /fleet` answers before the first tick."""
+    document = snapshot([], EMPTY_TOTALS, datetime.now(UTC))
+    document["updated_at"] = None
+    return document
+
+
+def fleet_alarm_request(threshold: float, critical_topic_arn: str) -> dict[str, Any]:
+    """The `spawn-fleet-unhealthy` alarm: `UnhealthyPercent` above the threshold."""
+    return {
+        "AlarmName": FLEET_ALARM,
+        "AlarmDescription": (
+            f"More than {threshold:g} % of the running spawn fleet fails a status check"
+        ),
+        "Namespace": NAMESPACE,
+        "MetricName": "UnhealthyPercent",
+        "Statistic": "Maximum",
+        "Period": 60,
+        "EvaluationPeriods": 2,
+        "DatapointsToAlarm": 2,
+        "Threshold": float(threshold),
+        "ComparisonOperator": "GreaterThanThreshold",
+        "TreatMissingData": "notBreaching",
+        "AlarmActions": [critical_topic_arn],
+        "OKActions": [critical_topic_arn],
+    }
+
+
+@dataclass
+class FleetHealth:
+    """The fleet tick.
+
+    Args:
+        registry: the instances table.
+        stats: the stats table (interruption totals, the snapshot).
+        cloudwatch: for the fleet alarm.
+        alerts: sends `fleet_unhealthy` when the threshold is crossed.
+        threshold: `UNHEALTHY_PERCENT_THRESHOLD`.
+        critical_topic_arn: the fleet alarm's action.
+    """
+
+    registry: Registry
+    stats: Stats
+    cloudwatch: CloudWatchClient
+    alerts: AlertPublisher
+    threshold: float
+    critical_topic_arn: str
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    _alarm_checked: bool = field(default=False, init=False)
+
+    def tick(self) -> dict[str, Any]:
+        now = self.clock()
+        document = snapshot(self.registry.all(), self.stats.interruption_totals(now), now)
+        running = document["instances"]["running"]
+        unhealthy = document["unhealthy"]
+        emit(
+            NAMESPACE,
+            {
+                "ActiveInstances": (MetricUnit.Count, running),
+                "UnhealthyInstances": (MetricUnit.Count, unhealthy["count"]),
+                "UnhealthyPercent": (MetricUnit.Percent, unhealthy["percent"]),
+            },
+        )
+        self.ensure_alarm()
+        previous = self.stats.get_document(SNAPSHOT) or {}
+        over = unhealthy["percent"] > self.threshold
+        document["unhealthy"]["alerted"] = bool(
+            over and previous.get("unhealthy", {}).get("alerted")
+        )
+        if over and not document["unhealthy"]["alerted"]:
+            self.alerts.publish(
+                Alert(
+                    event_type="fleet_unhealthy",
+                    severity="critical",
+                    subject=(
+                        f"Fleet unhealthy: {unhealthy['count']} of {running} instances "
+                        f"({unhealthy['percent']:g} %) fail a status check"
+                    ),
+                    details={"threshold_percent": self.threshold, **unhealthy},
+                    time=now,
+                )
+            )
+            document["unhealthy"]["alerted"] = True
+        self.stats.put_document(SNAPSHOT, document)
+        return document
+
+    def ensure_alarm(self) -> None:
+        """Create or correct `spawn-fleet-unhealthy`; checked once per process."""
+        if self._alarm_checked:
+            return
+        wanted = fleet_alarm_request(self.threshold, self.critical_topic_arn)
+        found = self.cloudwatch.describe_alarms(AlarmNames=[FLEET_ALARM])["MetricAlarms"]
+        current = found[0] if found else {}
+        if any(current.get(key) != value for key, value in wanted.items()):
+            self.cloudwatch.put_metric_alarm(**wanted)
+            logger.info("fleet alarm created or updated", extra={"threshold": self.threshold})
+        self._alarm_checked = True

@@ -1,0 +1,211 @@
+"""Alarm notifications consumed from the alert topics (SPEC §8).
+
+CloudWatch publishes a JSON document when an alarm changes state. Each one updates
+the instance's health (the newest `StateChangeTime` wins, so duplicated or reordered
+notifications leave the right final state) and is kept in the alert history, which
+expires after `ALERT_RETENTION_DAYS`. Anything else on the topics, including this
+system's own alerts, is recognised and skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from chalicelib.alarms import instance_of
+from chalicelib.alerts import is_own_alert
+from chalicelib.ec2_events import iso
+from chalicelib.instances import Registry
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+logger = logging.getLogger(__name__)
+
+ALARM_STATES = frozenset({"OK", "ALARM", "INSUFFICIENT_DATA"})
+FEED = "alarm-changes"
+_serialize = TypeSerializer().serialize
+_deserialize = TypeDeserializer().deserialize
+
+
+class NotAnAlarmNotification(ValueError):
+    """The message is not a CloudWatch alarm notification; the text says why."""
+
+
+@dataclass(frozen=True)
+class AlarmChange:
+    """One alarm state change, as CloudWatch reported it."""
+
+    alarm_name: str
+    new_state: str
+    old_state: str | None
+    reason: str
+    changed_at: datetime
+    instance_id: str | None
+    check: str | None  # `status` or `system` for per-instance alarms
+
+    @property
+    def changed_ms(self) -> int:
+        return int(self.changed_at.timestamp() * 1000)
+
+
+def parse_time(value: Any) -> datetime:
+    """CloudWatch's `StateChangeTime`, e.g. `2026-01-27T10:15:30.123+0000`."""
+    if not isinstance(value, str):
+        raise NotAnAlarmNotification("StateChangeTime is missing")
+    for pattern in ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z"):
+        try:
+            return datetime.strptime(value.replace("Z", "+0000"), pattern).astimezone(UTC)
+        except ValueError:
+            continue
+    raise NotAnAlarmNotification(f"StateChangeTime {value!r} is not a time")
+
+
+def parse_notification(message: str) -> AlarmChange:
+    """Parse the body of an alarm notification; raises `NotAnAlarmNotification`."""
+    try:
+        body = json.loads(message)
+    except (TypeError, ValueError):
+        raise NotAnAlarmNotification("body is not JSON") from None
+    if not isinstance(body, Mapping):
+        raise NotAnAlarmNotification("body is not a JSON object")
+    name = body.get("AlarmName")
+    state = body.get("NewStateValue")
+    if not isinstance(name, str) or not name or state not in ALARM_STATES:
+        raise NotAnAlarmNotification("no AlarmName / NewStateValue")
+    old_state = body.get("OldStateValue")
+    instance_id = instance_of(name) or _dimension(body, "InstanceId")
+    return AlarmChange(
+        alarm_name=name,
+        new_state=state,
+        old_state=old_state if old_state in ALARM_STATES else None,
+        reason=str(body.get("NewStateReason") or "")[:1000],
+        changed_at=parse_time(body.get("StateChangeTime")),
+        instance_id=instance_id,
+        check=name.rsplit("-", 1)[1] if instance_of(name) else None,
+    )
+
+
+def _dimension(body: Mapping[str, Any], name: str) -> str | None:
+    trigger = body.get("Trigger")
+    if not isinstance(trigger, Mapping):
+        return None
+    for dimension in trigger.get("Dimensions") or []:
+        if isinstance(dimension, Mapping) and dimension.get("name") == name:
+            value = dimension.get("value")
+            return value if isinstance(value, str) else None
+    return None
+
+
+class AlertHistory:
+    """The alert history table: newest first, each change stored once.
+
+    The sort key is built from the change itself, so a duplicated notification
+    overwrites its own entry instead of adding another.
+    """
+
+    def __init__(
+        self,
+        dynamodb: DynamoDBClient,
+        table: str,
+        retention: timedelta,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.dynamodb = dynamodb
+        self.table = table
+        self.retention = retention
+        self.clock = clock
+
+    def add(self, change: AlarmChange, topic_arn: str, array_id: str | None) -> None:
+        entry = {
+            "feed": FEED,
+            "seen_at": f"{iso(change.changed_at)}#{change.alarm_name}#{change.new_state}",
+            "alarm_name": change.alarm_name,
+            "new_state": change.new_state,
+            "old_state": change.old_state,
+            "reason": change.reason,
+            "changed_at": iso(change.changed_at),
+            "instance_id": change.instance_id,
+            "check": change.check,
+            "array_id": array_id,
+            "topic": topic_arn.rsplit(":", 1)[-1],
+            "expires_at": int((self.clock() + self.retention).timestamp()),
+        }
+        item = {k: _serialize(v) for k, v in entry.items() if v is not None}
+        self.dynamodb.put_item(TableName=self.table, Item=item)
+
+    def latest(self, limit: int) -> list[dict[str, Any]]:
+        response = self.dynamodb.query(
+            TableName=self.table,
+            KeyConditionExpression="feed = :feed",
+            ExpressionAttributeValues={":feed": {"S": FEED}},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        entries = []
+        for item in response.get("Items", []):
+            row = {k: _deserialize(v) for k, v in item.items()}
+            for internal in ("feed", "seen_at", "expires_at"):
+                row.pop(internal, None)
+            entries.append(row)
+        return entries
+
+
+@dataclass
+class Notifications:
+    """Consumes SNS messages from the alert topics.
+
+    Args:
+        registry: the instances table (health is kept on each instance's item).
+        history: the alert history.
+    """
+
+    registry: Registry
+    history: AlertHistory
+
+    def handle(self, message: str, topic_arn: str) -> str:
+        """Apply one SNS message; returns what it was (for the log)."""
+        if is_own_alert(message):
+            return "own-alert"
+        try:
+            change = parse_notification(message)
+        except NotAnAlarmNotification as exc:
+            logger.warning(
+                "skipping a message that is not an alarm notification", extra={"reason": str(exc)}
+            )
+            return "skipped"
+        array_id = None
+        if change.instance_id and change.check:
+            array_id = self._record_health(change)
+        self.history.add(change, topic_arn, array_id)
+        logger.info(
+            "alarm state change",
+            extra={
+                "alarm": change.alarm_name,
+                "state": change.new_state,
+                "instance_id": change.instance_id,
+            },
+        )
+        return "recorded"
+
+    def _record_health(self, change: AlarmChange) -> str | None:
+        assert change.instance_id is not None
+        assert change.check is not None
+        state_key, time_key = f"check_{change.check}_state", f"check_{change.check}_ms"
+        previous = self.registry.update(
+            change.instance_id,
+            {state_key: change.new_state, time_key: change.changed_ms},
+            # Only for known instances; only a newer change than the one recorded.
+            f"attribute_exists(#last_event_ms) AND (attribute_not_exists(#{time_key})"
+            f" OR #{time_key} < :{time_key})",
+        )
+        if previous is None:
+            row = self.registry.get(change.instance_id)
+            return str(row["array_id"]) if row and row.get("array_id") else None
+        return str(previous["array_id"]) if previous.get("array_id") else None

@@ -1,0 +1,110 @@
+"""The local stack (`python -m local`, what `make run` starts) as a fixture.
+
+Started once per test session in its own process, with the simulated fleet off so
+tests control every event, and a one-second tick.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import boto3
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    aws_endpoint: str
+    api_endpoint: str
+    process: subprocess.Popen[str]
+    log_path: Path
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.aws_endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="e2e",
+            aws_secret_access_key="e2e",
+        )
+
+    def get(self, path: str) -> tuple[int, Any]:
+        import json
+        import urllib.error
+
+        try:
+            with urllib.request.urlopen(f"{self.api_endpoint}{path}", timeout=5) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+def eventually(check: Callable[[], T], timeout: float = 10.0, interval: float = 0.2) -> T:
+    """`check()`'s first truthy result within `timeout` seconds, else its last failure."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+            failure: BaseException = AssertionError(f"still {result!r} after {timeout} s")
+        except (AssertionError, OSError) as exc:  # OSError: not listening yet
+            failure = exc
+        if time.monotonic() > deadline:
+            raise failure
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    aws_port, api_port = free_port(), free_port()
+    log_path = tmp_path_factory.mktemp("stack") / "stack.log"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        "SFM_AWS_PORT": str(aws_port),
+        "SFM_API_PORT": str(api_port),
+        "SFM_TICK_SECONDS": "1",
+        "SFM_SIMULATE": "0",
+        "PYTHONUNBUFFERED": "1",
+    }
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "local"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    running = Stack(
+        f"http://127.0.0.1:{aws_port}", f"http://127.0.0.1:{api_port}", process, log_path
+    )
+    try:
+        eventually(lambda: running.get("/health")[0] == 200, timeout=60, interval=0.5)
+    except Exception:
+        process.kill()
+        raise AssertionError(f"local stack did not come up:\n{running.log()}") from None
+    yield running
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=30) == 0, running.log()[-3000:]
