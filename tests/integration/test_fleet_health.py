@@ -1,0 +1,100 @@
+"""The fleet tick on moto: snapshot, metrics, the fleet alarm and the unhealthy alert."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from chalicelib.alerts import AlertPublisher
+from chalicelib.fleet import FLEET_ALARM, FleetHealth
+from chalicelib.stats import SNAPSHOT, Stats
+from local.provision import Provisioned
+from tests.aws_faults import count_calls
+from tests.integration.conftest import T0, Fleet
+
+
+@pytest.fixture
+def health(fleet: Fleet, infra: Provisioned) -> FleetHealth:
+    alerts = AlertPublisher(
+        fleet.clients.sns, infra.arns["AlertsTopic"], infra.arns["CriticalTopic"]
+    )
+    return FleetHealth(
+        fleet.registry,
+        Stats(fleet.clients.dynamodb, fleet.settings.stats_table),
+        fleet.cloudwatch,
+        alerts,
+        threshold=5.0,
+        critical_topic_arn=infra.arns["CriticalTopic"],
+        clock=lambda: T0 + timedelta(minutes=5),
+    )
+
+
+def _critical_queue(fleet: Fleet, infra: Provisioned) -> str:
+    sqs = fleet.session.client("sqs")
+    url = sqs.create_queue(QueueName="critical")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    fleet.session.client("sns").subscribe(
+        TopicArn=infra.arns["CriticalTopic"], Protocol="sqs", Endpoint=arn
+    )
+    return url
+
+
+def _unhealthy(fleet: Fleet, instance_id: str) -> None:
+    ms = int((T0 + timedelta(seconds=90)).timestamp() * 1000)
+    fleet.registry.update(instance_id, {"check_status_state": "ALARM", "check_status_ms": ms})
+
+
+def test_tick_publishes_figures_stores_the_snapshot_and_alerts_once(
+    fleet: Fleet, infra: Provisioned, health: FleetHealth, capsys: Any
+) -> None:
+    instances = fleet.launch(10)
+    fleet.lifecycle.handle([fleet.event(i, "running", T0) for i in instances])
+    queue = _critical_queue(fleet, infra)
+    _unhealthy(fleet, instances[0])
+
+    document = health.tick()
+    health.tick()
+
+    assert document["unhealthy"]["percent"] == 10.0
+    stored = health.stats.get_document(SNAPSHOT)
+    assert stored is not None
+    assert stored["instances"]["running"] == 10
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert [d["UnhealthyPercent"] for d in emf] == [[10.0], [10.0]]
+    assert all(d["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [[]] for d in emf)
+    messages = fleet.session.client("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10)[
+        "Messages"
+    ]
+    bodies = [json.loads(m["Body"]) for m in messages]
+    assert [b["MessageAttributes"]["event_type"]["Value"] for b in bodies] == ["fleet_unhealthy"]
+    assert bodies[0]["Subject"].startswith("Fleet unhealthy: 1 of 10")
+
+
+def test_fleet_alarm_is_created_once_and_corrected_if_changed(
+    fleet: Fleet, infra: Provisioned, health: FleetHealth
+) -> None:
+    calls = count_calls(fleet.cloudwatch)
+    health.tick()
+    health.tick()
+    assert calls.get("PutMetricAlarm") == 1
+    assert calls.get("DescribeAlarms") == 1
+    [alarm] = fleet.cloudwatch.describe_alarms(AlarmNames=[FLEET_ALARM])["MetricAlarms"]
+    assert alarm["Threshold"] == 5.0
+    assert alarm["AlarmActions"] == [infra.arns["CriticalTopic"]]
+
+    stricter = FleetHealth(
+        health.registry,
+        health.stats,
+        fleet.cloudwatch,
+        health.alerts,
+        2.0,
+        infra.arns["CriticalTopic"],
+    )
+    stricter.ensure_alarm()
+    [alarm] = fleet.cloudwatch.describe_alarms(AlarmNames=[FLEET_ALARM])["MetricAlarms"]
+    assert alarm["Threshold"] == 2.0
