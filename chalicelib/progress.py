@@ -227,6 +227,8 @@ class Summary:
         watermarks: last applied stream sequence number per stream, zero-padded.
         recounted_at_ms: when the last full recount's Query started; stream records
             created before it are already in the counts.
+        last_change_ms: creation time of the newest stream change applied; a recount
+            waits until the array has been quiet for a while (see `quiet_since`).
         version: bumped by every save (optimistic concurrency).
         finished_alerted / failing_alerted / stalled_alerted: alerts already sent.
         final_published: the finished figures are published; nothing changed since.
@@ -242,6 +244,7 @@ class Summary:
     samples: tuple[tuple[int, int], ...] = ()
     watermarks: Mapping[str, str] = field(default_factory=dict)
     recounted_at_ms: int | None = None
+    last_change_ms: int | None = None
     version: int = 0
     finished_alerted: bool = False
     failing_alerted: bool = False
@@ -375,6 +378,7 @@ def apply_changes(summary: Summary, changes: Iterable[Change]) -> Summary:
     samples = summary.samples
     moved = False
     advanced = False
+    last_change_ms = summary.last_change_ms
     for change in changes:
         mark = watermarks.get(change.shard)
         if mark is not None and change.sequence <= mark:
@@ -391,6 +395,7 @@ def apply_changes(summary: Summary, changes: Iterable[Change]) -> Summary:
         if change.new is not None:
             tally.move(validate_row(change.new), 1)
         moved = True
+        last_change_ms = max(last_change_ms or 0, created_ms)
         samples = _sampled(
             samples,
             created_ms // 1000,
@@ -398,7 +403,9 @@ def apply_changes(summary: Summary, changes: Iterable[Change]) -> Summary:
         )
     if not advanced:
         return summary
-    updated = replace(summary, watermarks=watermarks, samples=samples)
+    updated = replace(
+        summary, watermarks=watermarks, samples=samples, last_change_ms=last_change_ms
+    )
     if moved:
         updated = replace(tally.apply_to(updated), final_published=False)
     return updated

@@ -56,6 +56,9 @@ NAMESPACE = "Spawn/Arrays"
 # Writers of one summary are the stream handler, the tick and a recount; a few retries
 # outlast any realistic collision.
 SAVE_ATTEMPTS = 5
+# Stream records arrive within seconds of the change; a minute without any means
+# no change of this array is in flight.
+RECOUNT_QUIET_SECONDS = 60
 # Bounds the rows one `GET /workers` request examines when a status filter is rare, so
 # a request stays fast; the cursor then resumes where it stopped.
 EXAMINE_MAX = 1000
@@ -98,6 +101,7 @@ def to_item(summary: Summary) -> dict[str, Any]:
         "samples": [list(sample) for sample in summary.samples],
         "watermarks": dict(summary.watermarks),
         "recounted_at_ms": summary.recounted_at_ms,
+        "last_change_ms": summary.last_change_ms,
         "finished_alerted": summary.finished_alerted,
         "failing_alerted": summary.failing_alerted,
         "stalled_alerted": summary.stalled_alerted,
@@ -137,6 +141,7 @@ def from_item(item: Mapping[str, Any]) -> Summary:
         samples=tuple((int(t), int(n)) for t, n in values.get("samples", [])),
         watermarks={str(k): str(v) for k, v in values.get("watermarks", {}).items()},
         recounted_at_ms=_optional_int(values.get("recounted_at_ms")),
+        last_change_ms=_optional_int(values.get("last_change_ms")),
         version=int(values.get("version", 0)),
         finished_alerted=bool(values.get("finished_alerted", False)),
         failing_alerted=bool(values.get("failing_alerted", False)),
@@ -500,11 +505,21 @@ class ProgressAggregator:
         raise ConflictError(f"summary of {array_id} kept changing; {SAVE_ATTEMPTS} attempts")
 
     def _recount_due(self, summary: Summary, now: datetime) -> bool:
+        """Due every `RECOUNT_EVERY_SECONDS`, but only once the array is quiet.
+
+        A Query is not a snapshot: a row that changes while it runs can be counted by
+        the Query and again by its stream record. Recounting only when no change has
+        arrived for `RECOUNT_QUIET_SECONDS` keeps the recount from adding the drift it
+        is there to remove; a busy array is recounted when it settles.
+        """
+        now_ms = _epoch_ms(now)
+        if summary.last_change_ms is not None and (
+            now_ms - summary.last_change_ms < RECOUNT_QUIET_SECONDS * 1000
+        ):
+            return False
         if summary.recounted_at_ms is None:
             return True
-        return (
-            _epoch_ms(now) - summary.recounted_at_ms >= self.settings.recount_every_seconds * 1000
-        )
+        return now_ms - summary.recounted_at_ms >= self.settings.recount_every_seconds * 1000
 
     def tick(self, now: datetime) -> TickReport:
         """Publish metrics, send due alerts and recount where due, for every array that

@@ -341,7 +341,8 @@ def test_tick_publishes_metrics_and_a_finished_array_stops_after_its_final_figur
     )
     capsys.readouterr()
     report = harness.aggregator.tick(T0 + timedelta(seconds=30))
-    assert (report.arrays, report.published, report.recounted) == (1, 1, 1)
+    # Changes arrived 30 s ago: too recent for a recount, which waits for a quiet array.
+    assert (report.arrays, report.published, report.recounted) == (1, 1, 0)
     [line] = emf_lines(capsys.readouterr().out)
     namespace, array_id, values = figures(line)
     assert (namespace, array_id) == ("Spawn/Arrays", A)
@@ -414,3 +415,12 @@ def test_reads_scale_with_rows_changed_not_with_the_table(harness: Harness, caps
     report = harness.aggregator.tick(T0 + timedelta(seconds=10))
     assert report.recounted == 0
     assert report.items_read == 2  # the two summaries, no progress rows
+
+
+def test_recount_waits_until_the_array_is_quiet(harness: Harness) -> None:
+    w = harness.workers
+    harness.aggregator.handle_stream(event([w.write(A, 0), w.write(A, 1)]))
+    assert harness.aggregator.tick(T0 + timedelta(seconds=59)).recounted == 0
+    assert harness.aggregator.tick(T0 + timedelta(seconds=61)).recounted == 1
+    # Recounted now; the next one is due after RECOUNT_EVERY_SECONDS, not at every tick.
+    assert harness.aggregator.tick(T0 + timedelta(seconds=120)).recounted == 0
