@@ -45,6 +45,10 @@ class StateChange:
     state: str
     event_id: str
 
+    @property
+    def epoch_ms(self) -> int:
+        return int(self.time.timestamp() * 1000)
+
 
 @dataclass(frozen=True)
 class SpotWarning:

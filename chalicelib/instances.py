@@ -200,11 +200,14 @@ class Registry:
         values: dict[str, Any] = {
             "state": change.state,
             "state_rank": change.rank,
-            "last_event_ms": int(change.time.timestamp() * 1000),
+            "last_event_ms": change.epoch_ms,
             "last_event_time": iso(change.time),
             "gone": change.state == "terminated",
             "managed": managed,
         }
+        if change.state == "running":
+            # When this run began: a spot interruption before it belongs to an earlier run.
+            values["running_since_ms"] = change.epoch_ms
         if facts is not None:
             values.update(_facts_values(facts))
         if change.state == "terminated" or managed is False:

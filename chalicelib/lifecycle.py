@@ -106,7 +106,7 @@ class Lifecycle:
         facts = describe(self.ec2, coming_up) if coming_up else {}
         self._register_arrays(facts.values())
 
-        to_put: list[Watched] = []
+        to_put: list[tuple[Watched, StateChange]] = []
         to_delete: dict[str, list[str]] = {}
         for instance_id, change in sorted(latest.items()):
             try:
@@ -118,14 +118,20 @@ class Lifecycle:
                 outcome.failed.extend(ids_by_instance[instance_id])
                 continue
             if isinstance(action, Watched):
-                to_put.append(action)
+                to_put.append((action, change))
             elif action:
                 to_delete[instance_id] = alarm_names(instance_id)
 
-        for watched in to_put:
+        for watched, change in to_put:
             try:
+                # Puts are paced, so a newer change (say, terminated, handled by another
+                # invocation) may have been recorded since: check before and after.
+                if not self._still_running(change):
+                    continue
                 self.alarms.put([watched])
                 outcome.alarms_put += len(alarm_names(watched.instance_id))
+                if not self._still_running(change):
+                    self.alarms.delete(alarm_names(watched.instance_id))
             except Exception:
                 logger.exception(
                     "creating alarms failed", extra={"instance_id": watched.instance_id}
@@ -141,6 +147,10 @@ class Lifecycle:
                 for instance_id in to_delete:
                     outcome.failed.extend(ids_by_instance[instance_id])
         return outcome
+
+    def _still_running(self, change: StateChange) -> bool:
+        row = self.registry.get(change.instance_id) or {}
+        return row.get("state") == "running" and row.get("last_event_ms") == change.epoch_ms
 
     def _register_arrays(self, facts: Iterable[InstanceFacts]) -> None:
         """Name and declared size of each array coming up, so progress can count the

@@ -236,3 +236,22 @@ def test_recover_action_is_added_to_the_system_alarm_only(fleet: Fleet) -> None:
     actions = {a["AlarmName"].rsplit("-", 1)[1]: a["AlarmActions"] for a in alarms}
     assert actions["status"] == [fleet.topic_arn]
     assert actions["system"] == [fleet.topic_arn, "arn:aws:automate:us-east-1:ec2:recover"]
+
+
+def test_a_terminate_handled_while_alarms_are_paced_leaves_no_alarms(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two invocations at once: this one is pacing its puts when the other one records
+    # the instance's termination (and, finding no alarms yet, deletes nothing).
+    [instance] = fleet.launch()
+    real_put = fleet.alarms.put
+    other = fleet.event(instance, "terminated", later(60))
+
+    def put_after_the_other_invocation(watched: object) -> None:
+        monkeypatch.setattr(fleet.alarms, "put", real_put)
+        fleet.lifecycle.handle([other])
+        real_put(watched)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fleet.alarms, "put", put_after_the_other_invocation)
+    fleet.lifecycle.handle([fleet.event(instance, "running")])
+    assert fleet.alarm_names() == set()
