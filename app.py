@@ -39,12 +39,15 @@ def on_instance_state_change(event: SQSEvent) -> dict[str, Any]:
 
 @app.schedule(Rate(15, unit=Rate.MINUTES), name="reconcile")
 def reconcile_alarms(event: Any) -> None:
+    remaining = event.context.get_remaining_time_in_millis() / 1000
     reconcile(
         settings=settings,
         ec2=runtime.clients().ec2,
         registry=runtime.registry(),
         alarms=runtime.alarm_store(),
         now=datetime.now(UTC),
+        # Listing and registry work need time too; the rest is left to the next run.
+        budget_seconds=remaining * 0.7,
     )
 
 

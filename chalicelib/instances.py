@@ -118,11 +118,15 @@ def describe(ec2: EC2Client, instance_ids: Iterable[str]) -> dict[str, InstanceF
 
 
 def describe_managed_running(ec2: EC2Client, settings: Settings) -> dict[str, InstanceFacts]:
-    """Every running managed instance: one paginated listing per managed tag key."""
+    """Every running managed instance: one paginated listing per managed tag key.
+
+    EC2 filters on the key only; the value is judged by `is_managed`, exactly as the
+    lifecycle handler judges it (any case, surrounding spaces ignored).
+    """
     found: dict[str, InstanceFacts] = {}
     for key in settings.managed_tag_keys:
         filters = [
-            {"Name": f"tag:{key}", "Values": ["true", "True", "TRUE"]},
+            {"Name": "tag-key", "Values": [key]},
             {"Name": "instance-state-name", "Values": ["running"]},
         ]
         for facts in _instances(ec2, filters):
@@ -155,8 +159,9 @@ class Registry:
         values: Mapping[str, Any],
         condition: str | None = None,
         condition_values: Mapping[str, Any] | None = None,
+        remove: Iterable[str] = (),
     ) -> dict[str, Any] | None:
-        """SET `values` on an instance's item if `condition` holds.
+        """SET `values` (and REMOVE `remove`) on an instance's item if `condition` holds.
 
         In `condition`, `#name` refers to the attribute `name` of `values` or
         `condition_values` keys (`:name`). Returns the previous item (empty for a new
@@ -175,6 +180,10 @@ class Registry:
             "ExpressionAttributeValues": attr_values,
             "ReturnValues": "ALL_OLD",
         }
+        removed = [f"#{k}" for k in remove]
+        if removed:
+            request["UpdateExpression"] += " REMOVE " + ", ".join(removed)
+            names.update({r: r[1:] for r in removed})
         if condition:
             request["ConditionExpression"] = condition
             for token in {t for t in condition.replace("(", " ").replace(")", " ").split()}:

@@ -1,21 +1,29 @@
 """The reconciler: restores the SPEC §5 invariant whatever events were missed.
 
-Lists running managed instances and existing per-instance alarms, creates what is
-missing and deletes what is orphaned. Instances found running without a registry
-entry are adopted; registry entries still marked live for instances EC2 no longer
-runs are brought up to date with what EC2 says now.
+Lists the per-instance alarms first and the running managed instances second, so an
+alarm made by the lifecycle handler in between is never taken for an orphan. Then it
+creates what is missing and deletes what is orphaned (within the run's time budget:
+the rest is left to the next run), and brings the registry in line with EC2: running
+managed instances it lacks are adopted, ones it holds as unmanaged are corrected, and
+ones it still holds as live that EC2 no longer runs get EC2's state.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from chalicelib.alarms import AlarmStore, Watched, plan
+from chalicelib.alarms import ALARM_KINDS, AlarmPlan, AlarmStore, Watched, plan
 from chalicelib.ec2_events import STATE_RANK, StateChange
-from chalicelib.instances import LIVE_STATES, Registry, describe, describe_managed_running
+from chalicelib.instances import (
+    LIVE_STATES,
+    InstanceFacts,
+    Registry,
+    describe,
+    describe_managed_running,
+)
 from chalicelib.settings import Settings
 
 if TYPE_CHECKING:
@@ -29,8 +37,20 @@ class ReconcileReport:
     running: int
     alarms_created_for: int
     alarms_deleted: int
+    deferred: int
     adopted: int
     corrected: int
+
+
+def within_budget(alarm_plan: AlarmPlan, budget_seconds: float, rate: float) -> AlarmPlan:
+    """As much of the plan as paced calls can do in the budget; deletes go first (each
+    call removes up to 100 names), creations take what time is left."""
+    if budget_seconds == float("inf"):
+        return alarm_plan
+    delete_calls = -(-len(alarm_plan.delete) // 100)
+    left = max(0.0, budget_seconds - delete_calls / rate)
+    fits = int(left * rate) // len(ALARM_KINDS)
+    return replace(alarm_plan, create=alarm_plan.create[:fits])
 
 
 def reconcile(
@@ -40,36 +60,68 @@ def reconcile(
     registry: Registry,
     alarms: AlarmStore,
     now: datetime,
+    budget_seconds: float = float("inf"),
 ) -> ReconcileReport:
     """Make alarms and registry match EC2; returns what changed."""
+    existing = alarms.list_names()
     running = describe_managed_running(ec2, settings)
     watched = [Watched(i, f.array_id) for i, f in running.items()]
-    alarm_plan = plan(watched, alarms.list_names())
+    full_plan = plan(watched, existing)
+    alarm_plan = within_budget(full_plan, budget_seconds, alarms.put_limiter.rate)
     alarms.apply(alarm_plan)
 
+    rows = {str(row["instance_id"]): row for row in registry.all()}
     now_ms = int(now.timestamp() * 1000)
-    adopted = sum(registry.adopt(running[w.instance_id], now_ms) for w in alarm_plan.create)
-
-    ghosts = [
-        row["instance_id"]
-        for row in registry.all()
-        if row.get("managed")
-        and row.get("state") in LIVE_STATES
-        and row["instance_id"] not in running
-    ]
-    corrected = 0
-    if ghosts:
-        actual = describe(ec2, ghosts)
-        for instance_id in ghosts:
-            facts = actual.get(instance_id)
-            state = facts.state if facts is not None else "terminated"
-            if state not in STATE_RANK or state == "running":
-                continue
-            change = StateChange(now, STATE_RANK[state], instance_id, state, "reconcile")
-            if registry.record(change, None, None) is not None:
-                corrected += 1
+    adopted = corrected = 0
+    for instance_id, facts in running.items():
+        row = rows.get(instance_id)
+        if row is None or "last_event_ms" not in row:
+            adopted += registry.adopt(facts, now_ms)
+        elif row.get("managed") is not True:
+            corrected += _mark_managed(registry, facts)
+    corrected += _correct_ghosts(ec2, registry, rows, running, now)
     report = ReconcileReport(
-        len(running), len(alarm_plan.create), len(alarm_plan.delete), adopted, corrected
+        running=len(running),
+        alarms_created_for=len(alarm_plan.create),
+        alarms_deleted=len(alarm_plan.delete),
+        deferred=len(full_plan.create) - len(alarm_plan.create),
+        adopted=adopted,
+        corrected=corrected,
     )
     logger.info("reconciled", extra=report.__dict__)
     return report
+
+
+def _mark_managed(registry: Registry, facts: InstanceFacts) -> int:
+    """Tags added after the instance came up: from now on it is watched (and no longer
+    expires from the registry)."""
+    values = {"managed": True, **facts.membership()}
+    registry.update(facts.instance_id, values, remove=["expires_at"])
+    return 1
+
+
+def _correct_ghosts(
+    ec2: EC2Client,
+    registry: Registry,
+    rows: dict[str, dict[str, object]],
+    running: dict[str, InstanceFacts],
+    now: datetime,
+) -> int:
+    ghosts = [
+        instance_id
+        for instance_id, row in rows.items()
+        if row.get("managed") and row.get("state") in LIVE_STATES and instance_id not in running
+    ]
+    if not ghosts:
+        return 0
+    actual = describe(ec2, ghosts)
+    corrected = 0
+    for instance_id in ghosts:
+        facts = actual.get(instance_id)
+        state = facts.state if facts is not None else "terminated"
+        if state not in STATE_RANK or state in LIVE_STATES:
+            continue
+        change = StateChange(now, STATE_RANK[state], instance_id, state, "reconcile")
+        if registry.record(change, None, None) is not None:
+            corrected += 1
+    return corrected

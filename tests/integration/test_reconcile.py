@@ -132,3 +132,57 @@ def test_delete_of_an_alarm_that_vanished_meanwhile_deletes_the_rest(fleet: Flee
     with stub:
         fleet.alarms.delete([*present, "spawn-instance-i-0ffffffffffffffff-status"])
     stub.assert_no_pending_responses()
+
+
+def test_alarms_made_while_it_runs_are_not_taken_for_orphans(fleet: Fleet) -> None:
+    [early] = fleet.launch()
+    made: list[str] = []
+
+    def lifecycle_meanwhile(**_: object) -> None:
+        # The lifecycle handler brings an instance up between the two listings.
+        if not made:
+            [late] = fleet.launch()
+            made.append(late)
+            fleet.lifecycle.handle([fleet.event(late, "running")])
+
+    fleet.ec2.meta.events.register("before-call.ec2.DescribeInstances", lifecycle_meanwhile)
+    _reconcile(fleet)
+    assert fleet.alarmed_instances() >= {early, *made}
+
+
+def test_tags_added_after_launch_make_the_instance_managed_for_good(fleet: Fleet) -> None:
+    [instance] = fleet.launch(tags={"Name": "not yet"})
+    fleet.lifecycle.handle([fleet.event(instance, "running")])
+    fleet.ec2.create_tags(Resources=[instance], Tags=[{"Key": "spawn:managed", "Value": "true"}])
+    report = _reconcile(fleet)
+    assert report.corrected == 1  # type: ignore[attr-defined]
+    row = fleet.registry.get(instance)
+    assert row is not None
+    assert row["managed"] is True
+    assert "expires_at" not in row
+    fleet.lifecycle.handle([fleet.event(instance, "terminated", later(900))])
+    assert fleet.alarm_names() == set()  # the terminate now takes its alarms with it
+
+
+def test_a_managed_tag_in_any_case_is_watched_by_both_paths(fleet: Fleet) -> None:
+    [instance] = fleet.launch(tags={"spawn:managed": " True "})
+    fleet.lifecycle.handle([fleet.event(instance, "running")])
+    _reconcile(fleet)
+    assert fleet.alarmed_instances() == {instance}
+
+
+def test_work_beyond_the_time_budget_is_left_for_the_next_run(fleet: Fleet) -> None:
+    fleet.launch(10)
+    rate = fleet.alarms.put_limiter.rate
+    first = reconcile(
+        settings=fleet.settings,
+        ec2=fleet.ec2,
+        registry=fleet.registry,
+        alarms=fleet.alarms,
+        now=later(600),
+        budget_seconds=8 / rate,  # room for 8 puts: 4 instances
+    )
+    assert (first.alarms_created_for, first.deferred) == (4, 6)
+    assert len(fleet.alarmed_instances()) == 4
+    assert _reconcile(fleet).deferred == 0  # type: ignore[attr-defined]
+    assert len(fleet.alarmed_instances()) == 10
