@@ -145,7 +145,7 @@ def test_alarms_made_while_it_runs_are_not_taken_for_orphans(fleet: Fleet) -> No
             made.append(late)
             fleet.lifecycle.handle([fleet.event(late, "running")])
 
-    fleet.ec2.meta.events.register("before-call.ec2.DescribeInstances", lifecycle_meanwhile)
+    fleet.ec2.meta.events.register("after-call.ec2.DescribeInstances", lifecycle_meanwhile)
     _reconcile(fleet)
     assert fleet.alarmed_instances() >= {early, *made}
 
