@@ -3,13 +3,15 @@
 An interruption is counted exactly once per instance however often EventBridge
 delivers the warning: one DynamoDB transaction marks the instance interrupted (only
 if it was not already) and adds to the counters, so either both happen or neither.
-Only a first count publishes metrics; the alert is sent once and remembered, so a
-retry after a failed publish sends it, and a duplicate does not send it again.
+Only a first count publishes metrics; the alert is sent once per interruption and
+remembered, so a retry after a failed publish sends it and a duplicate does not.
 """
 
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 NAMESPACE = "Spawn/SpotInterruptions"
+TRANSACTION_ATTEMPTS = 6
 _serialize = TypeSerializer().serialize
 
 
@@ -64,6 +67,7 @@ class Interruptions:
     registry: Registry
     alerts: AlertPublisher
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    sleep: Callable[[float], None] = time.sleep
 
     def on_warning(self, event: Any) -> str:
         """Count, record, publish and alert; returns what happened (for the log)."""
@@ -76,7 +80,14 @@ class Interruptions:
             )
             return "ignored"
         array_id = owner.array_id if owner.managed else None
-        if self._count(warning, owner, array_id):
+        marks: dict[str, Any] = {
+            "interrupted_at": iso(warning.time),
+            "interruption_action": warning.action,
+        }
+        if array_id:
+            marks["array_id"] = array_id
+        counters = interruption_increments(self.settings.stats_table, warning.time, array_id)
+        if self._once(warning.instance_id, "interrupted_ms", warning.time, owner, marks, counters):
             emit(NAMESPACE, {"Count": (MetricUnit.Count, 1)})
             if array_id:
                 emit(NAMESPACE, {"Count": (MetricUnit.Count, 1)}, {"ArrayId": array_id})
@@ -84,9 +95,10 @@ class Interruptions:
         else:
             outcome = "duplicate"
         row = self.registry.get(warning.instance_id) or {}
-        if owner.managed and not row.get("interruption_alerted"):
+        interrupted_ms = row.get("interrupted_ms")
+        if owner.managed and row.get("interruption_alerted_ms") != interrupted_ms:
             self.alerts.publish(_alert(warning, owner))
-            self.registry.update(warning.instance_id, {"interruption_alerted": True})
+            self.registry.update(warning.instance_id, {"interruption_alerted_ms": interrupted_ms})
         logger.info(
             "spot interruption warning",
             extra={"instance_id": warning.instance_id, "outcome": outcome},
@@ -94,15 +106,17 @@ class Interruptions:
         return outcome
 
     def on_rebalance(self, event: Any) -> str:
+        """Count a rebalance recommendation once per instance and run, and publish it."""
         recommendation = parse_rebalance(event)
-        first = self.registry.update(
-            recommendation.instance_id,
-            {"rebalance_at": iso(recommendation.time)},
-            "attribute_not_exists(#rebalance_at)",
-        )
-        if first is None:
+        owner = self._owner(recommendation.instance_id)
+        if not owner.managed and not self.settings.count_unmanaged_interruptions:
+            return "ignored"
+        counters = [increment(self.settings.stats_table, REBALANCE_TOTAL)]
+        marks = {"rebalance_at": iso(recommendation.time)}
+        if not self._once(
+            recommendation.instance_id, "rebalance_ms", recommendation.time, owner, marks, counters
+        ):
             return "duplicate"
-        self.dynamodb.update_item(**increment(self.settings.stats_table, REBALANCE_TOTAL)["Update"])
         emit(NAMESPACE, {"RebalanceRecommendations": (MetricUnit.Count, 1)})
         return "counted"
 
@@ -126,37 +140,54 @@ class Interruptions:
             facts.instance_type,
         )
 
-    def _count(self, warning: SpotWarning, owner: Owner, array_id: str | None) -> bool:
-        """Mark the instance interrupted and add to the counters, atomically, once."""
-        values: dict[str, Any] = {
-            "interrupted_at": iso(warning.time),
-            "interruption_action": warning.action,
-            "managed": owner.managed,
-        }
-        if array_id:
-            values["array_id"] = array_id
+    def _once(
+        self,
+        instance_id: str,
+        field_ms: str,
+        at: datetime,
+        owner: Owner,
+        marks: dict[str, Any],
+        counters: list[dict[str, Any]],
+    ) -> bool:
+        """Mark the instance (`field_ms` = `at`) and add to `counters`, atomically, once
+        per run of the instance: a stop/hibernate spot instance that runs again can be
+        interrupted again, but a late copy of an earlier warning is not counted.
+
+        Returns whether this call counted. Concurrent transactions on the same counters
+        (a capacity reclaim interrupts many instances at once) are retried here.
+        """
+        at_ms = int(at.timestamp() * 1000)
+        values: dict[str, Any] = {**marks, field_ms: at_ms, "managed": owner.managed}
         if not owner.managed:
             values["expires_at"] = int(self.clock().timestamp()) + GONE_RETENTION_SECONDS
-        names = {f"#{k}": k for k in values}
         mark = {
             "Update": {
                 "TableName": self.settings.instances_table,
-                "Key": {"instance_id": {"S": warning.instance_id}},
+                "Key": {"instance_id": {"S": instance_id}},
                 "UpdateExpression": "SET " + ", ".join(f"#{k} = :{k}" for k in values),
-                "ConditionExpression": "attribute_not_exists(#interrupted_at)",
-                "ExpressionAttributeNames": names,
+                "ConditionExpression": (
+                    f"attribute_not_exists(#{field_ms}) OR (#{field_ms} < #running_since_ms"
+                    f" AND :{field_ms} >= #running_since_ms)"
+                ),
+                "ExpressionAttributeNames": {
+                    **{f"#{k}": k for k in values},
+                    "#running_since_ms": "running_since_ms",
+                },
                 "ExpressionAttributeValues": {f":{k}": _serialize(v) for k, v in values.items()},
             }
         }
-        counters = interruption_increments(self.settings.stats_table, warning.time, array_id)
-        try:
-            self.dynamodb.transact_write_items(TransactItems=[mark, *counters])  # type: ignore[list-item]
-        except ClientError as exc:
-            reasons = exc.response.get("CancellationReasons", [])
-            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
-                return False
-            raise
-        return True
+        for attempt in range(TRANSACTION_ATTEMPTS):
+            try:
+                self.dynamodb.transact_write_items(TransactItems=[mark, *counters])  # type: ignore[list-item]
+                return True
+            except ClientError as exc:
+                codes = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+                if codes and codes[0] == "ConditionalCheckFailed":
+                    return False
+                if "TransactionConflict" not in codes or attempt == TRANSACTION_ATTEMPTS - 1:
+                    raise
+                self.sleep(random.uniform(0, 0.05 * 2**attempt))  # noqa: S311 - jitter
+        return False
 
 
 def _alert(warning: SpotWarning, owner: Owner) -> Alert:

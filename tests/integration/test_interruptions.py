@@ -6,7 +6,7 @@ import copy
 import json
 import logging
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -185,3 +185,58 @@ def test_logs_never_carry_the_whole_event(harness: Harness, caplog: Any) -> None
     with caplog.at_level(logging.INFO):
         harness.handler.on_warning(harness.warning(instance))
     assert "123456789012" not in caplog.text  # the event's account and ARNs stay out
+
+
+def test_a_spot_instance_that_runs_again_can_be_interrupted_again(harness: Harness) -> None:
+    fleet = harness.fleet
+    [instance] = fleet.launch()
+    start = datetime(2026, 1, 27, 11, 0, tzinfo=UTC)
+    fleet.lifecycle.handle([fleet.event(instance, "running", start)])
+
+    def warning_at(minutes: int, event_id: str) -> dict[str, Any]:
+        event = harness.warning(instance, event_id, action="stop")
+        event["time"] = (start + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return event
+
+    first = warning_at(10, "w-1")
+    assert harness.handler.on_warning(first) == "counted"
+    fleet.lifecycle.handle([fleet.event(instance, "stopped", start + timedelta(minutes=13))])
+    fleet.lifecycle.handle([fleet.event(instance, "running", start + timedelta(minutes=30))])
+    assert harness.handler.on_warning(first) == "duplicate"  # a late copy of the first
+    assert harness.handler.on_warning(warning_at(40, "w-2")) == "counted"
+    assert harness.stats.counts(["interruptions#all"]) == {"interruptions#all": 2}
+    assert len(harness.alerts()) == 2
+
+
+def test_conflicting_transactions_in_a_burst_are_retried(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+
+    [instance] = harness.fleet.launch()
+    real = harness.handler.dynamodb.transact_write_items
+    conflicts = iter([True, True, False])
+
+    def busy(**kwargs: Any) -> Any:
+        if next(conflicts):
+            raise ClientError(
+                {
+                    "Error": {"Code": "TransactionCanceledException", "Message": "conflict"},
+                    "CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict"}],
+                },
+                "TransactWriteItems",
+            )
+        return real(**kwargs)
+
+    monkeypatch.setattr(harness.handler.dynamodb, "transact_write_items", busy)
+    harness.handler.sleep = lambda seconds: None
+    assert harness.handler.on_warning(harness.warning(instance)) == "counted"
+    assert harness.totals()["total"] == 1
+
+
+def test_rebalance_of_an_unmanaged_instance_is_not_counted(harness: Harness) -> None:
+    [instance] = harness.fleet.launch(tags={"Name": "other"})
+    event = copy.deepcopy(load_event("ec2-rebalance-recommendation.json"))
+    event["detail"] = {"instance-id": instance}
+    assert harness.handler.on_rebalance(event) == "ignored"
+    assert harness.stats.counts(["rebalance#all"]) == {}
