@@ -109,6 +109,15 @@ def plan(watched: Iterable[Watched], existing: Iterable[str]) -> AlarmPlan:
     return AlarmPlan(create, delete)
 
 
+def partition_of(region: str) -> str:
+    """The ARN partition a region belongs to."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
 def chunked(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     """Consecutive slices of at most `size` items."""
     for start in range(0, len(items), size):
@@ -126,7 +135,7 @@ def alarm_request(
     """The exact `PutMetricAlarm` request for one alarm (SPEC §5)."""
     actions = [topic_arn]
     if recover and kind.recoverable:
-        actions.append(f"arn:aws:automate:{region}:ec2:recover")
+        actions.append(f"arn:{partition_of(region)}:automate:{region}:ec2:recover")
     tags = [{"Key": "spawn:instance-id", "Value": watched.instance_id}]
     if watched.array_id:
         tags.append({"Key": "spawn:job-array-id", "Value": watched.array_id})

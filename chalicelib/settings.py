@@ -7,6 +7,7 @@ message naming the variable, never deep inside a handler.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -77,8 +78,11 @@ class Settings:
             var = field.name.upper()
             if isinstance(value, str) and not _NAME.match(value):
                 raise SettingsError(f"setting {var}={value!r} is not a valid resource name")
-            if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
-                raise SettingsError(f"setting {var}={value!r} must not be negative")
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if number and (not math.isfinite(value) or value < 0):
+                raise SettingsError(
+                    f"setting {var}={value!r} must be a finite, non-negative number"
+                )
         if not self.managed_tag_keys:
             raise SettingsError("setting MANAGED_TAG_KEYS must name at least one tag key")
         if not 0 < self.unhealthy_percent_threshold <= 100:

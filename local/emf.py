@@ -92,9 +92,18 @@ class EmfStdout(io.TextIOBase):
             except ValueError:
                 document = None
             if isinstance(document, dict):
-                for namespace, data in metric_data(document):
+                try:
+                    extracted = metric_data(document)
+                except (KeyError, TypeError, ValueError) as exc:
+                    # CloudWatch Logs drops a bad EMF document; the function carries on.
+                    extracted = []
+                    self._passthrough(f"[local] EMF document ignored: {exc!r}")
+                for namespace, data in extracted:
                     self._sink(namespace, data)
                 return
+        self._passthrough(readable(line))
+
+    def _passthrough(self, line: str) -> None:
         with self._lock:
-            self._target.write(f"{self._prefix()}{readable(line)}\n")
+            self._target.write(f"{self._prefix()}{line}\n")
             self._target.flush()

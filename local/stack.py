@@ -58,7 +58,7 @@ class StackConfig:
     def from_env(cls) -> StackConfig:
         env = os.environ
         try:
-            return cls(
+            config = cls(
                 aws_port=int(env.get("SFM_AWS_PORT", "5000")),
                 api_port=int(env.get("SFM_API_PORT", "8000")),
                 tick_seconds=float(env.get("SFM_TICK_SECONDS", "10")),
@@ -66,6 +66,9 @@ class StackConfig:
             )
         except ValueError as exc:
             raise SystemExit(f"local stack: bad SFM_* setting: {exc}") from None
+        if not config.tick_seconds > 0:
+            raise SystemExit("local stack: SFM_TICK_SECONDS must be a positive number")
+        return config
 
 
 def check_port_free(port: int, variable: str) -> None:

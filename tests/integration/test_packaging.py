@@ -64,6 +64,10 @@ def test_merge_template_reaches_the_chalice_resources(packaged: dict[str, Any]) 
     stream = packaged["ProgressStream"]["Properties"]["Events"]["ProgressRows"]["Properties"]
     assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert stream["Stream"] == {"Fn::GetAtt": ["ProgressTable", "StreamArn"]}
+    # Event sources name their queue and topics by ARN string: order them explicitly.
+    assert packaged["Lifecycle"]["DependsOn"] == ["LifecycleQueue"]
+    assert packaged["AlertNotifications"]["DependsOn"] == ["AlertsTopic"]
+    assert packaged["CriticalNotifications"]["DependsOn"] == ["CriticalTopic"]
     for name in ("SpotInterruption", "Rebalance", "AlertNotifications", "CriticalNotifications"):
         config = packaged[name]["Properties"]["EventInvokeConfig"]
         assert config["DestinationConfig"]["OnFailure"]["Type"] == "SQS"

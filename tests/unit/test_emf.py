@@ -64,3 +64,12 @@ def test_readable_shortens_powertools_log_lines() -> None:
     )
     assert readable(line) == 'INFO    f:1: hi {"instance": "i-1"}'
     assert readable("not json") == "not json"
+
+
+def test_a_malformed_emf_document_is_dropped_without_breaking_the_function() -> None:
+    sunk: list[object] = []
+    out = io.StringIO()
+    bridge = EmfStdout(out, lambda ns, data: sunk.append(ns), lambda: "")
+    bridge.write(json.dumps({"_aws": {"Timestamp": 0, "CloudWatchMetrics": [{}]}}) + "\n")
+    assert sunk == []
+    assert "EMF document ignored" in out.getvalue()

@@ -40,6 +40,8 @@ def test_values_are_read_and_typed() -> None:
         ("PROGRESS_TABLE", "has spaces"),
         ("ALERTS_TOPIC", ""),
         ("MANAGED_TAG_KEYS", " , "),
+        ("ALARM_API_TPS", "nan"),
+        ("FAILED_ALERT_PERCENT", "inf"),
     ],
 )
 def test_a_bad_value_fails_naming_the_variable(variable: str, value: str) -> None:
