@@ -14,7 +14,7 @@ import time
 
 from bench.report import Figure
 
-BENCHMARKS = ("bench.lifecycle",)
+BENCHMARKS = ("bench.lifecycle", "bench.progress")
 
 
 def main(names: list[str]) -> int:

@@ -174,7 +174,7 @@ def _calls_per_instance() -> list[Figure]:
         ),
         Figure("  naive / ours", naive_calls / ours_calls, "x fewer calls"),
         Figure(
-            "  DynamoDB registry writes per instance (conditional, one per applied event)",
+            "  DynamoDB calls per instance (conditional writes, re-reads around paced puts)",
             sum(ddb.values()) / SIZE,
             "calls/instance",
         ),
