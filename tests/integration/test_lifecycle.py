@@ -255,3 +255,20 @@ def test_a_terminate_handled_while_alarms_are_paced_leaves_no_alarms(
     monkeypatch.setattr(fleet.alarms, "put", put_after_the_other_invocation)
     fleet.lifecycle.handle([fleet.event(instance, "running")])
     assert fleet.alarm_names() == set()
+
+
+def test_array_name_and_size_come_from_spawn_tags(fleet: Fleet) -> None:
+    from chalicelib.stats import Stats
+
+    stats = Stats(fleet.clients.dynamodb, fleet.settings.stats_table)
+    fleet.lifecycle.arrays = stats
+    tags = {
+        "spawn:managed": "true",
+        "spawn:job-array-id": "render-20260127-a1b2c3",
+        "spawn:job-array-name": "render",
+        "spawn:job-array-size": "40",
+    }
+    instances = fleet.launch(2, tags=tags)
+    fleet.lifecycle.handle([fleet.event(i, "running") for i in instances])
+    assert stats.array_info("render-20260127-a1b2c3") == ("render", 40)
+    assert stats.array_info("never-seen") is None
