@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -424,6 +425,9 @@ class LocalStack:
             chalice_stage=self.config.stage,
             config_from_disk=json.loads(CHALICE_CONFIG.read_text()),
         )
+        # Said once here rather than warned on every request.
+        warnings.filterwarnings("ignore", message="IAMAuthorizer is not a supported")
+        log("IAM (SigV4) auth is enforced in deployed stages only, not by the local API")
         self._api = create_local_server(app, config, "127.0.0.1", self.config.api_port)
         host, port = self._api.server.server_address[:2]
         self.api_endpoint = f"http://{host}:{port}"
