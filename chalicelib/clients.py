@@ -91,7 +91,10 @@ class Clients:
 
     @property
     def region(self) -> str:
-        return self._session.region_name or "us-east-1"
+        """The region from the environment (Lambda always sets `AWS_REGION`)."""
+        if not self._session.region_name:
+            raise RuntimeError("no AWS region: set AWS_REGION or AWS_DEFAULT_REGION")
+        return self._session.region_name
 
     def topic_arn(self, topic: str) -> str:
         """The ARN of an SNS topic given by name (an ARN passes through unchanged)."""
