@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 STATE_CHANGE = "EC2 Instance State-change Notification"
@@ -47,7 +47,7 @@ class StateChange:
 
     @property
     def epoch_ms(self) -> int:
-        return int(self.time.timestamp() * 1000)
+        return epoch_ms(self.time)
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,14 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").replace(".000000Z", "Z")
 
 
-def iso_ms(epoch_ms: int) -> str:
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch of an aware time, exactly (no float rounding)."""
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+def iso_ms(milliseconds: int) -> str:
     """`iso` of a time given in epoch milliseconds."""
-    return iso(datetime.fromtimestamp(epoch_ms / 1000, tz=UTC))
+    return iso(datetime.fromtimestamp(milliseconds / 1000, tz=UTC))

@@ -22,7 +22,13 @@ from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
 
 from chalicelib.alerts import Alert, AlertPublisher
-from chalicelib.ec2_events import SpotWarning, iso, parse_rebalance, parse_spot_warning
+from chalicelib.ec2_events import (
+    SpotWarning,
+    epoch_ms,
+    iso,
+    parse_rebalance,
+    parse_spot_warning,
+)
 from chalicelib.instances import GONE_RETENTION_SECONDS, Registry, describe
 from chalicelib.metrics import emit
 from chalicelib.settings import Settings
@@ -156,7 +162,7 @@ class Interruptions:
         Returns whether this call counted. Concurrent transactions on the same counters
         (a capacity reclaim interrupts many instances at once) are retried here.
         """
-        at_ms = int(at.timestamp() * 1000)
+        at_ms = epoch_ms(at)
         values: dict[str, Any] = {**marks, field_ms: at_ms, "managed": owner.managed}
         if not owner.managed:
             values["expires_at"] = int(self.clock().timestamp()) + GONE_RETENTION_SECONDS

@@ -20,7 +20,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from chalicelib.alarms import instance_of
 from chalicelib.alerts import is_own_alert
-from chalicelib.ec2_events import iso
+from chalicelib.ec2_events import epoch_ms, iso
 from chalicelib.instances import Registry
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ class AlarmChange:
 
     @property
     def changed_ms(self) -> int:
-        return int(self.changed_at.timestamp() * 1000)
+        return epoch_ms(self.changed_at)
 
 
 def parse_time(value: Any) -> datetime:

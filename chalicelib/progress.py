@@ -22,12 +22,12 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 
 from chalicelib.alerts import Alert
-from chalicelib.ec2_events import iso, iso_ms
+from chalicelib.ec2_events import epoch_ms, iso, iso_ms
 
 STATUSES = ("running", "completed", "failed")
 RECENT_ROWS = 5
@@ -46,7 +46,6 @@ ETA_MIN_SPAN_SECONDS = 60
 # so a reader whose clock lags the aggregator's by up to a minute still counts exactly.
 FOLD_MARGIN_SECONDS = 60
 SEQUENCE_DIGITS = 40
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ARRAY_ID_NAME = re.compile(r"^(?P<name>.+)-\d{8}-[0-9a-f]{6}$")
 
 
@@ -126,7 +125,7 @@ def parse_utc(value: Any) -> int | None:
         return None
     if moment.utcoffset() != timedelta(0):
         return None
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
+    return epoch_ms(moment)
 
 
 def validate_row(image: Mapping[str, Any]) -> Row | Invalid:
@@ -385,7 +384,7 @@ def apply_changes(summary: Summary, changes: Iterable[Change]) -> Summary:
             continue
         watermarks[change.shard] = change.sequence
         advanced = True
-        created_ms = (change.approx_time - _EPOCH) // timedelta(milliseconds=1)
+        created_ms = epoch_ms(change.approx_time)
         # ApproximateCreationDateTime is rounded down to the second: only a record a
         # whole second before the recount's Query is certainly in it.
         if summary.recounted_at_ms is not None and created_ms + 1000 <= summary.recounted_at_ms:
@@ -442,7 +441,7 @@ def with_recount(summary: Summary, rows: Iterable[Mapping[str, Any]], now: datet
         recent=fresh.recent,
         first_update_ms=min(first) if first else None,
         last_update_ms=max(last) if last else None,
-        recounted_at_ms=(now - _EPOCH) // timedelta(milliseconds=1),
+        recounted_at_ms=epoch_ms(now),
         final_published=summary.final_published and same,
     )
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from chalicelib.alarms import ALARM_KINDS, AlarmPlan, AlarmStore, Watched, plan
-from chalicelib.ec2_events import STATE_RANK, StateChange
+from chalicelib.ec2_events import STATE_RANK, StateChange, epoch_ms
 from chalicelib.instances import (
     LIVE_STATES,
     InstanceFacts,
@@ -71,7 +71,7 @@ def reconcile(
     alarms.apply(alarm_plan)
 
     rows = {str(row["instance_id"]): row for row in registry.all()}
-    now_ms = int(now.timestamp() * 1000)
+    now_ms = epoch_ms(now)
     adopted = corrected = 0
     for instance_id, facts in running.items():
         row = rows.get(instance_id)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from chalicelib.alerts import AlertPublisher
+from chalicelib.ec2_events import epoch_ms
 from chalicelib.metrics import emit
 from chalicelib.progress import (
     Change,
@@ -76,10 +77,6 @@ class ConflictError(Exception):
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _epoch_ms(moment: datetime) -> int:
-    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
 
 
 def to_item(summary: Summary) -> dict[str, Any]:
@@ -259,7 +256,7 @@ def worker_json(image: Mapping[str, Any], now: datetime, stall_after: int) -> di
                 k: _plain(v) for k, v in image.items() if k not in ("array_id", "task_index")
             },
         }
-    line_ms = _epoch_ms(now) - stall_after * 1000
+    line_ms = epoch_ms(now) - stall_after * 1000
     stalled = parsed.status == "running" and parsed.last_update_ms < line_ms
     return {**parsed.to_json(), "stalled": stalled}
 
@@ -512,7 +509,7 @@ class ProgressAggregator:
         arrived for `RECOUNT_QUIET_SECONDS` keeps the recount from adding the drift it
         is there to remove; a busy array is recounted when it settles.
         """
-        now_ms = _epoch_ms(now)
+        now_ms = epoch_ms(now)
         if summary.last_change_ms is not None and (
             now_ms - summary.last_change_ms < RECOUNT_QUIET_SECONDS * 1000
         ):
