@@ -153,19 +153,19 @@ class Registry:
         self.table = table
         self.clock = clock
 
-    def update(
+    def update_request(
         self,
         instance_id: str,
         values: Mapping[str, Any],
         condition: str | None = None,
         condition_values: Mapping[str, Any] | None = None,
         remove: Iterable[str] = (),
-    ) -> dict[str, Any] | None:
-        """SET `values` (and REMOVE `remove`) on an instance's item if `condition` holds.
+    ) -> dict[str, Any]:
+        """The `UpdateItem` request (also usable in a transaction) that SETs `values`
+        and REMOVEs `remove` on an instance's item if `condition` holds.
 
-        In `condition`, `#name` refers to the attribute `name` of `values` or
-        `condition_values` keys (`:name`). Returns the previous item (empty for a new
-        one), or None when the condition failed and nothing was written.
+        In `condition`, `#name` is the attribute `name`, and `:name` a key of `values`
+        or `condition_values`.
         """
         present = {k: v for k, v in values.items() if v is not None}
         names = {f"#{k.replace(':', '_')}": k for k in present}
@@ -178,7 +178,6 @@ class Registry:
             "UpdateExpression": "SET " + ", ".join(f"{n} = :{n[1:]}" for n in names),
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": attr_values,
-            "ReturnValues": "ALL_OLD",
         }
         removed = [f"#{k}" for k in remove]
         if removed:
@@ -189,8 +188,21 @@ class Registry:
             for token in {t for t in condition.replace("(", " ").replace(")", " ").split()}:
                 if token.startswith("#") and token not in names:
                     names[token] = token[1:]
+        return request
+
+    def update(
+        self,
+        instance_id: str,
+        values: Mapping[str, Any],
+        condition: str | None = None,
+        condition_values: Mapping[str, Any] | None = None,
+        remove: Iterable[str] = (),
+    ) -> dict[str, Any] | None:
+        """Carry out `update_request(...)`. Returns the previous item (empty for a new
+        one), or None when the condition failed and nothing was written."""
+        request = self.update_request(instance_id, values, condition, condition_values, remove)
         try:
-            response = self.dynamodb.update_item(**request)
+            response = self.dynamodb.update_item(**request, ReturnValues="ALL_OLD")
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return None

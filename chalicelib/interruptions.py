@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
 
 from chalicelib.alerts import Alert, AlertPublisher
@@ -42,7 +41,6 @@ logger = logging.getLogger(__name__)
 
 NAMESPACE = "Spawn/SpotInterruptions"
 TRANSACTION_ATTEMPTS = 6
-_serialize = TypeSerializer().serialize
 
 
 @dataclass(frozen=True)
@@ -166,22 +164,11 @@ class Interruptions:
         values: dict[str, Any] = {**marks, field_ms: at_ms, "managed": owner.managed}
         if not owner.managed:
             values["expires_at"] = int(self.clock().timestamp()) + GONE_RETENTION_SECONDS
-        mark = {
-            "Update": {
-                "TableName": self.settings.instances_table,
-                "Key": {"instance_id": {"S": instance_id}},
-                "UpdateExpression": "SET " + ", ".join(f"#{k} = :{k}" for k in values),
-                "ConditionExpression": (
-                    f"attribute_not_exists(#{field_ms}) OR (#{field_ms} < #running_since_ms"
-                    f" AND :{field_ms} >= #running_since_ms)"
-                ),
-                "ExpressionAttributeNames": {
-                    **{f"#{k}": k for k in values},
-                    "#running_since_ms": "running_since_ms",
-                },
-                "ExpressionAttributeValues": {f":{k}": _serialize(v) for k, v in values.items()},
-            }
-        }
+        condition = (
+            f"attribute_not_exists(#{field_ms}) OR (#{field_ms} < #running_since_ms"
+            f" AND :{field_ms} >= #running_since_ms)"
+        )
+        mark = {"Update": self.registry.update_request(instance_id, values, condition)}
         for attempt in range(TRANSACTION_ATTEMPTS):
             try:
                 self.dynamodb.transact_write_items(TransactItems=[mark, *counters])  # type: ignore[list-item]
