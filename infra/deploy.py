@@ -155,7 +155,8 @@ class Deployer:
         try:
             self.s3.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if exc.response["Error"]["Code"] not in ("404", "NoSuchKey", "NotFound"):
+            # Without s3:ListBucket, S3 answers 403 for a missing key: upload then too.
+            if exc.response["Error"]["Code"] not in ("404", "NoSuchKey", "NotFound", "403"):
                 raise
             self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
             self.out(f"uploaded s3://{self.bucket}/{key}")
@@ -213,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         region = resolve_region(args.region, os.environ)
         if not args.bucket and not args.delete:
-            raise DeployError("no bucket: run `make deploy REGION=... BUCKET=your-bucket`")
+            raise DeployError(f"no bucket: add BUCKET=your-bucket (an S3 bucket in {region})")
         session = boto3.Session(region_name=region)
         deployer = Deployer(
             session.client("cloudformation"), session.client("s3"), args.bucket or ""

@@ -64,8 +64,7 @@ def resolve_region(explicit: str | None, environ: Mapping[str, str]) -> str:
     region = explicit or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
     if not region:
         raise PackageError(
-            "no AWS region: run `make package REGION=us-east-1` "
-            "(or set AWS_REGION / AWS_DEFAULT_REGION)"
+            "no AWS region: add REGION=us-east-1 (or set AWS_REGION or AWS_DEFAULT_REGION)"
         )
     return region
 

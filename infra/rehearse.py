@@ -22,6 +22,7 @@ any check failed. tests/deploy runs the same `rehearse()`.
 from __future__ import annotations
 
 import ast
+import fnmatch
 import json
 import logging
 import sys
@@ -73,10 +74,10 @@ class Report:
     def lines(self) -> Iterator[str]:
         yield f"created on moto ({len(self.created)} resources):"
         for kind, logical, physical in sorted(self.created):
-            yield f"  {kind:34} {logical:44} {physical}"
+            yield f"  {kind:34} {logical:58} {physical}"
         yield f"moto cannot create ({len(self.left_out)}), checked statically instead:"
         for logical, (kind, reason) in sorted(self.left_out.items(), key=lambda i: i[1]):
-            yield f"  {kind:34} {logical:44} {reason}"
+            yield f"  {kind:34} {logical:58} {reason}"
         yield "checks:"
         for check in self.checks:
             mark = "ok  " if check.ok else "FAIL"
@@ -364,6 +365,15 @@ class Live:
                 config["Role"].endswith(f"/{self.physical[role]}") and POLICY in documents,
                 f"function {logical}: role {role} with .chalice/policy.json",
             )
+            # The policy lets functions log only to groups named after the stack.
+            group = f"arn:aws:logs:{self.packaged.region}:123456789012:log-group:/aws/lambda/"
+            self.report.check(
+                any(
+                    fnmatch.fnmatchcase(group + config["FunctionName"], pattern)
+                    for pattern in _log_resources()
+                ),
+                f"function {logical}: named {config['FunctionName']}, may write its logs",
+            )
 
     def event_source_mappings(self) -> None:
         lambda_ = self.client("lambda")
@@ -434,6 +444,14 @@ class Live:
             }
             item = dynamodb.get_item(TableName=name, Key=key).get("Item")
             self.report.check(item is not None, f"table {name} and its rows retained after delete")
+
+
+def _log_resources() -> list[str]:
+    return [
+        statement["Resource"]
+        for statement in POLICY["Statement"]
+        if "logs:PutLogEvents" in statement["Action"]
+    ]
 
 
 def _document(value: Any) -> Any:

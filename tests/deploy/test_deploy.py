@@ -7,7 +7,10 @@ failed resources, so the failure path stubs CloudFormation's answers (botocore
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,9 +22,10 @@ from botocore.stub import Stubber
 
 from infra.deploy import Deployer, DeployError, stack_name
 from infra.package import Packaged
-from infra.rehearse import moto_cannot_create, without
+from infra.rehearse import moto_cannot_create, moto_server, without
 
 BUCKET = "deploy-test-bucket"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def moto_deployer(session: boto3.Session, lines: list[str]) -> Deployer:
@@ -152,3 +156,50 @@ def test_a_stack_that_never_got_created_must_be_deleted_first(
         ),
     ):
         deployer.deploy(packaged)
+
+
+def run_deploy(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
+        [sys.executable, "-m", "infra.deploy", *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def test_the_command_says_what_is_missing_in_one_line() -> None:
+    no_region = {k: v for k, v in os.environ.items() if "REGION" not in k}
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-s", "deploy", "BUCKET=b"],  # noqa: S607
+        cwd=ROOT,
+        env=no_region,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "deploy: no AWS region: add REGION=us-east-1" in result.stderr
+    result = run_deploy("--region", "us-east-1")
+    assert (result.returncode, result.stderr) == (
+        1,
+        "deploy: no bucket: add BUCKET=your-bucket (an S3 bucket in us-east-1)\n",
+    )
+
+
+def test_removing_a_stack_that_does_not_exist_says_so() -> None:
+    with moto_server() as endpoint:
+        result = run_deploy(
+            "--delete",
+            "--stage",
+            "dev",
+            "--region",
+            "us-east-1",
+            env={"AWS_ENDPOINT_URL": endpoint},
+        )
+    assert (result.returncode, result.stderr) == (
+        1,
+        "deploy: stack spawn-fleet-monitor-dev does not exist\n",
+    )

@@ -116,8 +116,8 @@ def test_make_package_without_a_region_says_so_in_one_line() -> None:
     )
     assert result.returncode != 0
     assert (
-        "make package: no AWS region: run `make package REGION=us-east-1` "
-        "(or set AWS_REGION / AWS_DEFAULT_REGION)"
+        "make package: no AWS region: add REGION=us-east-1 "
+        "(or set AWS_REGION or AWS_DEFAULT_REGION)"
     ) in result.stderr.splitlines()
 
 

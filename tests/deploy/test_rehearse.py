@@ -2,35 +2,51 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+from pathlib import Path
 from typing import Any
 
-from infra.package import Packaged
-from infra.rehearse import Report, check_statically, moto_cannot_create, rehearse
+from infra.rehearse import Report, check_statically, moto_cannot_create
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_rehearsal_passes_and_names_what_it_checked_statically(packaged: Packaged) -> None:
-    lines: list[str] = []
-    report = rehearse(packaged, out=lines.append)
-    assert [check.what for check in report.failed] == []
-    created = {kind for kind, _, _ in report.created}
-    assert {
+def test_make_rehearse_prints_what_it_created_and_checked() -> None:
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-s", "rehearse"],  # noqa: S607 - the README's command
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert re.search(r"^rehearsal passed: \d+ checks on moto, \d+ static, 0 failed$", out, re.M)
+    created = out[out.index("created on moto") : out.index("moto cannot create")]
+    for kind in (
         "AWS::DynamoDB::Table",
         "AWS::SNS::Topic",
         "AWS::SQS::Queue",
         "AWS::Events::Rule",
         "AWS::Lambda::Function",
         "AWS::Lambda::EventSourceMapping",
-    } <= created
-    left_out = {kind for kind, _ in report.left_out.values()}
-    assert {"AWS::SecretsManager::Secret", "AWS::SNS::Subscription"} <= left_out
-    static = [check.what for check in report.checks if check.static]
-    assert any("secret spawn-fleet-monitor/cursor-secret" in what for what in static)
-    assert any("TTL on expires_at" in what for what in static)
-    live = [check.what for check in report.checks if not check.static]
-    assert any("stream NEW_AND_OLD_IMAGES" in what for what in live)
-    assert any("retained after delete" in what for what in live)
-    assert any("no changes" in what for what in live)
-    assert any(line.endswith("deleted") for line in lines)
+    ):
+        assert f"  {kind} " in created, kind
+    left_out = out[out.index("moto cannot create") : out.index("checks:")]
+    for kind in ("AWS::SecretsManager::Secret", "AWS::SNS::Subscription", "AWS::SQS::QueuePolicy"):
+        assert f"  {kind} " in left_out, kind
+    for check in (
+        "ok   (static) secret spawn-fleet-monitor/cursor-secret",
+        "ok   (static) table spawn-instances: TTL on expires_at",
+        "ok   (static) topic spawn-alerts delivers to AlertNotifications",
+        "ok   table spawn-progress: stream NEW_AND_OLD_IMAGES",
+        "ok   event source LifecycleLifecycleSqsEventSource: spawn-lifecycle-events -> Lifecycle",
+        "ok   deploy again: spawn-fleet-monitor: no changes",
+        "ok   table spawn-progress and its rows retained after delete",
+    ):
+        assert check in out, check
 
 
 def test_a_type_moto_cannot_create_fails_without_a_static_check(translated: dict[str, Any]) -> None:
