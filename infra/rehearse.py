@@ -44,6 +44,13 @@ REGION = "us-east-1"
 BUCKET = "spawn-fleet-monitor-rehearsal"
 CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
 POLICY = json.loads((ROOT / ".chalice" / "policy.json").read_text())
+TABLE_SETTINGS = (
+    "PROGRESS_TABLE",
+    "INSTANCES_TABLE",
+    "ARRAYS_TABLE",
+    "ALERT_HISTORY_TABLE",
+    "STATS_TABLE",
+)
 # Types moto has a CloudFormation model for but cannot create from this template.
 MOTO_GAPS = {
     "AWS::ApiGateway::RestApi": "moto needs a Name property; AWS takes the name from the "
@@ -206,6 +213,7 @@ class Live:
         check = self.report.check
         for kind, logical, _ in self.report.created:
             check(self.physical.get(logical) is not None, f"{kind} {logical} created")
+        self.settings_name_what_exists()
         self.tables()
         self.topics()
         self.queues()
@@ -231,6 +239,25 @@ class Live:
             self.report.check(
                 wanted is not None and got == wanted, f"output {key} = {got} (Ref {name})"
             )
+
+    def settings_name_what_exists(self) -> None:
+        """Every table, topic, queue and secret a setting names is in the stack."""
+        env = CONFIG["environment_variables"]
+        dynamodb = self.client("dynamodb")
+        existing = set(dynamodb.list_tables()["TableNames"])
+        for setting in TABLE_SETTINGS:
+            self.report.check(env[setting] in existing, f"table {env[setting]} ({setting}) exists")
+        secrets = {
+            props.get("Name")
+            for resource in self.cfn["Resources"].values()
+            if resource["Type"] == "AWS::SecretsManager::Secret"
+            for props in [resource.get("Properties", {})]
+        }
+        self.report.check(
+            env["CURSOR_SECRET_ID"] in secrets,
+            f"secret {env['CURSOR_SECRET_ID']} (CURSOR_SECRET_ID) declared",
+            static=True,
+        )
 
     def tables(self) -> None:
         dynamodb = self.client("dynamodb")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-from infra.rehearse import Report, check_statically, moto_cannot_create
+from infra.package import Packaged
+from infra.rehearse import Report, check_statically, moto_cannot_create, rehearse
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,6 +50,18 @@ def test_make_rehearse_prints_what_it_created_and_checked() -> None:
         "ok   table spawn-progress and its rows retained after delete",
     ):
         assert check in out, check
+
+
+def test_a_missing_table_fails_the_rehearsal(packaged: Packaged, tmp_path: Path) -> None:
+    broken = Packaged(tmp_path / "broken", packaged.stage, packaged.region)
+    shutil.copytree(packaged.directory, broken.directory)
+    sam = broken.sam()
+    del sam["Resources"]["StatsTable"], sam["Outputs"]["StatsTableName"]
+    broken.sam_path.write_text(json.dumps(sam))
+    report = rehearse(broken, out=lambda _: None)
+    assert [check.what for check in report.failed] == [
+        "table spawn-fleet-stats (STATS_TABLE) exists"
+    ]
 
 
 def test_a_type_moto_cannot_create_fails_without_a_static_check(translated: dict[str, Any]) -> None:
