@@ -97,7 +97,7 @@ def test_a_role_reader_covers_every_session_of_that_role_only() -> None:
     assert reader_matches(role, f"arn:aws:sts::{ACCOUNT}:assumed-role/FleetOps/oncall")
     assert reader_matches(role, f"arn:aws:sts::{ACCOUNT}:assumed-role/fleetops/x")
     assert not reader_matches(role, f"arn:aws:sts::{ACCOUNT}:assumed-role/Dev/oncall")
-    assert not reader_matches(role, f"arn:aws:sts::999999999999:assumed-role/FleetOps/oncall")
+    assert not reader_matches(role, "arn:aws:sts::999999999999:assumed-role/FleetOps/oncall")
     assert not reader_matches(role, f"arn:aws:iam::{ACCOUNT}:user/FleetOps")
 
 
