@@ -69,7 +69,6 @@ class ArraysDeps:
     Attributes:
         store: the arrays table.
         dynamodb: a DynamoDB client, for Queries of the progress table.
-        settings: `PROGRESS_TABLE`, `STALL_AFTER_SECONDS`.
         settings: `PROGRESS_TABLE`, `STALL_AFTER_SECONDS`, `API_ISOLATION`,
             `FLEET_READERS`.
         cursor_secret: HMAC key for cursors; the same in every process of a stage.
