@@ -6,12 +6,20 @@ composite cannot express a percentage. Instead each tick counts the running mana
 instances and those failing a status check, publishes `Spawn/Fleet`
 `UnhealthyPercent`, and one metric alarm, `spawn-fleet-unhealthy`, watches it.
 `GET /fleet` reads the stored snapshot: no EC2 or CloudWatch sweep per request.
+
+Per-user isolation (`chalicelib.access`): from the same registry rows, the tick also
+stores one snapshot per owner (`spawn:iam-user`) of the owner's instances only, written
+in batches of 25, and removes the snapshot of an owner whose rows are all gone. A
+caller who is not a fleet-wide reader gets their own. In it, interruptions in the last
+hour and 24 h count the owner's instances whose latest interruption falls in the window
+(from the rows' marks; registry rows outlive their instances by 7 days), and `total`
+comes from the owner's all-time counter.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,10 +29,16 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from chalicelib.alarms import ALARM_KINDS
 from chalicelib.alerts import Alert, AlertPublisher
-from chalicelib.ec2_events import iso
+from chalicelib.ec2_events import epoch_ms, iso
 from chalicelib.instances import Registry
 from chalicelib.metrics import emit
-from chalicelib.stats import SNAPSHOT, Stats
+from chalicelib.stats import (
+    SNAPSHOT,
+    SNAPSHOT_OWNERS,
+    Stats,
+    owner_interruptions_key,
+    owner_snapshot_key,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -34,6 +48,8 @@ logger = logging.getLogger(__name__)
 NAMESPACE = "Spawn/Fleet"
 FLEET_ALARM = "spawn-fleet-unhealthy"
 EMPTY_TOTALS = {"last_hour": 0, "last_24h": 0, "total": 0}
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
 
 
 def is_unhealthy(row: Mapping[str, Any]) -> bool:
@@ -76,6 +92,32 @@ def snapshot(
         "active_arrays": sorted({str(r["array_id"]) for r in running if r.get("array_id")}),
         "updated_at": iso(now),
     }
+
+
+def owner_snapshots(
+    rows: Iterable[Mapping[str, Any]], totals: Mapping[str, int], now: datetime
+) -> dict[str, dict[str, Any]]:
+    """One `GET /fleet` document per owner named on the rows, over that owner's rows.
+
+    `totals` is each owner's all-time interruption count; the hour and 24 h figures
+    count the owner's instances whose latest interruption (`interrupted_ms`) falls in
+    the window.
+    """
+    by_owner: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for row in rows:
+        if row.get("owner"):
+            by_owner[str(row["owner"])].append(row)
+    now_ms = epoch_ms(now)
+    documents = {}
+    for owner, owned in sorted(by_owner.items()):
+        ages = [now_ms - int(r["interrupted_ms"]) for r in owned if r.get("interrupted_ms")]
+        interruptions = {
+            "last_hour": sum(1 for age in ages if age < HOUR_MS),
+            "last_24h": sum(1 for age in ages if age < DAY_MS),
+            "total": totals.get(owner, 0),
+        }
+        documents[owner] = snapshot(owned, interruptions, now)
+    return documents
 
 
 def _count(rows: list[Mapping[str, Any]], key: str) -> dict[str, int]:
@@ -134,7 +176,8 @@ class FleetHealth:
 
     def tick(self) -> dict[str, Any]:
         now = self.clock()
-        document = snapshot(self.registry.all(), self.stats.interruption_totals(now), now)
+        rows = self.registry.all()
+        document = snapshot(rows, self.stats.interruption_totals(now), now)
         running = document["instances"]["running"]
         unhealthy = document["unhealthy"]
         emit(
@@ -166,7 +209,24 @@ class FleetHealth:
             )
             document["unhealthy"]["alerted"] = True
         self.stats.put_document(SNAPSHOT, document)
+        self.store_owner_snapshots(rows, now)
         return document
+
+    def store_owner_snapshots(self, rows: list[dict[str, Any]], now: datetime) -> None:
+        """Store each owner's snapshot and remove those of owners no row names any more."""
+        owners = sorted({str(r["owner"]) for r in rows if r.get("owner")})
+        counted = self.stats.counts([owner_interruptions_key(o) for o in owners])
+        totals = {o: counted.get(owner_interruptions_key(o), 0) for o in owners}
+        documents = owner_snapshots(rows, totals, now)
+        listed = self.stats.get_document(SNAPSHOT_OWNERS) or {}
+        vanished = set(listed.get("owners", [])) - set(owners)
+        self.stats.write_documents(
+            {owner_snapshot_key(o): d for o, d in documents.items()},
+            deleted=sorted(owner_snapshot_key(o) for o in vanished),
+        )
+        # Written last: if anything above fails, the next tick still knows whom to remove.
+        if listed.get("owners") != owners:
+            self.stats.put_document(SNAPSHOT_OWNERS, {"owners": owners})
 
     def ensure_alarm(self) -> None:
         """Create or correct `spawn-fleet-unhealthy`; checked once per process."""

@@ -138,5 +138,5 @@ def arrays_deps() -> ArraysDeps:
         clients().dynamodb,
         config,
         clients().secret(config.cursor_secret_id).encode(),
-        stats().array_info,
+        stats(),
     )

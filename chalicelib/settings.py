@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from functools import lru_cache
 
+from chalicelib.access import ISOLATION_MODES, check_readers
+
 _NAME = re.compile(r"^[A-Za-z0-9_.:/-]{1,256}$")
 
 
@@ -51,6 +53,8 @@ class Settings:
     enable_recover_action: bool = False
     count_unmanaged_interruptions: bool = False
     cursor_secret_id: str = "spawn-fleet-monitor/cursor-secret"  # noqa: S105 - a name
+    api_isolation: str = "iam"
+    fleet_readers: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -93,6 +97,15 @@ class Settings:
             )
         if self.stall_after_seconds == 0:
             raise SettingsError("setting STALL_AFTER_SECONDS must be positive")
+        if self.api_isolation not in ISOLATION_MODES:
+            raise SettingsError(
+                f"setting API_ISOLATION={self.api_isolation!r} must be one of "
+                + " or ".join(ISOLATION_MODES)
+            )
+        try:
+            check_readers(self.fleet_readers)
+        except ValueError as exc:
+            raise SettingsError(f"setting FLEET_READERS is invalid: {exc}") from None
 
 
 def _coerce(raw: str, default: object) -> object:

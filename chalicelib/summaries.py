@@ -173,6 +173,25 @@ class SummaryStore:
         self.items_read += 1
         return from_item(item)
 
+    def get_many(self, array_ids: list[str]) -> dict[str, Summary]:
+        """The summaries of up to 100 arrays in one BatchGetItem (eventually consistent,
+        for display); arrays without one are absent."""
+        found: dict[str, Summary] = {}
+        if not array_ids:
+            return found
+        keys = [{"array_id": {"S": array_id}} for array_id in dict.fromkeys(array_ids)]
+        if len(keys) > 100:
+            raise ValueError("at most 100 arrays per BatchGetItem")
+        request: dict[str, Any] = {self.table: {"Keys": keys}}
+        while request:
+            response = self.dynamodb.batch_get_item(RequestItems=request)
+            for item in response["Responses"].get(self.table, []):
+                self.items_read += 1
+                summary = from_item(item)
+                found[summary.array_id] = summary
+            request = dict(response.get("UnprocessedKeys") or {})
+        return found
+
     def save(self, summary: Summary) -> Summary:
         """Write `summary` if nobody saved the array since it was read; returns it as saved.
 

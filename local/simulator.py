@@ -5,8 +5,10 @@ come and go, workers report progress and spot capacity gets reclaimed. This modu
 both halves of that world against whatever AWS endpoint the boto3 clients it is given point
 at (the moto server locally):
 
-* the *spawn CLI and its workers*: it launches job arrays with spawn's tags and writes
-  progress rows to the progress table in the shape of SPEC section 4;
+* the *spawn CLI and its workers*: it launches job arrays with spawn's tags (including
+  `spawn:iam-user`, the launching principal's ARN from `sts:GetCallerIdentity`, as
+  spawn writes it) and writes progress rows to the progress table in the shape of
+  SPEC section 4;
 * *AWS itself*: it sends the EventBridge events EC2 would send on its own (state changes,
   spot interruption warnings, rebalance recommendations) to the default bus.
 
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2.client import EC2Client
     from mypy_boto3_events.client import EventBridgeClient
     from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
+    from mypy_boto3_sts.client import STSClient
 
 __all__ = ["DEFAULT_ARRAYS", "ArrayPlan", "FleetSimulator"]
 
@@ -149,6 +152,7 @@ class FleetSimulator:
         ec2: EC2Client,
         events: EventBridgeClient,
         dynamodb: DynamoDBClient,
+        sts: STSClient,
         progress_table: str,
         arrays: Sequence[ArrayPlan] = DEFAULT_ARRAYS,
         rng: random.Random,
@@ -165,6 +169,8 @@ class FleetSimulator:
         self._ec2 = ec2
         self._events = events
         self._dynamodb = dynamodb
+        self._sts = sts
+        self._launched_by: str | None = None
         self._table = progress_table
         self._plans = tuple(arrays)
         self._rng = rng
@@ -220,6 +226,7 @@ class FleetSimulator:
             {"Key": "spawn:job-array-id", "Value": array_id},
             {"Key": "spawn:job-array-name", "Value": plan.name},
             {"Key": "spawn:job-array-size", "Value": str(plan.size)},
+            {"Key": "spawn:iam-user", "Value": self._caller_arn()},
         ]
         params: dict[str, Any] = {
             "ImageId": DEFAULT_IMAGE_ID,
@@ -278,6 +285,12 @@ class FleetSimulator:
             f"simulator: round {self._round}: launched {array_id} "
             f"({plan.size} x {plan.instance_type}, {lifecycle})"
         )
+
+    def _caller_arn(self) -> str:
+        """Who launches, as spawn resolves it: once, from `GetCallerIdentity`."""
+        if self._launched_by is None:
+            self._launched_by = self._sts.get_caller_identity()["Arn"]
+        return self._launched_by
 
     def _hostname(self, private_ip: str | None) -> str:
         if not private_ip:

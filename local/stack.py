@@ -37,8 +37,9 @@ CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
 REGION = "us-east-1"
 # The local stack hands an SQS batch to its function after at most this long.
 LOCAL_BATCH_WINDOW_SECONDS = 0.5
-# moto has no CloudWatch quota; the demo need not wait at AWS's 3 calls a second.
-LOCAL_DEFAULTS = {"ALARM_API_TPS": "50"}
+# moto has no CloudWatch quota; the demo need not wait at AWS's 3 calls a second. The
+# local API has no IAM auth, so no caller identity: everything is visible (SPEC §7).
+LOCAL_DEFAULTS = {"ALARM_API_TPS": "50", "API_ISOLATION": "off"}
 
 _current = threading.local()
 
@@ -442,6 +443,7 @@ class LocalStack:
             ec2=self.session.client("ec2"),
             events=self.session.client("events"),
             dynamodb=self.session.client("dynamodb"),
+            sts=self.session.client("sts"),
             progress_table=os.environ["PROGRESS_TABLE"],
             rng=random.Random(),
             interruption_probability=0.005,

@@ -86,6 +86,8 @@ def test_every_stage_reads_as_valid_settings() -> None:
         env = {**CONFIG["environment_variables"], **stage.get("environment_variables", {})}
         settings = Settings.from_env(env)
         assert settings.progress_table == "spawn-progress", name
+        # Deployed stages never fail open: each caller sees only their own (SPEC §7).
+        assert settings.api_isolation == "iam", name
 
 
 def test_policy_is_least_privilege() -> None:
@@ -102,6 +104,8 @@ def test_policy_is_least_privilege() -> None:
         name = resource.get("Properties", {}).get("TableName")
         if name:
             assert f"table/{name}" in resources
+        for index in resource.get("Properties", {}).get("GlobalSecondaryIndexes", []):
+            assert f"table/{name}/index/{index['IndexName']}" in resources
 
 
 def test_make_package_without_a_region_says_so_in_one_line() -> None:

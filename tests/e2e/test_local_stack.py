@@ -328,3 +328,38 @@ def test_a_busy_port_gives_a_clear_error(stack: Stack) -> None:
     assert result.returncode == 2
     assert f"port {port}" in result.stderr
     assert "SFM_API_PORT" in result.stderr
+
+
+def test_an_array_is_registered_under_its_launcher_and_everyone_sees_it_locally(
+    stack: Stack,
+) -> None:
+    launcher = "arn:aws:sts::123456789012:assumed-role/Dev/e2e@example.com"
+    array_id = "owned-20261126-0a0b0c"
+    tags = {
+        **TAGS,
+        "spawn:job-array-id": array_id,
+        "spawn:job-array-name": "owned",
+        "spawn:job-array-size": "1",
+        "spawn:iam-user": launcher,
+    }
+    [instance] = launch(stack, tags=tags)
+    running(stack, instance)
+
+    def registered() -> list[str]:
+        found = stack.client("dynamodb").query(
+            TableName="spawn-fleet-stats",
+            IndexName="owner-arrays",
+            KeyConditionExpression="#owner = :owner",
+            ExpressionAttributeNames={"#owner": "owner"},
+            # The owner is stored normalised: the role name folded, the session kept.
+            ExpressionAttributeValues={
+                ":owner": {"S": "arn:aws:sts::123456789012:assumed-role/dev/e2e@example.com"}
+            },
+        )
+        return [item["array_id"]["S"] for item in found["Items"]]
+
+    assert eventually(registered, timeout=5) == [array_id]
+    # The local API has no IAM identity and isolation off: a request without one sees it.
+    status, body = stack.get(f"/arrays/{array_id}/progress")
+    assert status == 200
+    assert (body["name"], body["workers"]["pending"]) == ("owned", 1)
