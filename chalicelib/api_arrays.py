@@ -68,7 +68,7 @@ def deps() -> ArraysDeps:
     return provider()
 
 
-def _array_id(value: str) -> str:
+def array_id_param(value: str) -> str:
     if not ARRAY_ID.match(value):
         raise BadRequestError(
             "array_id must be 1-128 characters of letters, digits, '.', '_', ':' or '-', "
@@ -103,7 +103,7 @@ def _cursor_key(codec: CursorCodec, params: dict[str, str], scope: str) -> dict[
 
 @arrays_api.route("/arrays/{array_id}/progress", methods=["GET"], authorizer=_iam)
 def array_progress(array_id: str) -> dict[str, Any]:
-    array_id = _array_id(array_id)
+    array_id = array_id_param(array_id)
     d = deps()
     summary = d.store.get(array_id, consistent=False)
     info = d.array_info(array_id)
@@ -137,7 +137,7 @@ def list_arrays() -> dict[str, Any]:
 
 @arrays_api.route("/arrays/{array_id}/workers", methods=["GET"], authorizer=_iam)
 def array_workers(array_id: str) -> dict[str, Any]:
-    array_id = _array_id(array_id)
+    array_id = array_id_param(array_id)
     params = _params()
     limit = limit_param(params)
     status = params.get("status") or None
