@@ -1,8 +1,8 @@
 """The fleet routes of the HTTP API (SPEC §7): health, fleet status, alert history.
 
 Answers come from maintained state (the fleet snapshot, the alert history): no EC2
-or CloudWatch sweep per request. Every route but `/health` requires IAM (SigV4)
-authorization when deployed.
+or CloudWatch sweep per request. Every route but `/health` and `/openapi.json` requires
+IAM (SigV4) authorization when deployed.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from chalice.app import Blueprint, IAMAuthorizer
 
 from chalicelib.api_arrays import limit_param
 from chalicelib.fleet import empty_snapshot
+from chalicelib.openapi import document
 from chalicelib.stats import SNAPSHOT
 
 ALERTS_LIMIT_DEFAULT = 20
@@ -30,6 +31,12 @@ def _runtime() -> Any:
 @api.route("/health", methods=["GET"])
 def health() -> dict[str, Any]:
     return {"status": "ok"}
+
+
+@api.route("/openapi.json", methods=["GET"])
+def openapi_document() -> dict[str, Any]:
+    """The API's OpenAPI description, unauthenticated like `/health` (SPEC §7)."""
+    return document()
 
 
 @api.route("/fleet", methods=["GET"], authorizer=_iam)
