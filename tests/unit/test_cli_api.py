@@ -37,8 +37,10 @@ def test_a_malformed_endpoint_is_one_clear_error(endpoint: str) -> None:
 
 
 def test_host_names() -> None:
-    assert is_loopback("http://localhost:1") and is_loopback("http://127.0.0.2:1")
-    assert not is_loopback("http://10.0.0.1:1") and not is_loopback(DEPLOYED)
+    assert is_loopback("http://localhost:1")
+    assert is_loopback("http://127.0.0.2:1")
+    assert not is_loopback("http://10.0.0.1:1")
+    assert not is_loopback(DEPLOYED)
     assert region_of(DEPLOYED) == "eu-west-1"
     assert region_of("https://example.com") is None
 
