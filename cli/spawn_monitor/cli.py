@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -39,9 +39,16 @@ Exit status: 0 ok, 1 array ended with failures / a doctor check failed, 2 error,
 every page joined and "next" null."""
 
 
-def _common() -> argparse.ArgumentParser:
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line too (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _common() -> Parser:
     """Options every command takes (also accepted before the command)."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument(
         "--endpoint", help=f"API base URL, e.g. http://127.0.0.1:8000 (or ${ENDPOINT_ENV})"
     )
@@ -59,7 +66,7 @@ def _common() -> argparse.ArgumentParser:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(
+    top = Parser(
         prog=PROG,
         description="Watch spawn job arrays and the fleet through spawn-fleet-monitor's API.",
         epilog=EPILOG,
