@@ -48,7 +48,8 @@ class Parser(argparse.ArgumentParser):
 
 def _common() -> Parser:
     """Options every command takes (also accepted before the command)."""
-    common = Parser(add_help=False)
+    parser = Parser(add_help=False)
+    common = parser.add_argument_group("common options (also accepted before the command)")
     common.add_argument(
         "--endpoint", help=f"API base URL, e.g. http://127.0.0.1:8000 (or ${ENDPOINT_ENV})"
     )
@@ -62,7 +63,7 @@ def _common() -> Parser:
         help="SigV4-sign requests: auto (default: unless the endpoint is loopback), always, never",
     )
     common.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-    return common
+    return parser
 
 
 def parser() -> argparse.ArgumentParser:

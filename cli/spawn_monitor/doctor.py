@@ -11,8 +11,9 @@ It reads (never writes) the deployment through AWS read APIs and the HTTP API:
    5 minutes may still be waiting for theirs;
 4. workers' metrics (`Spawn/Workers`, and `Spawn/GPU` where GPU instances run) and the
    scheduled functions' log groups received data recently;
-5. this monitoring's own monthly CloudWatch cost, from the counts of alarms, custom
-   metric series, dashboards and log ingestion it finds, at the prices in `PRICES`.
+5. this monitoring's own monthly CloudWatch cost at the current rate, from the counts of
+   alarms, custom metric series publishing now (last 3 h), dashboards and the last day's
+   log ingestion, at the prices in `PRICES`.
 
 Each problem comes with its fix; the exit status is 1 when any check fails. Against
 the local stack (`AWS_ENDPOINT_URL` on loopback) the log checks are skipped: it logs to
@@ -89,7 +90,7 @@ class Prices:
     high_resolution_alarm: float = 0.30  # period under 60 s
     anomaly_alarm: float = 0.30  # an anomaly band alarm evaluates 3 metrics
     composite_alarm: float = 0.50
-    custom_metric: float = 0.30  # per series a month, first 10,000
+    custom_metric: float = 0.30  # per series a month (prorated by the hour), first 10,000
     dashboard: float = 3.00
     log_ingestion_gb: float = 0.50
     free_tier: str = "10 alarms, 10 metrics, 3 dashboards and 5 GB of logs a month, per account"
@@ -545,11 +546,9 @@ class Doctor:
             for alarm in page.get("MetricAlarms", []):
                 kinds[alarm_kind(alarm)] += 1
             composite += len(page.get("CompositeAlarms", []))
-        series = sum(
-            len(page["Metrics"])
-            for namespace in OWN_NAMESPACES
-            for page in cloudwatch.get_paginator("list_metrics").paginate(Namespace=namespace)
-        )
+        # Billing is per series and hour it receives data: the series publishing now are
+        # what a month costs at the current rate (a finished array's stop counting).
+        series = sum(self._recent_series(namespace) for namespace in OWN_NAMESPACES)
         dashboards = len(
             cloudwatch.list_dashboards(DashboardNamePrefix="spawn-").get("DashboardEntries", [])
         )

@@ -21,7 +21,8 @@ from rich.text import Text
 
 BAR_WIDTH = 40
 RATE_WINDOW_SECONDS = 600
-# Colours of the statuses, in the order the bar draws them.
+# Colours of the statuses, in the order the bar draws them, and the bar's character for
+# each, distinct without colour too (logs, NO_COLOR).
 SEGMENTS = (
     ("completed", "green"),
     ("failed", "red"),
@@ -29,6 +30,7 @@ SEGMENTS = (
     ("running", "blue"),
     ("pending", "grey50"),
 )
+BAR_CHARS = {"completed": "█", "failed": "▓", "lost": "▒", "running": "░", "pending": "·"}
 
 
 def count(workers: Mapping[str, Any], status: str) -> int:
@@ -89,18 +91,18 @@ def bar(workers: Mapping[str, Any], width: int = BAR_WIDTH) -> Text:
     total = count(workers, "total")
     shown = Text()
     if total <= 0:
-        return shown.append("·" * width, style="grey50")
+        return shown.append(BAR_CHARS["pending"] * width, style="grey50")
     sizes = [min(count(workers, s), total) * width / total for s, _ in SEGMENTS]
     cells = [int(size) for size in sizes]
     order = sorted(range(len(sizes)), key=lambda i: sizes[i] - cells[i], reverse=True)
     for i in order[: max(0, min(width, round(sum(sizes))) - sum(cells))]:
         cells[i] += 1
-    for (_, colour), n in zip(SEGMENTS, cells, strict=True):  # an absent count draws nothing
-        shown.append("█" * n, style=colour)
-    return shown.append("·" * max(0, width - sum(cells)), style="grey50")
+    for (status, colour), n in zip(SEGMENTS, cells, strict=True):  # absent counts draw nothing
+        shown.append(BAR_CHARS[status] * n, style=colour)
+    return shown.append(BAR_CHARS["pending"] * max(0, width - sum(cells)), style="grey50")
 
 
-def eta(progress: Mapping[str, Any]) -> str:
+def eta_text(progress: Mapping[str, Any]) -> str:
     return "done" if outcome(progress) is not None else duration(progress.get("eta_seconds"))
 
 
@@ -151,7 +153,7 @@ def arrays_table(arrays: Sequence[Mapping[str, Any]]) -> Table:
                 for s in shown
             ),
             str(count(workers, "total")),
-            eta(progress),
+            eta_text(progress),
         )
     return table
 
@@ -273,8 +275,8 @@ def watch_frame(
     rate = rate_per_minute(points)
     eta = progress.get("eta")
     figures = Text(f"rate {'—' if rate is None else f'{rate:.1f}'} workers/min   ")
-    figures.append(f"ETA {duration(progress.get('eta_seconds'))}")
-    figures.append(f" ({when(eta)})" if eta else "")
+    figures.append(f"ETA {eta_text(progress)}")
+    figures.append(f" ({when(eta)})" if eta and outcome(progress) is None else "")
     figures.append(f"   tasks completed {progress.get('tasks_completed', '—')}")
     state = outcome(progress)
     if state is not None:

@@ -60,4 +60,6 @@ def watch(
             sleep(interval)
             progress, frame = snapshot(api, array_id)
             live.update(frame, refresh=True)
+    if not console.is_terminal:
+        console.line()  # a log or pipe gets the final frame as whole lines
     return state

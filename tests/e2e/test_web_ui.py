@@ -96,7 +96,9 @@ def test_the_web_view_shows_arrays_and_one_arrays_chart(
 
     wait = WebDriverWait(browser, 20)
     browser.get(ui)
-    wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") == "fleet")
+    wait.until(
+        lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") == "fleet"
+    )
     rows = browser.find_elements(By.CSS_SELECTOR, "#arrays tr.array-row")
     assert array_id in [row.get_attribute("data-array-id") for row in rows]
     assert len(browser.find_elements(By.CSS_SELECTOR, "#arrays tr.array-row .bar")) == len(rows)
@@ -113,7 +115,9 @@ def test_the_web_view_shows_arrays_and_one_arrays_chart(
     browser.save_screenshot(str(ARTEFACTS / "web-ui-fleet.png"))
 
     row.find_elements(By.TAG_NAME, "td")[1].click()  # anywhere on the row opens it
-    wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") == "array")
+    wait.until(
+        lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") == "array"
+    )
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "svg#history-chart polyline"))
     line = browser.find_element(By.CSS_SELECTOR, "svg#history-chart polyline.series-completed")
     assert len(line.get_attribute("points").split()) >= 2
@@ -129,9 +133,9 @@ def test_the_web_view_shows_arrays_and_one_arrays_chart(
 
 def test_the_proxy_answers_only_its_own_host(ui: str) -> None:
     port = ui.rstrip("/").rsplit(":", 1)[1]
-    with urllib.request.urlopen(f"{ui}api/health", timeout=5) as response:  # noqa: S310
+    with urllib.request.urlopen(f"{ui}api/health", timeout=5) as response:
         assert response.status == 200
     foreign = urllib.request.Request(f"{ui}api/fleet", headers={"Host": f"evil.example:{port}"})
     with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(foreign, timeout=5)  # noqa: S310
+        urllib.request.urlopen(foreign, timeout=5)
     assert refused.value.code == 403
