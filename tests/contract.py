@@ -8,7 +8,9 @@ CLI bodies drawn by `bodies(schema)` (every one valid by construction) and valid
 
 from __future__ import annotations
 
+import json
 import re
+from functools import cache
 from typing import Any
 
 from hypothesis import strategies as st
@@ -30,10 +32,14 @@ def response_schema(template: str, status: int) -> dict[str, Any]:
     return responses[str(status)]["content"]["application/json"]["schema"]  # type: ignore[no-any-return]
 
 
+@cache
+def _validator(against: str) -> Draft202012Validator:
+    return Draft202012Validator({**json.loads(against), "components": document()["components"]})
+
+
 def errors(body: Any, against: dict[str, Any]) -> list[str]:
     """Why `body` does not validate against a schema of the document (empty if it does)."""
-    root = {**against, "components": document()["components"]}
-    validator = Draft202012Validator(root)
+    validator = _validator(json.dumps(against, sort_keys=True))
     return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(body)]
 
 

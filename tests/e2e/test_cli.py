@@ -89,7 +89,7 @@ def summarised(stack: Stack, array_id: str, reported: int) -> None:
         workers = body.get("workers", {}) if status == 200 else {}
         return sum(workers.get(s, 0) for s in ("running", "completed", "failed")) == reported
 
-    eventually(seen, timeout=15)
+    eventually(seen, timeout=30)
 
 
 @pytest.mark.parametrize(

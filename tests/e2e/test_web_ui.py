@@ -92,7 +92,7 @@ def test_the_web_view_shows_arrays_and_one_arrays_chart(
     write_rows(stack, array_id, ["completed"] * 6 + ["failed"] + ["running"] * 3)
     summarised(stack, array_id, 10)
     # The history gains a point each tick (one second here); a line needs two.
-    eventually(lambda: len(stack.get(f"/arrays/{array_id}/history")[1]["points"]) >= 2)
+    eventually(lambda: len(stack.get(f"/arrays/{array_id}/history")[1]["points"]) >= 2, timeout=30)
 
     wait = WebDriverWait(browser, 20)
     browser.get(ui)

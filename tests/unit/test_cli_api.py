@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import boto3
 import pytest
@@ -69,3 +71,16 @@ def test_signing_without_credentials_says_what_to_do(monkeypatch: pytest.MonkeyP
     api = Api(Target(DEPLOYED, "eu-west-1", True), boto3.Session(region_name="eu-west-1"))
     with pytest.raises(ApiError, match="no AWS credentials"):
         api.headers(f"{DEPLOYED}/fleet")
+
+
+def test_the_cli_needs_neither_chalice_nor_moto() -> None:
+    script = (
+        "import sys\n"
+        "import spawn_monitor.cli, spawn_monitor.doctor, spawn_monitor.ui, spawn_monitor.watch\n"
+        "loaded = {m.split('.')[0] for m in sys.modules}\n"
+        "print(sorted(loaded & {'chalice', 'chalicelib', 'moto'}))\n"
+    )
+    found = subprocess.run(  # noqa: S603 - this interpreter, our own script
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert found.stdout.strip() == "[]"

@@ -12,7 +12,7 @@ from rich.console import Console
 from spawn_monitor import views
 from tests.contract import bodies, check, schema
 
-SETTINGS = settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+SETTINGS = settings(max_examples=25, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 
 
 def render(renderable: Any, width: int = 100) -> str:
