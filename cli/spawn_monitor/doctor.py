@@ -216,6 +216,7 @@ class Doctor:
         self.now: datetime = clock()
         self.checks: list[Check] = []
         self.running: dict[str, dict[str, Any]] = {}
+        self.functions: list[str] = []
 
     def client(self, service: str) -> Any:
         return self.session.client(service)  # type: ignore[call-overload]
@@ -226,6 +227,7 @@ class Doctor:
     def run(self) -> list[Check]:
         self.check_api()
         resources, functions, source = self.resources()
+        self.functions = functions
         self.add("resources", "ok", source)
         checks: tuple[Callable[[], None], ...] = (
             lambda: self.check_tables(resources["AWS::DynamoDB::Table"]),
@@ -652,7 +654,7 @@ def run_doctor(
     doctor = Doctor(session, api, stack, local=bool(aws_endpoint) and is_loopback(aws_endpoint))
     checks = doctor.run()
     try:
-        usage = doctor.usage(doctor.resources()[1])
+        usage = doctor.usage(doctor.functions)
     except (ClientError, BotoCoreError) as exc:
         checks.append(Check("cost", "warn", f"could not count usage: {' '.join(str(exc).split())}"))
         usage = Usage()
