@@ -10,6 +10,7 @@ from chalice.app import Chalice, CloudWatchEvent, Rate, SNSEvent, SQSEvent
 from chalicelib import runtime
 from chalicelib.api import api
 from chalicelib.api_arrays import arrays_api
+from chalicelib.api_history import history_api
 from chalicelib.ec2_events import REBALANCE, SPOT_WARNING, MalformedEvent
 from chalicelib.lifecycle import Message
 from chalicelib.reconcile import reconcile
@@ -19,6 +20,7 @@ log = runtime.logger
 app = Chalice(app_name="spawn-fleet-monitor")
 app.register_blueprint(api)
 app.register_blueprint(arrays_api)
+app.register_blueprint(history_api)
 
 
 # EventBridge → SQS (infra/resources.json, rule spawn-ec2-lifecycle) → here, in batches,

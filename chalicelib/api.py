@@ -1,8 +1,8 @@
 """The fleet routes of the HTTP API (SPEC §7): health, fleet status, alert history.
 
 Answers come from maintained state (the fleet snapshot, the alert history): no EC2
-or CloudWatch sweep per request. Every route but `/health` requires IAM (SigV4)
-authorization when deployed.
+or CloudWatch sweep per request. Every route but `/health` and `/openapi.json` requires
+IAM (SigV4) authorization when deployed.
 
 Per-user isolation (`chalicelib.access`): a fleet-wide reader gets the fleet's snapshot
 and alert feed; anyone else gets the snapshot and feed of their own instances, which the
@@ -18,6 +18,7 @@ from chalice.app import Blueprint, IAMAuthorizer
 
 from chalicelib.api_arrays import limit_param, request_viewer
 from chalicelib.fleet import empty_snapshot
+from chalicelib.openapi import document
 from chalicelib.stats import SNAPSHOT, owner_snapshot_key
 
 ALERTS_LIMIT_DEFAULT = 20
@@ -34,6 +35,12 @@ def _runtime() -> Any:
 @api.route("/health", methods=["GET"])
 def health() -> dict[str, Any]:
     return {"status": "ok"}
+
+
+@api.route("/openapi.json", methods=["GET"])
+def openapi_document() -> dict[str, Any]:
+    """The API's OpenAPI description, unauthenticated like `/health` (SPEC §7)."""
+    return document()
 
 
 @api.route("/fleet", methods=["GET"], authorizer=_iam)

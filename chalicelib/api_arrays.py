@@ -95,8 +95,9 @@ def deps() -> ArraysDeps:
     return provider()
 
 
-def _array_id(value: str) -> str:
-    if not ARRAY_ID.match(value):
+def array_id_param(value: str) -> str:
+    """The `array_id` path parameter, checked whole (400 otherwise)."""
+    if not ARRAY_ID.fullmatch(value):
         raise BadRequestError(
             "array_id must be 1-128 characters of letters, digits, '.', '_', ':' or '-', "
             "starting with a letter or digit"
@@ -121,7 +122,7 @@ def request_viewer(request: Request, settings: Settings) -> Viewer:
         raise ForbiddenError(f"{exc}; with API_ISOLATION=iam it may see nothing") from None
 
 
-def _visible_record(d: ArraysDeps, viewer: Viewer, array_id: str) -> ArrayRecord | None:
+def visible_record(d: ArraysDeps, viewer: Viewer, array_id: str) -> ArrayRecord | None:
     """The array's registration; 404, exactly as for an unknown array, when the viewer
     may not see it."""
     record = d.arrays.array_record(array_id)
@@ -135,7 +136,7 @@ def limit_param(params: dict[str, str], default: int = LIMIT_DEFAULT) -> int:
     raw = params.get("limit")
     if raw is None:
         return default
-    if not LIMIT.match(raw) or not 1 <= int(raw) <= LIMIT_MAX:
+    if not LIMIT.fullmatch(raw) or not 1 <= int(raw) <= LIMIT_MAX:
         raise BadRequestError(f"limit must be an integer from 1 to {LIMIT_MAX}")
     return int(raw)
 
@@ -154,8 +155,8 @@ def _cursor_key(codec: CursorCodec, params: dict[str, str], scope: str) -> dict[
 def array_progress(array_id: str) -> dict[str, Any]:
     d = deps()
     viewer = request_viewer(arrays_api.current_request, d.settings)
-    array_id = _array_id(array_id)
-    record = _visible_record(d, viewer, array_id)
+    array_id = array_id_param(array_id)
+    record = visible_record(d, viewer, array_id)
     summary = d.store.get(array_id, consistent=False)
     if summary is None and record is None:
         raise NotFoundError(f"array {array_id} is unknown")
@@ -206,14 +207,14 @@ def list_arrays() -> dict[str, Any]:
 def array_workers(array_id: str) -> dict[str, Any]:
     d = deps()
     viewer = request_viewer(arrays_api.current_request, d.settings)
-    array_id = _array_id(array_id)
+    array_id = array_id_param(array_id)
     params = _params()
     limit = limit_param(params)
     status = params.get("status") or None
     if status is not None and status not in WORKER_STATUSES:
         raise BadRequestError(f"status must be one of {', '.join(WORKER_STATUSES)}")
     if not viewer.everything:
-        _visible_record(d, viewer, array_id)
+        visible_record(d, viewer, array_id)
     codec = CursorCodec(d.cursor_secret)
     scope = f"workers:{array_id}:{status or ''}:{viewer.scope}"
     key = _cursor_key(codec, params, scope)

@@ -16,8 +16,10 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from chalicelib.alarms import AlarmStore
 from chalicelib.alerts import AlertPublisher
 from chalicelib.api_arrays import ArraysDeps
+from chalicelib.api_history import HistoryDeps
 from chalicelib.clients import Clients
 from chalicelib.fleet import FleetHealth
+from chalicelib.history import HistoryStore
 from chalicelib.instances import Registry
 from chalicelib.interruptions import Interruptions
 from chalicelib.lifecycle import Lifecycle
@@ -126,8 +128,18 @@ def summary_store() -> SummaryStore:
 @cache
 def progress() -> ProgressAggregator:
     return ProgressAggregator(
-        clients().dynamodb, summary_store(), settings(), alerts(), stats().array_info
+        clients().dynamodb,
+        summary_store(),
+        settings(),
+        alerts(),
+        stats().array_info,
+        history=array_history(),
     )
+
+
+@cache
+def array_history() -> HistoryStore:
+    return HistoryStore(clients().dynamodb, settings().stats_table)
 
 
 @cache
@@ -140,3 +152,8 @@ def arrays_deps() -> ArraysDeps:
         clients().secret(config.cursor_secret_id).encode(),
         stats(),
     )
+
+
+@cache
+def history_deps() -> HistoryDeps:
+    return HistoryDeps(array_history(), arrays_deps())

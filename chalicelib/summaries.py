@@ -30,6 +30,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.alerts import AlertPublisher
 from chalicelib.ec2_events import epoch_ms
+from chalicelib.history import HistoryStore
 from chalicelib.metrics import emit
 from chalicelib.progress import (
     Change,
@@ -406,6 +407,7 @@ class ProgressAggregator:
         alerts: sends the SPEC §8 array alerts.
         array_info: (name, declared size) of an array, from the instances registry.
         clock: the current time (default: `utc_now`).
+        history: records each unfinished array's counts on every tick (default: none).
 
     Example:
         >>> aggregator.handle_stream(event)   # the stream Lambda
@@ -421,8 +423,10 @@ class ProgressAggregator:
         alerts: AlertPublisher,
         array_info: ArrayInfo,
         clock: Callable[[], datetime] = utc_now,
+        history: HistoryStore | None = None,
     ) -> None:
         self.rows = ProgressRows(dynamodb, settings.progress_table)
+        self.history = history
         self.store = store
         self.settings = settings
         self.alerts = alerts
@@ -564,6 +568,8 @@ class ProgressAggregator:
             report.recounted += 1
         info = self.array_info(summary.array_id)
         stall_after = self.settings.stall_after_seconds
+        if self.history is not None:
+            self.history.record(progress_view(summary, info, now, stall_after), now)
         published: dict[str, tuple[MetricUnit, float]] | None = None
         sent: set[str] = set()
         for _ in range(SAVE_ATTEMPTS):

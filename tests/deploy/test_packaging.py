@@ -29,12 +29,22 @@ def packaged_resources(sam: dict[str, Any]) -> dict[str, Any]:
     return sam["Resources"]  # type: ignore[no-any-return]
 
 
-def test_every_route_but_health_requires_iam(packaged_resources: dict[str, Any]) -> None:
+def test_every_route_but_health_and_openapi_requires_iam(
+    packaged_resources: dict[str, Any],
+) -> None:
     paths = packaged_resources["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
-    assert set(paths) >= {"/health", "/fleet", "/alerts", "/arrays", "/arrays/{array_id}/progress"}
+    assert set(paths) >= {
+        "/health",
+        "/openapi.json",
+        "/fleet",
+        "/alerts",
+        "/arrays",
+        "/arrays/{array_id}/progress",
+        "/arrays/{array_id}/history",
+    }
     for path, methods in paths.items():
         for method in methods.values():
-            if path == "/health":
+            if path in ("/health", "/openapi.json"):
                 assert "security" not in method
             else:
                 assert method["security"] == [{"sigv4": []}], path

@@ -21,12 +21,14 @@ import pytest
 from boto3.dynamodb.types import TypeSerializer
 from chalice.app import Chalice
 
-from chalicelib import api, api_arrays
+from chalicelib import api, api_arrays, api_history
 from chalicelib.access import owner_key
 from chalicelib.alerts import AlertPublisher
 from chalicelib.api import api as fleet_api
 from chalicelib.api_arrays import ArraysDeps, arrays_api
+from chalicelib.api_history import HistoryDeps, history_api
 from chalicelib.fleet import FleetHealth
+from chalicelib.history import HistoryStore
 from chalicelib.interruptions import Interruptions
 from chalicelib.lifecycle import Lifecycle
 from chalicelib.notifications import AlertHistory, Notifications
@@ -128,6 +130,7 @@ def world(fleet: Fleet, infra: Provisioned, monkeypatch: pytest.MonkeyPatch) -> 
     app = Chalice(app_name="test-isolation")
     app.register_blueprint(fleet_api)
     app.register_blueprint(arrays_api)
+    app.register_blueprint(history_api)
     world = World(
         fleet=fleet,
         settings=settings,
@@ -155,6 +158,8 @@ def world(fleet: Fleet, infra: Provisioned, monkeypatch: pytest.MonkeyPatch) -> 
     )
     deps = ArraysDeps(store, dynamodb, settings, b"test-cursor-secret", stats, lambda: NOW)
     monkeypatch.setattr(api_arrays, "deps", lambda: deps)
+    history_deps = HistoryDeps(HistoryStore(dynamodb, settings.stats_table), deps)
+    monkeypatch.setattr(api_history, "deps", lambda: history_deps)
     runtime = SimpleNamespace(
         settings=lambda: settings, stats=lambda: stats, history=lambda: history
     )
@@ -200,7 +205,7 @@ def test_a_reader_sees_every_array(world: World) -> None:
     ids = listed(world, READER, limit=3)
     assert sorted(ids) == sorted(reported)
     for array_id in [*ALICE_ARRAYS, *BOB_ARRAYS, LEGACY]:
-        for route in ("progress", "workers"):
+        for route in ("progress", "workers", "history"):
             status, _ = world.get(f"/arrays/{array_id}/{route}", READER)
             assert status == 200, (array_id, route)
 
@@ -209,7 +214,7 @@ def test_another_users_array_answers_like_an_unknown_one(world: World) -> None:
     unknown = world.get("/arrays/nobody-20260127-000000/progress", ALICE)
     assert unknown[0] == 404
     for array_id in [BOB_ARRAYS[0], LEGACY]:
-        for route in ("progress", "workers", "workers?status=completed&limit=5"):
+        for route in ("progress", "workers", "workers?status=completed&limit=5", "history"):
             status, body = world.get(f"/arrays/{array_id}/{route}", ALICE)
             assert status == 404, (array_id, route)
             assert body == {
@@ -249,6 +254,7 @@ def test_a_request_without_identity_sees_nothing(world: World) -> None:
         "/arrays",
         f"/arrays/{LEGACY}/progress",
         f"/arrays/{LEGACY}/workers",
+        f"/arrays/{LEGACY}/history",
         "/arrays?limit=abc",
     ):
         status, body = world.get(path, None)
