@@ -90,7 +90,7 @@ def _envelope(event: Any, detail_type: str) -> tuple[Mapping[str, Any], datetime
     if not isinstance(detail, Mapping):
         raise MalformedEvent("detail is missing or not an object")
     instance_id = detail.get("instance-id")
-    if not isinstance(instance_id, str) or not _INSTANCE_ID.match(instance_id):
+    if not isinstance(instance_id, str) or not _INSTANCE_ID.fullmatch(instance_id):
         raise MalformedEvent(f"detail.instance-id {instance_id!r} is not an instance id")
     event_id = event.get("id")
     if not isinstance(event_id, str) or not event_id:

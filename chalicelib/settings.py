@@ -80,7 +80,7 @@ class Settings:
         for field in fields(self):
             value = getattr(self, field.name)
             var = field.name.upper()
-            if isinstance(value, str) and not _NAME.match(value):
+            if isinstance(value, str) and not _NAME.fullmatch(value):
                 raise SettingsError(f"setting {var}={value!r} is not a valid resource name")
             number = isinstance(value, int | float) and not isinstance(value, bool)
             if number and (not math.isfinite(value) or value < 0):
