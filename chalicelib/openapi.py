@@ -269,6 +269,15 @@ PATHS: dict[str, dict[str, Any]] = {
 }
 
 
+def open_paths() -> frozenset[str]:
+    """The paths served without IAM auth in deployed stages (SPEC §7)."""
+    return frozenset(
+        path
+        for path, operations in PATHS.items()
+        if all(operation["security"] == [] for operation in operations.values())
+    )
+
+
 @cache
 def document() -> dict[str, Any]:
     """The whole OpenAPI document (built once; callers must not modify it)."""

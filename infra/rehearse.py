@@ -35,6 +35,7 @@ from typing import Any
 
 import boto3
 
+from chalicelib.openapi import open_paths
 from chalicelib.settings import Settings, SettingsError
 from infra.deploy import Deployer, stack_name
 from infra.package import ROOT, Packaged, package, translate
@@ -595,14 +596,19 @@ def _queue_policy(props: dict[str, Any], resources: dict[str, Any]) -> tuple[boo
 
 def _rest_api(props: dict[str, Any]) -> tuple[bool, str]:
     paths = props["Body"]["paths"]
+    unsigned = open_paths()
     guarded = all(
         ("security" not in method)
-        if path == "/health"
+        if path in unsigned
         else method.get("security") == [{"sigv4": []}]
         for path, methods in paths.items()
         for method in methods.values()
     )
-    return guarded, f"API: IAM (SigV4) auth on all {len(paths) - 1} routes but /health"
+    signed = len(set(paths) - unsigned)
+    return (
+        guarded,
+        f"API: IAM (SigV4) auth on all {signed} routes but {', '.join(sorted(unsigned))}",
+    )
 
 
 def main() -> int:
