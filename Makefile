@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint typecheck package clean
+.PHONY: run test bench lint typecheck package agent-config clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+agent-config: $(STAMP)
+	@$(BIN)/python -m tools.console agent-config
 
 package: $(STAMP)
 	$(BIN)/chalice package --stage prod --merge-template infra/resources.json build/

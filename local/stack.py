@@ -37,8 +37,28 @@ CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
 REGION = "us-east-1"
 # The local stack hands an SQS batch to its function after at most this long.
 LOCAL_BATCH_WINDOW_SECONDS = 0.5
-# moto has no CloudWatch quota; the demo need not wait at AWS's 3 calls a second.
-LOCAL_DEFAULTS = {"ALARM_API_TPS": "50"}
+# moto has no CloudWatch quota; the demo need not wait at AWS's 3 calls a second. moto
+# lacks composite alarms, anomaly detectors and saved queries: the console setup skips
+# those calls (and says so once). Finished arrays' dashboards go after 3 minutes.
+LOCAL_DEFAULTS = {
+    "ALARM_API_TPS": "50",
+    "CONSOLE_SKIP_CALLS": ",".join(
+        (
+            "PutCompositeAlarm",
+            "PutAnomalyDetector",
+            "DescribeAnomalyDetectors",
+            "DeleteAnomalyDetector",
+            "PutQueryDefinition",
+            "DescribeQueryDefinitions",
+            "DeleteQueryDefinition",
+        )
+    ),
+    "ARRAY_DASHBOARD_RETENTION_HOURS": "0.05",
+}
+# Scheduled functions run every tick, except these: the console setup runs once at
+# start (before the API answers) and then at its own, slower pace.
+RUN_AT_START = frozenset({"setup"})
+LOCAL_INTERVAL_SECONDS = {"setup": 60.0}
 
 _current = threading.local()
 
@@ -361,9 +381,13 @@ class LocalStack:
 
     def _schedule(self, function: Function) -> None:
         rule_arn = f"arn:aws:events:{REGION}:{lambda_runtime.ACCOUNT}:rule/{function.name}"
+        interval = LOCAL_INTERVAL_SECONDS.get(function.name, self.config.tick_seconds)
+        if function.name in RUN_AT_START:
+            with contextlib.suppress(Exception):  # logged by invoke; the next run retries
+                function.invoke(lambda_runtime.scheduled_event(rule_arn))
 
         def tick() -> None:
-            while not self.stop_event.wait(self.config.tick_seconds):
+            while not self.stop_event.wait(interval):
                 with contextlib.suppress(Exception):
                     function.invoke(lambda_runtime.scheduled_event(rule_arn))
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.fleet import fleet_alarm_request, is_unhealthy, snapshot
+from chalicelib.fleet import is_unhealthy, snapshot
 
 NOW = datetime(2026, 1, 27, 12, 0, tzinfo=UTC)
 TOTALS = {"last_hour": 1, "last_24h": 3, "total": 9}
@@ -68,13 +68,3 @@ def test_an_empty_fleet_is_zero_percent_unhealthy() -> None:
         "percent": 0.0,
         "instance_ids": [],
     }
-
-
-def test_fleet_alarm_watches_the_percentage_with_the_critical_topic() -> None:
-    request = fleet_alarm_request(7.5, "arn:critical")
-    assert request["AlarmName"] == "spawn-fleet-unhealthy"
-    assert (request["Namespace"], request["MetricName"]) == ("Spawn/Fleet", "UnhealthyPercent")
-    assert request["Threshold"] == 7.5
-    assert request["ComparisonOperator"] == "GreaterThanThreshold"
-    assert request["AlarmActions"] == ["arn:critical"]
-    assert "Dimensions" not in request
