@@ -174,20 +174,7 @@ class ConsoleSetup:
                         filterNamePrefix=FILTER_PREFIX,
                     )
                 }
-        existing.queries = (
-            None
-            if "DescribeQueryDefinitions" in self.skip
-            else list(
-                self._pages(
-                    self.logs,
-                    "describe_query_definitions",
-                    "queryDefinitions",
-                    "nextToken",
-                    queryDefinitionNamePrefix=QUERY_PREFIX,
-                    maxResults=1000,
-                )
-            )
-        )
+        existing.queries = None if "DescribeQueryDefinitions" in self.skip else self._queries()
         return existing
 
     def _regions(self) -> list[str]:
@@ -230,6 +217,18 @@ class ConsoleSetup:
             token = page.get("NextToken")
             if not token:
                 return found
+
+    def _queries(self) -> list[Mapping[str, Any]]:
+        return list(
+            self._pages(
+                self.logs,
+                "describe_query_definitions",
+                "queryDefinitions",
+                "nextToken",
+                queryDefinitionNamePrefix=QUERY_PREFIX,
+                maxResults=1000,
+            )
+        )
 
     def _detectors(self, region: str) -> Iterator[Mapping[str, Any]]:
         yield from self._pages(
@@ -283,7 +282,9 @@ class ConsoleSetup:
             report.writes[call.operation] += 1
         for name in report.held:
             logger.warning("alarm kept: a composite alarm still names it", extra={"alarm": name})
-        logger.info("console setup", extra=report.summary())
+        # A run that changed nothing (most minutes' array check) stays quiet.
+        level = logging.INFO if report.write_count or report.failed else logging.DEBUG
+        logger.log(level, "console setup", extra=report.summary())
         if report.failed:
             raise SetupIncomplete("; ".join(report.failed))
         return report
