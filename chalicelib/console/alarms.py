@@ -71,7 +71,7 @@ class AlarmSpec:
     @property
     def children(self) -> tuple[str, ...]:
         """Alarms a composite's rule names (none for a metric alarm)."""
-        return tuple(_RULE_CHILD.findall(self.request.get("AlarmRule", "")))
+        return children_of(str(self.request.get("AlarmRule", "")))
 
 
 @dataclass(frozen=True)
