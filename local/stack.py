@@ -37,6 +37,8 @@ CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
 REGION = "us-east-1"
 # The local stack hands an SQS batch to its function after at most this long.
 LOCAL_BATCH_WINDOW_SECONDS = 0.5
+# How long `stop` waits for the stack's threads (daemons: the process exits anyway).
+STOP_SECONDS = 10.0
 # moto has no CloudWatch quota; the demo need not wait at AWS's 3 calls a second. moto
 # lacks composite alarms, anomaly detectors and saved queries: the console setup skips
 # those calls (and says so once). Finished arrays' dashboards go after 3 minutes.
@@ -476,8 +478,10 @@ class LocalStack:
         self.stop_event.set()
         with contextlib.suppress(Exception):
             self._api.server.shutdown()
+        # One deadline for all threads, not one each: a dozen busy ones cannot add up.
+        deadline = time.monotonic() + STOP_SECONDS
         for thread in self.threads:
-            thread.join(timeout=5)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         with contextlib.suppress(Exception):
             self._moto.stop()
         if isinstance(sys.stdout, EmfStdout):
