@@ -9,7 +9,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 STAGE ?= prod
 
-.PHONY: run test bench lint typecheck package rehearse deploy remove clean
+.PHONY: run test bench lint typecheck package agent-config rehearse deploy remove clean
 
 $(STAMP): requirements.txt requirements-dev.txt cli/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+agent-config: $(STAMP)
+	@$(BIN)/python -m tools.console agent-config
 
 # Region: REGION=, else AWS_REGION / AWS_DEFAULT_REGION; a clear message if none.
 package: $(STAMP)

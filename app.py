@@ -91,6 +91,19 @@ def fleet_tick(event: Any) -> None:
     runtime.fleet().tick()
 
 
+# The console (dashboards, fleet alarms, log groups, filters, saved queries): all of it
+# every 6 hours, so drift heals, and once on deploy (`python -m tools.console setup`).
+@app.schedule(Rate(6, unit=Rate.HOURS), name="setup")
+def setup_console(event: Any) -> dict[str, Any]:
+    return runtime.console().run(datetime.now(UTC)).summary()
+
+
+# New arrays get their dashboard within a minute; finished ones lose it after retention.
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="array_dashboards")
+def array_dashboards(event: Any) -> None:
+    runtime.console().sync_array_dashboards(datetime.now(UTC))
+
+
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="progress_tick")
 def progress_tick(event: Any) -> None:
     report = runtime.progress().tick(datetime.now(UTC))

@@ -4,8 +4,9 @@ spawn's guide tries `ALARM(spawn-instance-*-status)` in a composite alarm to cat
 "more than 5 % of the fleet unhealthy"; CloudWatch accepts no wildcards there and a
 composite cannot express a percentage. Instead each tick counts the running managed
 instances and those failing a status check, publishes `Spawn/Fleet`
-`UnhealthyPercent`, and one metric alarm, `spawn-fleet-unhealthy`, watches it.
-`GET /fleet` reads the stored snapshot: no EC2 or CloudWatch sweep per request.
+`UnhealthyPercent`, and one metric alarm, `spawn-fleet-unhealthy` (kept by the console
+setup, `chalicelib.console`), watches it. `GET /fleet` reads the stored snapshot: no
+EC2 or CloudWatch sweep per request.
 
 Per-user isolation (`chalicelib.access`): from the same registry rows, the tick also
 stores one snapshot per owner (`spawn:iam-user`) of the owner's instances only, written
@@ -18,12 +19,11 @@ comes from the owner's all-time counter.
 
 from __future__ import annotations
 
-import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -40,13 +40,7 @@ from chalicelib.stats import (
     owner_snapshot_key,
 )
 
-if TYPE_CHECKING:
-    from mypy_boto3_cloudwatch import CloudWatchClient
-
-logger = logging.getLogger(__name__)
-
 NAMESPACE = "Spawn/Fleet"
-FLEET_ALARM = "spawn-fleet-unhealthy"
 EMPTY_TOTALS = {"last_hour": 0, "last_24h": 0, "total": 0}
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -131,27 +125,6 @@ def empty_snapshot() -> dict[str, Any]:
     return document
 
 
-def fleet_alarm_request(threshold: float, critical_topic_arn: str) -> dict[str, Any]:
-    """The `spawn-fleet-unhealthy` alarm: `UnhealthyPercent` above the threshold."""
-    return {
-        "AlarmName": FLEET_ALARM,
-        "AlarmDescription": (
-            f"More than {threshold:g} % of the running spawn fleet fails a status check"
-        ),
-        "Namespace": NAMESPACE,
-        "MetricName": "UnhealthyPercent",
-        "Statistic": "Maximum",
-        "Period": 60,
-        "EvaluationPeriods": 2,
-        "DatapointsToAlarm": 2,
-        "Threshold": float(threshold),
-        "ComparisonOperator": "GreaterThanThreshold",
-        "TreatMissingData": "notBreaching",
-        "AlarmActions": [critical_topic_arn],
-        "OKActions": [critical_topic_arn],
-    }
-
-
 @dataclass
 class FleetHealth:
     """The fleet tick.
@@ -159,20 +132,15 @@ class FleetHealth:
     Args:
         registry: the instances table.
         stats: the stats table (interruption totals, the snapshot).
-        cloudwatch: for the fleet alarm.
         alerts: sends `fleet_unhealthy` when the threshold is crossed.
         threshold: `UNHEALTHY_PERCENT_THRESHOLD`.
-        critical_topic_arn: the fleet alarm's action.
     """
 
     registry: Registry
     stats: Stats
-    cloudwatch: CloudWatchClient
     alerts: AlertPublisher
     threshold: float
-    critical_topic_arn: str
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-    _alarm_checked: bool = field(default=False, init=False)
 
     def tick(self) -> dict[str, Any]:
         now = self.clock()
@@ -186,9 +154,9 @@ class FleetHealth:
                 "ActiveInstances": (MetricUnit.Count, running),
                 "UnhealthyInstances": (MetricUnit.Count, unhealthy["count"]),
                 "UnhealthyPercent": (MetricUnit.Percent, unhealthy["percent"]),
+                "ActiveArrays": (MetricUnit.Count, len(document["active_arrays"])),
             },
         )
-        self.ensure_alarm()
         previous = self.stats.get_document(SNAPSHOT) or {}
         over = unhealthy["percent"] > self.threshold
         document["unhealthy"]["alerted"] = bool(
@@ -227,15 +195,3 @@ class FleetHealth:
         # Written last: if anything above fails, the next tick still knows whom to remove.
         if listed.get("owners") != owners:
             self.stats.put_document(SNAPSHOT_OWNERS, {"owners": owners})
-
-    def ensure_alarm(self) -> None:
-        """Create or correct `spawn-fleet-unhealthy`; checked once per process."""
-        if self._alarm_checked:
-            return
-        wanted = fleet_alarm_request(self.threshold, self.critical_topic_arn)
-        found = self.cloudwatch.describe_alarms(AlarmNames=[FLEET_ALARM])["MetricAlarms"]
-        current = found[0] if found else {}
-        if any(current.get(key) != value for key, value in wanted.items()):
-            self.cloudwatch.put_metric_alarm(**wanted)
-            logger.info("fleet alarm created or updated", extra={"threshold": self.threshold})
-        self._alarm_checked = True

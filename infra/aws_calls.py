@@ -8,7 +8,9 @@ complete):
 - a parameter, dataclass field or `self.x` annotated with a boto3-stubs client type
   (`DynamoDBClient`, imported from `mypy_boto3_dynamodb`), or `self.x = param` of one;
 - an attribute named like a property that returns a client (`Clients.dynamodb`), so
-  `clients().dynamodb.put_item(...)` counts.
+  `clients().dynamodb.put_item(...)` counts;
+- a call of a function or method whose return annotation is a client type, so
+  `self._cloudwatch(region).describe_alarms(...)` counts.
 
 `get_paginator("scan")` is a `Scan`. Then botocore's service model turns the method
 name into the operation (`transact_write_items` -> `TransactWriteItems`), and the
@@ -17,6 +19,16 @@ says `cloudwatch`). IAM authorises a DynamoDB transaction by its items, not by a
 `TransactWriteItems` action: each item (`{"Update": ...}`, `{"Put": ...}`, ...)
 needs `UpdateItem`, `PutItem`, `DeleteItem` or `ConditionCheckItem`, so the items
 built anywhere in the code count for the code's transactions.
+
+A client handed to a helper together with an operation's name counts as that call:
+`self._pages(self.logs, "describe_log_groups", ...)` is a `DescribeLogGroups`.
+
+Calls described as data count too: the console setup plans its writes as
+`Call(target, "PutMetricAlarm", request, subject)` (`chalicelib.console.plan.Call`) and
+makes them later by name. The operation of each such `Call(...)` is its second
+argument: a string, or a name assigned strings in the same function (all of them
+count). It belongs to the one service the code uses that has an operation of that
+name; an unknown or ambiguous one is reported as `unresolved`.
 
 A call on a receiver whose type is unknown but whose method name is an operation of a
 service the code uses is reported as `unresolved`, so a client passed around untyped
@@ -36,6 +48,8 @@ from botocore import xform_name
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOYED = ("app.py", "chalicelib")
 STUBS_PREFIX = "mypy_boto3_"
+# The constructor of a planned call: `Call(target, operation, request, subject)`.
+PLANNED_CALL = "Call"
 # Where a service's IAM prefix differs from the name it signs requests with.
 IAM_PREFIX = {"monitoring": "cloudwatch"}
 # TransactWriteItems / TransactGetItems item members and the IAM action each needs.
@@ -86,6 +100,7 @@ def find_calls(paths: Iterable[Path], root: Path = ROOT) -> Found:
     }
     operations = {service: _operations(service) for service in set(client_types.values())}
     properties = _client_properties(trees.values(), client_types)
+    factories = _client_factories(trees.values(), client_types)
     own_methods = {
         node.name
         for tree in trees.values()
@@ -93,18 +108,33 @@ def find_calls(paths: Iterable[Path], root: Path = ROOT) -> Found:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
     }
     found = Found()
+    by_name = {
+        name: [s for s, ops in operations.items() if name in ops.values()]
+        for ops in operations.values()
+        for name in ops.values()
+    }
     for path, tree in trees.items():
         where = str(path.relative_to(root))
         for scope, names in _typed_scopes(tree, client_types):
+            for operation, line in _planned_operations(scope):
+                services = by_name.get(operation, [])
+                if len(services) == 1:
+                    found.calls.add(Call(services[0], operation, f"{where}:{line}"))
+                else:
+                    found.unresolved.add(f"{where}:{line} planned {operation}")
             for node in _own_nodes(scope):
                 if isinstance(node, ast.Dict) and len(node.keys) == 1:
                     key = node.keys[0]
                     if isinstance(key, ast.Constant) and key.value in TRANSACTION_ITEMS:
                         found.transaction_items.add(key.value)
+                if isinstance(node, ast.Call):
+                    found.calls.update(
+                        _named_calls(node, names, properties, factories, operations, where)
+                    )
                 if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
                     continue
                 method, receiver = node.func.attr, node.func.value
-                service = _service_of(receiver, names, properties)
+                service = _service_of(receiver, names, properties, factories)
                 if service is None:
                     if method not in own_methods and any(method in o for o in operations.values()):
                         found.unresolved.add(f"{where}:{node.lineno} {ast.unparse(node.func)}")
@@ -118,6 +148,57 @@ def find_calls(paths: Iterable[Path], root: Path = ROOT) -> Found:
                         Call(service, operations[service][method], f"{where}:{node.lineno}")
                     )
     return found
+
+
+def _named_calls(
+    node: ast.Call,
+    names: dict[str, str],
+    properties: dict[str, str],
+    factories: dict[str, str],
+    operations: dict[str, dict[str, str]],
+    where: str,
+) -> Iterator[Call]:
+    """A call handing a client and an operation's snake_case name to a helper."""
+    services = {
+        service
+        for argument in node.args
+        if (service := _service_of(argument, names, properties, factories))
+    }
+    for argument in node.args:
+        if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+            for service in services:
+                if argument.value in operations[service]:
+                    yield Call(
+                        service, operations[service][argument.value], f"{where}:{node.lineno}"
+                    )
+
+
+def _planned_operations(scope: ast.AST) -> Iterator[tuple[str, int]]:
+    """(operation, line) of each `Call(target, operation, ...)` made in `scope`."""
+    assigned: dict[str, list[str]] = {}
+    for node in _own_nodes(scope):
+        if isinstance(node, ast.Assign):
+            strings = [
+                n.value
+                for n in ast.walk(node.value)
+                if isinstance(n, ast.Constant) and isinstance(n.value, str)
+            ]
+            for target in node.targets:
+                assigned.setdefault(ast.unparse(target), []).extend(strings)
+    for node in _own_nodes(scope):
+        if not (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == PLANNED_CALL
+            and len(node.args) >= 2
+        ):
+            continue
+        argument = node.args[1]
+        if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+            yield argument.value, node.lineno
+        else:
+            for operation in assigned.get(ast.unparse(argument), [f"<{ast.unparse(argument)}>"]):
+                yield operation, node.lineno
 
 
 def _operations(service: str) -> dict[str, str]:
@@ -145,6 +226,20 @@ def _client_properties(trees: Iterable[ast.Module], client_types: dict[str, str]
         for node in ast.walk(tree)
         if isinstance(node, ast.FunctionDef)
         and any(_decorator_name(d) in ("property", "cached_property") for d in node.decorator_list)
+        and (service := _client_type(node.returns, client_types))
+    }
+
+
+def _client_factories(trees: Iterable[ast.Module], client_types: dict[str, str]) -> dict[str, str]:
+    """Names of plain functions and methods returning a client (`_cloudwatch` -> cloudwatch)."""
+    return {
+        node.name: service
+        for tree in trees
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and not any(
+            _decorator_name(d) in ("property", "cached_property") for d in node.decorator_list
+        )
         and (service := _client_type(node.returns, client_types))
     }
 
@@ -223,13 +318,20 @@ def _own_nodes(scope: ast.AST) -> Iterator[ast.AST]:
 
 
 def _service_of(
-    receiver: ast.expr, names: dict[str, str], properties: dict[str, str]
+    receiver: ast.expr,
+    names: dict[str, str],
+    properties: dict[str, str],
+    factories: dict[str, str],
 ) -> str | None:
     text = ast.unparse(receiver)
     if text in names:
         return names[text]
     if isinstance(receiver, ast.Attribute) and receiver.attr in properties:
         return properties[receiver.attr]
+    if isinstance(receiver, ast.Call):
+        function = receiver.func
+        name = function.attr if isinstance(function, ast.Attribute) else ast.unparse(function)
+        return factories.get(name)
     return None
 
 

@@ -35,6 +35,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from infra.package import ROOT, Packaged, PackageError, package, resolve_region, translate
 from infra.template import in_dependency_order
+from tools.console import invoke_setup
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -235,6 +236,19 @@ def main(argv: list[str] | None = None) -> int:
     width = max(map(len, outputs), default=0)
     for key, value in sorted(outputs.items()):
         print(f"{key:{width}}  {value}")
+    # The console (dashboards, fleet alarms, logs) now, not at the next 6-hourly run.
+    try:
+        report = invoke_setup(
+            session.client("cloudformation"), session.client("lambda"), stack_name(args.stage)
+        )
+    except (RuntimeError, BotoCoreError, ClientError) as exc:
+        print(
+            f"deploy: the stack is up, but its console setup failed: {exc}; retry with "
+            f"python -m tools.console setup --stack {stack_name(args.stage)}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"console setup: {json.dumps(report, sort_keys=True)}")
     return 0
 
 

@@ -203,3 +203,40 @@ def test_removing_a_stack_that_does_not_exist_says_so() -> None:
         1,
         "deploy: stack spawn-fleet-monitor-dev does not exist\n",
     )
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_deploy_runs_the_console_setup_once_the_stack_is_up(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], fails: bool
+) -> None:
+    """moto cannot run a Lambda function (it needs Docker), so the stack and the invoke
+    are stood in for here; `invoke_setup` itself is tested with Stubber in
+    tests/integration/test_console_tools.py."""
+    from infra import deploy
+
+    order: list[str] = []
+
+    def fake_deploy(self: Deployer, packaged: Packaged) -> dict[str, str]:
+        order.append("stack")
+        return {"ApiUrl": "https://example.invalid/api/"}
+
+    def fake_setup(cloudformation: Any, lambda_client: Any, stack: str) -> dict[str, Any]:
+        order.append(f"setup {stack}")
+        if fails:
+            raise RuntimeError("console setup failed: boom")
+        return {"written": 17}
+
+    monkeypatch.setattr(deploy, "package", lambda *a: Packaged(Path("build"), "dev", "eu-west-1"))
+    monkeypatch.setattr(Deployer, "deploy", fake_deploy)
+    monkeypatch.setattr(deploy, "invoke_setup", fake_setup)
+    status = deploy.main(["--stage", "dev", "--region", "eu-west-1", "--bucket", BUCKET])
+    out, err = capsys.readouterr()
+    assert order == ["stack", "setup spawn-fleet-monitor-dev"]
+    assert "ApiUrl  https://example.invalid/api/" in out
+    if fails:
+        assert status == 1
+        assert err.startswith("deploy: the stack is up, but its console setup failed: ")
+        assert err.count("\n") == 1
+    else:
+        assert status == 0
+        assert 'console setup: {"written": 17}' in out

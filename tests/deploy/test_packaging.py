@@ -102,15 +102,55 @@ def test_every_stage_reads_as_valid_settings() -> None:
         assert settings.api_isolation == "iam", name
 
 
+# Actions the Service Authorization Reference lists with no resource type: IAM can only
+# grant them on "*". Each with why the system needs it.
+UNSCOPABLE_ACTIONS = {
+    "ec2:DescribeInstances": "read managed instances' tags and states",
+    "cloudwatch:ListDashboards": "console setup finds its spawn-fleet / spawn-array-* dashboards",
+    "cloudwatch:DescribeAnomalyDetectors": "console setup reads its anomaly detectors",
+    "cloudwatch:PutAnomalyDetector": "spawn-cpu-anomaly and spawn-cost-anomaly need a model",
+    "cloudwatch:DeleteAnomalyDetector": "console setup removes Spawn/* detectors it no longer has",
+    "logs:DescribeQueryDefinitions": "console setup reads its spawn/ saved queries",
+    "logs:PutQueryDefinition": "console setup saves the guide's Logs Insights queries",
+    "logs:DeleteQueryDefinition": "console setup removes spawn/ queries it no longer describes",
+}
+
+
 def test_policy_is_least_privilege() -> None:
     statements = POLICY["Statement"]
     for statement in statements:
         assert all("*" not in action for action in statement["Action"]), statement["Sid"]
         if statement["Resource"] == "*":
             # Only calls IAM cannot scope to a resource may use "*".
-            assert statement["Action"] == ["ec2:DescribeInstances"]
-    [alarms] = [s for s in statements if any(a.startswith("cloudwatch:") for a in s["Action"])]
-    assert alarms["Resource"] == "arn:*:cloudwatch:*:*:alarm:spawn-*"
+            assert set(statement["Action"]) <= set(UNSCOPABLE_ACTIONS), statement["Sid"]
+    alarm_actions = {
+        action
+        for s in statements
+        for action in s["Action"]
+        if s["Resource"] == "arn:*:cloudwatch:*:*:alarm:spawn-*"
+    }
+    assert alarm_actions >= {"cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"}
+    for statement in statements:
+        for action in statement["Action"]:
+            if "Alarm" in action and statement["Resource"] != "*":
+                assert statement["Resource"] == "arn:*:cloudwatch:*:*:alarm:spawn-*", action
+            if "Dashboard" in action and action != "cloudwatch:ListDashboards":
+                assert statement["Resource"] == "arn:*:cloudwatch::*:dashboard/spawn-*", action
+    log_writes = {
+        action
+        for s in statements
+        for action in s["Action"]
+        if action.startswith("logs:") and s["Resource"] != "*"
+    }
+    scoped = {
+        json.dumps(s["Resource"])
+        for s in statements
+        if any(a in log_writes - {"logs:DescribeLogGroups"} for a in s["Action"])
+    }
+    assert scoped <= {
+        json.dumps("arn:*:logs:*:*:log-group:/aws/lambda/spawn-fleet-monitor-*"),
+        json.dumps("arn:*:logs:*:*:log-group:/aws/spawn/*"),
+    }, scoped
     resources = json.dumps(statements)
     for resource in TEMPLATE.values():
         name = resource.get("Properties", {}).get("TableName")

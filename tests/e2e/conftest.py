@@ -1,7 +1,7 @@
 """The local stack (`python -m local`, what `make run` starts) as a fixture.
 
 Started once per test session in its own process, with the simulated fleet off so
-tests control every event, and a one-second tick.
+tests control every event, a one-second tick and a short array dashboard retention.
 """
 
 from __future__ import annotations
@@ -88,6 +88,8 @@ def start_stack(directory: Path, **env: str) -> Iterator[Stack]:
         "SFM_API_PORT": str(api_port),
         "SFM_TICK_SECONDS": "1",
         "SFM_SIMULATE": "0",
+        # A finished array's dashboard goes 3.6 s after it finishes.
+        "ARRAY_DASHBOARD_RETENTION_HOURS": "0.001",
         "PYTHONUNBUFFERED": "1",
         **env,
     }

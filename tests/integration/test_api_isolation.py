@@ -140,15 +140,7 @@ def world(fleet: Fleet, infra: Provisioned, monkeypatch: pytest.MonkeyPatch) -> 
             dynamodb, store, settings, alerts, stats.array_info, clock=lambda: NOW
         ),
         lifecycle=Lifecycle(settings, fleet.ec2, fleet.registry, fleet.alarms, stats),
-        health=FleetHealth(
-            fleet.registry,
-            stats,
-            fleet.cloudwatch,
-            alerts,
-            threshold=50.0,
-            critical_topic_arn=infra.arns["CriticalTopic"],
-            clock=lambda: NOW,
-        ),
+        health=FleetHealth(fleet.registry, stats, alerts, threshold=50.0, clock=lambda: NOW),
         notifications=Notifications(fleet.registry, history),
         interruptions=Interruptions(
             settings, dynamodb, fleet.ec2, fleet.registry, alerts, clock=lambda: NOW

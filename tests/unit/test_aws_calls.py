@@ -43,6 +43,12 @@ def alarms(clients: Clients) -> None:
 
 def untyped(thing) -> None:
     thing.put_item(TableName="t")
+
+class Regions:
+    def _client(self, region: str) -> CloudWatchClient: ...
+
+    def dashboards(self) -> None:
+        self._client("us-east-1").list_dashboards()
 """
 
 
@@ -57,8 +63,42 @@ def test_calls_are_found_through_annotations_properties_and_paginators(tmp_path:
     needed, unresolved = actions(tmp_path, SOURCE)
     assert sorted(needed) == [
         "cloudwatch:DescribeAlarms",  # CloudWatch signs as "monitoring"
+        "cloudwatch:ListDashboards",  # through a method returning a client
         "dynamodb:ConditionCheckItem",  # a transaction needs its items' actions
         "dynamodb:PutItem",
         "dynamodb:Query",
     ]
     assert unresolved == {"module.py:36 thing.put_item"}
+
+
+PLANNED = """
+from __future__ import annotations
+from typing import TYPE_CHECKING
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_logs import CloudWatchLogsClient
+
+def plan(composite: bool) -> list:
+    operation = "PutCompositeAlarm" if composite else "PutMetricAlarm"
+    return [Call("cloudwatch", operation, {}, "a"), Call("logs", "CreateLogGroup", {}, "g")]
+
+def typo() -> object:
+    return Call("cloudwatch", "PutMetricAlarmz", {}, "a")
+
+class Reader:
+    logs: CloudWatchLogsClient
+
+    def groups(self) -> None:
+        pages(self.logs, "describe_log_groups", "logGroups")
+"""
+
+
+def test_planned_calls_and_operations_named_for_a_helper_count(tmp_path: Path) -> None:
+    needed, unresolved = actions(tmp_path, PLANNED)
+    assert sorted(needed) == [
+        "cloudwatch:PutCompositeAlarm",  # every string the operation's name is assigned
+        "cloudwatch:PutMetricAlarm",
+        "logs:CreateLogGroup",
+        "logs:DescribeLogGroups",  # a client and an operation's name handed to a helper
+    ]
+    assert unresolved == {"module.py:13 planned PutMetricAlarmz"}

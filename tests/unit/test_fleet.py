@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.ec2_events import epoch_ms
-from chalicelib.fleet import fleet_alarm_request, is_unhealthy, owner_snapshots, snapshot
+from chalicelib.fleet import is_unhealthy, owner_snapshots, snapshot
 
 NOW = datetime(2026, 1, 27, 12, 0, tzinfo=UTC)
 TOTALS = {"last_hour": 1, "last_24h": 3, "total": 9}
@@ -69,16 +69,6 @@ def test_an_empty_fleet_is_zero_percent_unhealthy() -> None:
         "percent": 0.0,
         "instance_ids": [],
     }
-
-
-def test_fleet_alarm_watches_the_percentage_with_the_critical_topic() -> None:
-    request = fleet_alarm_request(7.5, "arn:critical")
-    assert request["AlarmName"] == "spawn-fleet-unhealthy"
-    assert (request["Namespace"], request["MetricName"]) == ("Spawn/Fleet", "UnhealthyPercent")
-    assert request["Threshold"] == 7.5
-    assert request["ComparisonOperator"] == "GreaterThanThreshold"
-    assert request["AlarmActions"] == ["arn:critical"]
-    assert "Dimensions" not in request
 
 
 def test_each_owner_gets_a_snapshot_of_their_rows_only() -> None:
