@@ -15,8 +15,6 @@ from hypothesis import strategies as st
 
 from chalicelib.progress import (
     Change,
-    Invalid,
-    Row,
     Summary,
     alerts_due,
     apply_changes,
@@ -25,9 +23,9 @@ from chalicelib.progress import (
     progress_view,
     recount,
     sequence_key,
-    validate_row,
     with_recount,
 )
+from chalicelib.rows import Invalid, Row, validate_row
 
 ARRAY = "render-20260127-a1b2c3"
 T0 = datetime(2026, 1, 27, 10, 0, tzinfo=UTC)
