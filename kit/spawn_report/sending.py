@@ -91,7 +91,7 @@ def call_with_retries(
     while True:
         attempts.count += 1
         try:
-            return call(), attempts
+            result = call()
         except (BotoCoreError, ClientError) as exc:
             attempts.error = exc
             if not retryable(exc):
@@ -100,3 +100,6 @@ def call_with_retries(
             if clock() + wait >= deadline:
                 return None, attempts
             sleep(wait)
+        else:
+            attempts.error = None
+            return result, attempts
