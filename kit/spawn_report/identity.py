@@ -19,8 +19,6 @@ import json
 import logging
 import os
 import socket
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -30,6 +28,8 @@ from spawn_report.exceptions import IdentityError, MetadataUnavailable
 from spawn_report.settings import Settings
 
 if TYPE_CHECKING:
+    import urllib.request
+
     from mypy_boto3_ec2.client import EC2Client
 
 logger = logging.getLogger(__name__)
@@ -88,6 +88,9 @@ class Metadata:
         self._token: str | None = None
 
     def _open(self, request: urllib.request.Request) -> str:
+        import urllib.error
+        import urllib.request
+
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - http(s) endpoint from settings
                 return str(response.read().decode("utf-8"))
@@ -97,6 +100,9 @@ class Metadata:
             raise MetadataUnavailable(f"instance metadata at {self.endpoint}: {exc}") from exc
 
     def _fetch_token(self) -> str:
+        import urllib.error
+        import urllib.request
+
         request = urllib.request.Request(  # noqa: S310 - http(s) endpoint from settings
             f"{self.endpoint}/latest/api/token",
             method="PUT",
@@ -109,6 +115,10 @@ class Metadata:
 
     def get(self, path: str) -> str | None:
         """The text at `/latest/meta-data/{path}`, or None when it does not exist (404)."""
+        # Imported here: most reports never need the metadata service (cached identity).
+        import urllib.error
+        import urllib.request
+
         for attempt in (1, 2):
             if self._token is None:
                 self._token = self._fetch_token()

@@ -1,6 +1,7 @@
 """`Reporter`: the kit as a library, and the engine under the `spawn-report` commands.
 
-Every report is validated, appended to the spool, and sent later in batches:
+Every report is validated, appended to the spool, and sent later in batches (boto3 is
+imported only to send, so a report that only spools starts fast):
 
 1. `progress` builds the SPEC §4 row and checks it with the backend's own
    `validate_row` (`spawn_report.rows`), so it cannot write a row the backend would
@@ -50,7 +51,6 @@ from spawn_report.gpu import METRICS as GPU_METRICS
 from spawn_report.gpu import NAMESPACE as GPU_NAMESPACE
 from spawn_report.gpu import GpuReading
 from spawn_report.rows import MESSAGE_MAX, STATUSES, Invalid, iso, validate_row
-from spawn_report.sending import call_with_retries, describe
 from spawn_report.settings import Settings
 from spawn_report.spool import Spool
 
@@ -449,6 +449,8 @@ class Reporter:
         from boto3.dynamodb.types import TypeSerializer
         from botocore.exceptions import BotoCoreError, ClientError
 
+        from spawn_report.sending import call_with_retries, describe
+
         serializer = TypeSerializer()
         item = {key: serializer.serialize(value) for key, value in row.items()}
         try:
@@ -485,6 +487,8 @@ class Reporter:
 
     def _put_metrics(self, request: dict[str, Any], deadline: float, result: FlushResult) -> None:
         from botocore.exceptions import BotoCoreError
+
+        from spawn_report.sending import call_with_retries, describe
 
         values = values_in(request)
         try:
