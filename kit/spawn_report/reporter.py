@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import subprocess
@@ -419,7 +420,6 @@ class Reporter:
         what could not be sent, with one line on stderr saying how much and why.
         """
         budget = self.settings.budget_seconds if budget_seconds is None else budget_seconds
-        deadline = self.clock() + budget
         result = FlushResult()
         with self.spool.claim() as batch:
             if batch.unreadable:
@@ -431,6 +431,8 @@ class Reporter:
                 result.errors.append(
                     f"dropped {stale} metric value(s) older than CloudWatch accepts"
                 )
+            self._connect(dynamodb=bool(rows), cloudwatch=bool(requests))
+            deadline = self.clock() + budget
             for table, row in rows:
                 self._put_row(table, row, deadline, result)
             for request in requests:
@@ -442,6 +444,18 @@ class Reporter:
                 raise ReportError(summary)
             self.err(summary)
         return result
+
+    def _connect(self, dynamodb: bool, cloudwatch: bool) -> None:
+        """Make the clients before the retry budget starts: loading a service model takes
+        a while on a busy machine and is not what the budget is for. A client that
+        cannot be made is reported by the call that needs it."""
+        from botocore.exceptions import BotoCoreError
+
+        with contextlib.suppress(BotoCoreError, ReportError):
+            if dynamodb:
+                self._dynamodb_client()
+            if cloudwatch:
+                self._cloudwatch_client()
 
     def _put_row(
         self, table: str, row: dict[str, Any], deadline: float, result: FlushResult

@@ -24,7 +24,7 @@ from tests.integration.kit.conftest import (
 
 
 def through(proxy: tuple[FaultProxy, str], env: dict[str, str]) -> dict[str, str]:
-    return {**env, "AWS_ENDPOINT_URL": proxy[1], "SPAWN_REPORT_BUDGET_SECONDS": "1.5"}
+    return {**env, "AWS_ENDPOINT_URL": proxy[1], "SPAWN_REPORT_BUDGET_SECONDS": "3"}
 
 
 def test_throttled_metrics_are_retried_then_dropped_with_exit_0(
@@ -43,7 +43,7 @@ def test_throttled_metrics_are_retried_then_dropped_with_exit_0(
 
     assert result.returncode == 0
     attempts = proxy.seen["PutMetricData"]
-    assert attempts >= 3  # retried, with backoff, within 1.5 s
+    assert attempts >= 2  # retried, with backoff, within the 3 s budget
     assert result.stderr.splitlines() == [
         f"spawn-report: dropped 3 metric value(s) in Spawn/Workers after {attempts} "
         "attempt(s): Throttling: Rate exceeded"
@@ -61,7 +61,7 @@ def test_a_5xx_on_the_progress_row_is_retried_then_dropped_with_exit_0(
     result = run_kit(through(fault_proxy, kit_env), "progress", "--status", "completed")
 
     assert result.returncode == 0
-    assert proxy.seen["PutItem"] >= 3
+    assert proxy.seen["PutItem"] >= 2
     assert re.fullmatch(
         rf"spawn-report: dropped progress row of {ARRAY}\[7\] after \d+ attempt\(s\): "
         r"ServiceUnavailable: Service unavailable\n",

@@ -117,9 +117,17 @@ def test_the_kit_installs_alone_with_boto3(python: str, tmp_path: Path) -> None:
         "JOB_ARRAY_ID": "render-20260127-a1b2c3",
         "AWS_EC2_METADATA_DISABLED": "true",
     }
-    recorded = run(str(bin_dir / "spawn-report"), "metric", "Done", "1", "--strict", env=env)
-    assert recorded.stderr == ""
-    assert json.loads((tmp_path / "spool" / "pending.jsonl").read_text())["value"] == 1.0
+    env.update(JOB_ARRAY_INDEX="4", SPAWN_INSTANCE_ID="i-0123456789abcdef0", SPAWN_HOSTNAME="h")
+    # Spooled only (nothing is due), so no AWS: the row is built and validated by the
+    # shared contract on this Python, the metric checked against CloudWatch's rules.
+    for report in (["metric", "Done", "1"], ["progress", "--status", "running", "--tasks", "3"]):
+        done = run(str(bin_dir / "spawn-report"), *report, "--strict", env=env)
+        assert done.stderr == ""
+    spooled = (tmp_path / "spool" / "pending.jsonl").read_text().splitlines()
+    metric, row = (json.loads(line) for line in spooled)
+    assert metric["value"] == 1.0
+    assert row["row"]["tasks_completed"] == 3
+    assert row["row"]["last_update"].endswith("Z")
     library = run(
         str(bin_dir / "python"),
         "-c",
