@@ -130,7 +130,7 @@ def parser() -> argparse.ArgumentParser:
     timed = commands.add_parser(
         "timed", parents=[common], help="run a command, record its duration"
     )
-    timed.add_argument("operation")
+    timed.add_argument("operation", help="its options (--strict ...) go before it")
     timed.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
 
     gpu = commands.add_parser("gpu", parents=[common], help="sample every GPU via nvidia-smi")
@@ -196,8 +196,13 @@ def _timed(reporter: Reporter, args: argparse.Namespace) -> int:
             status = child.wait()
     finally:
         signal.signal(signal.SIGINT, previous)
-    reporter.duration(args.operation, (time.monotonic() - started) * 1000)
-    return 128 - status if status < 0 else status
+    status = 128 - status if status < 0 else status
+    try:
+        reporter.duration(args.operation, (time.monotonic() - started) * 1000)
+    except ReportError as exc:  # --strict: the command's own failure still wins
+        reporter.err(str(exc))
+        return status or 1
+    return status
 
 
 def _gpu(reporter: Reporter, args: argparse.Namespace) -> int:

@@ -152,3 +152,15 @@ def test_a_machine_without_nvidia_smi_gets_one_message(
         assert result.stderr.splitlines() == [
             "spawn-report: nvidia-smi not found on PATH: no NVIDIA GPU driver on this machine"
         ]
+
+
+def test_timed_under_strict_keeps_the_commands_own_failure(kit_env: dict[str, str]) -> None:
+    unrecordable = "Op" * 200  # a metric name CloudWatch would reject
+
+    failed = run_kit(kit_env, "timed", "--strict", unrecordable, "--", "sh", "-c", "exit 3")
+    succeeded = run_kit(kit_env, "timed", "--strict", unrecordable, "--", "true")
+    loose = run_kit(kit_env, "timed", unrecordable, "--", "true")
+
+    assert (failed.returncode, succeeded.returncode, loose.returncode) == (3, 1, 0)
+    for result in (failed, succeeded, loose):
+        assert "must be 1-255 characters" in result.stderr
