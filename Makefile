@@ -11,9 +11,9 @@ STAGE ?= prod
 
 .PHONY: run test bench lint typecheck package agent-config rehearse deploy remove clean
 
-$(STAMP): requirements.txt requirements-dev.txt cli/pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt cli/pyproject.toml kit/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade "pip<26.3"  # chalice 1.34 requires pip<26.3
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 

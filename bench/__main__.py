@@ -14,7 +14,7 @@ import time
 
 from bench.report import Figure
 
-BENCHMARKS = ("bench.lifecycle", "bench.progress", "bench.console")
+BENCHMARKS = ("bench.lifecycle", "bench.progress", "bench.console", "bench.worker_kit")
 
 
 def main(names: list[str]) -> int:

@@ -19,7 +19,7 @@ from chalice.app import BadRequestError, Blueprint, IAMAuthorizer, NotFoundError
 
 from chalicelib.api_arrays import ArraysDeps, array_id_param, request_viewer, visible_record
 from chalicelib.history import HistoryStore
-from chalicelib.progress import parse_utc
+from chalicelib.rows import parse_utc
 
 history_api = Blueprint(__name__)
 _iam = IAMAuthorizer()

@@ -6,8 +6,9 @@ leaves its count, the new image enters one, so a refresh reads one item whatever
 array's size. A periodic `recount` of the array's rows corrects any drift.
 
 Rows are given as plain Python values (what `TypeDeserializer` returns: numbers are
-`Decimal`). A row that breaks the SPEC §4 shape becomes `Invalid` with a reason; it
-counts as a worker that reported, in no status, and never hides the valid rows.
+`Decimal`). What a valid row is lives in `chalicelib.rows`, shared with the workers' kit.
+A row that breaks the SPEC §4 shape becomes `Invalid` with a reason; it counts as a
+worker that reported, in no status, and never hides the valid rows.
 
 Example:
     >>> change = Change(shard="s", sequence=sequence_key("1"), old=None, new=row, approx_time=t)
@@ -23,20 +24,12 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any, NamedTuple
 
 from chalicelib.alerts import Alert
-from chalicelib.ec2_events import epoch_ms, iso, iso_ms
+from chalicelib.rows import MESSAGE_MAX, Invalid, Row, epoch_ms, iso, iso_ms, validate_row
 
-STATUSES = ("running", "completed", "failed")
 RECENT_ROWS = 5
-# Recent rows are stored in the summary item (≤ 400 KB): long messages are cut.
-MESSAGE_MAX = 500
-# Counts above this cannot be real and would not survive DynamoDB's 38-digit numbers
-# once summed; a row carrying one is invalid rather than able to break every save.
-NUMBER_MAX = 10**12
-TIME_TEXT_MAX = 64
 # Completion-rate samples for the ETA: at most one closed sample per 30 s over the last
 # 15 minutes, so the list stays around 30 entries.
 SAMPLE_EVERY_SECONDS = 30
@@ -47,148 +40,6 @@ ETA_MIN_SPAN_SECONDS = 60
 FOLD_MARGIN_SECONDS = 60
 SEQUENCE_DIGITS = 40
 _ARRAY_ID_NAME = re.compile(r"^(?P<name>.+)-\d{8}-[0-9a-f]{6}$")
-
-
-@dataclass(frozen=True)
-class Row:
-    """One valid worker row (SPEC §4); `last_update_ms` is epoch milliseconds."""
-
-    array_id: str
-    task_index: int
-    status: str
-    tasks_completed: int
-    last_update_ms: int
-    instance_id: str
-    hostname: str
-    tasks_total: int | None = None
-    error_count: int | None = None
-    message: str | None = None
-
-    @property
-    def second(self) -> int:
-        return self.last_update_ms // 1000
-
-    def to_json(self) -> dict[str, Any]:
-        """The row as the API shows it (and as the summary item stores it)."""
-        return {
-            "task_index": self.task_index,
-            "status": self.status,
-            "tasks_completed": self.tasks_completed,
-            "last_update": iso_ms(self.last_update_ms),
-            "instance_id": self.instance_id,
-            "hostname": self.hostname,
-            "tasks_total": self.tasks_total,
-            "error_count": self.error_count,
-            "message": self.message,
-        }
-
-
-@dataclass(frozen=True)
-class Invalid:
-    """A row that breaks the SPEC §4 shape, with why; keys are None when unreadable."""
-
-    reason: str
-    array_id: str | None = None
-    task_index: int | None = None
-
-
-def _whole(value: Any) -> int | None:
-    """An integer from an int, or an integral Decimal/float; None for anything else."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        number = value
-    elif isinstance(value, Decimal | float):
-        try:
-            if not math.isfinite(value) or value != int(value):
-                return None
-        except (OverflowError, ValueError):
-            return None
-        number = int(value)
-    else:
-        return None
-    return number if -NUMBER_MAX <= number <= NUMBER_MAX else None
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def parse_utc(value: Any) -> int | None:
-    """Epoch milliseconds of an ISO-8601 UTC time (`Z` or `+00:00`); None otherwise."""
-    if not isinstance(value, str) or len(value) > TIME_TEXT_MAX:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if moment.utcoffset() != timedelta(0):
-        return None
-    return epoch_ms(moment)
-
-
-def validate_row(image: Mapping[str, Any]) -> Row | Invalid:
-    """Check one row against SPEC §4. Never raises: garbage comes back as `Invalid`.
-
-    Example:
-        >>> validate_row({"array_id": "a", "task_index": Decimal(1), "status": "done"})
-        Invalid(reason="status 'done' is not one of running, completed, failed", ...)
-    """
-    if not isinstance(image, Mapping):
-        return Invalid(f"row is not a map: {_short(image)}")
-    raw_array = image.get("array_id")
-    array_id = raw_array if isinstance(raw_array, str) and raw_array else None
-    task_index = _whole(image.get("task_index"))
-    if task_index is not None and task_index < 0:
-        task_index = None
-
-    def invalid(reason: str) -> Invalid:
-        return Invalid(reason, array_id, task_index)
-
-    if array_id is None:
-        return invalid(f"array_id {_short(raw_array)} is not a non-empty string")
-    if task_index is None:
-        return invalid(f"task_index {_short(image.get('task_index'))} is not an integer ≥ 0")
-    status = image.get("status")
-    if not isinstance(status, str) or status not in STATUSES:
-        return invalid(f"status {_short(status)} is not one of {', '.join(STATUSES)}")
-    tasks_completed = _whole(image.get("tasks_completed"))
-    if tasks_completed is None or tasks_completed < 0:
-        return invalid(
-            f"tasks_completed {_short(image.get('tasks_completed'))} is not an integer ≥ 0"
-        )
-    last_update_ms = parse_utc(image.get("last_update"))
-    if last_update_ms is None:
-        return invalid(f"last_update {_short(image.get('last_update'))} is not ISO-8601 UTC")
-    texts: dict[str, str] = {}
-    for name in ("instance_id", "hostname"):
-        value = image.get(name)
-        if not isinstance(value, str) or not value:
-            return invalid(f"{name} {_short(value)} is not a non-empty string")
-        texts[name] = value
-    optional: dict[str, int | None] = {}
-    for name in ("tasks_total", "error_count"):
-        value = image.get(name)
-        number = None if value is None else _whole(value)
-        if value is not None and (number is None or number < 0):
-            return invalid(f"{name} {_short(value)} is not an integer ≥ 0")
-        optional[name] = number
-    message = image.get("message")
-    if message is not None and not isinstance(message, str):
-        return invalid(f"message {_short(message)} is not a string")
-    return Row(
-        array_id=array_id,
-        task_index=task_index,
-        status=status,
-        tasks_completed=tasks_completed,
-        last_update_ms=last_update_ms,
-        instance_id=texts["instance_id"],
-        hostname=texts["hostname"],
-        tasks_total=optional["tasks_total"],
-        error_count=optional["error_count"],
-        message=message,
-    )
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,6 @@ from chalicelib.metrics import emit
 from chalicelib.progress import (
     Change,
     Counts,
-    Invalid,
-    Row,
     Summary,
     alerts_due,
     apply_changes,
@@ -44,9 +42,9 @@ from chalicelib.progress import (
     fold_stalled,
     progress_view,
     sequence_key,
-    validate_row,
     with_recount,
 )
+from chalicelib.rows import Invalid, Row, validate_row
 from chalicelib.settings import Settings
 
 if TYPE_CHECKING:
