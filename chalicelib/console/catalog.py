@@ -96,6 +96,7 @@ PUBLISHED: tuple[Metric, ...] = (
     Metric(INTERRUPTIONS, "RebalanceRecommendations", (), "Count", BACKEND, "rebalance advice"),
     # Workers (spawn's guide). The fleet-wide series (no dimension) is what the
     # error-rate and throughput alarms watch: an alarm reads one series, not a sum.
+    # The kit's `progress` publishes them as increments, so a period's Sum is its tasks.
     Metric(WORKER_METRICS, "TasksCompleted", (), "Count", WORKERS, "tasks done, fleet-wide"),
     Metric(WORKER_METRICS, "ErrorCount", (), "Count", WORKERS, "task errors, fleet-wide"),
     Metric(WORKER_METRICS, "TasksCompleted", WORKER, "Count", WORKERS, "tasks done per worker"),
@@ -111,6 +112,27 @@ PUBLISHED: tuple[Metric, ...] = (
         "Milliseconds",
         WORKERS,
         "duration of one timed operation (`{Operation}Duration`)",
+    ),
+    # The workers' kit (`spawn-report`, kit/): besides the fleet-wide counters above,
+    # `gpu` and `timed` publish these. tests/unit/kit/test_published.py checks the kit
+    # against this list, both ways.
+    *(
+        Metric(GPU, name, ("ArrayId", "InstanceId", "GPUIndex"), unit, WORKERS, meaning)
+        for name, unit, meaning in (
+            ("GPUUtilization", "Percent", "GPU busy share, per GPU"),
+            ("GPUMemoryUsed", "Megabytes", "GPU memory in use, per GPU"),
+            ("GPUMemoryTotal", "Megabytes", "GPU memory size, per GPU"),
+            ("GPUTemperature", "None", "GPU temperature (°C), per GPU"),
+            ("GPUPowerDraw", "None", "GPU power draw (W), per GPU"),
+        )
+    ),
+    Metric(
+        PERFORMANCE,
+        "*Duration",
+        ("ArrayId", "Operation"),
+        "Milliseconds",
+        WORKERS,
+        "duration of one `spawn-report timed` operation, per array",
     ),
     # AWS's own metrics the console reads.
     Metric(EC2, "CPUUtilization", INSTANCE, "Percent", AWS, "CPU per instance"),

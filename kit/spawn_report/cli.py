@@ -104,7 +104,11 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--version", action="version", version=f"spawn-report {VERSION}")
     commands = root.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    progress = commands.add_parser("progress", parents=[common], help="write the progress row")
+    progress = commands.add_parser(
+        "progress",
+        parents=[common],
+        help="write the progress row; publish the fleet's task and error counts",
+    )
     progress.add_argument("--status", required=True, choices=STATUSES)
     progress.add_argument("--tasks", type=_count, default=0, help="tasks completed")
     progress.add_argument("--total", type=_count, help="tasks in all")

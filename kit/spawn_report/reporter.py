@@ -5,8 +5,10 @@ imported only to send, so a report that only spools starts fast):
 
 1. `progress` builds the SPEC §4 row and checks it with the backend's own
    `validate_row` (`spawn_report.rows`), so it cannot write a row the backend would
-   call invalid. `metric`, `timed` and `gpus` check what CloudWatch would reject.
-2. The entry goes to the spool (`spool.py`), where it survives the process.
+   call invalid. With the row go the fleet-wide `Spawn/Workers` `TasksCompleted` and
+   `ErrorCount` increments since the worker's previous report (`counters.py`), which
+   the fleet alarms sum. `metric`, `timed` and `gpus` check what CloudWatch would reject.
+2. The entries go to the spool (`spool.py`), where they survive the process.
 3. The spool is flushed when its oldest entry has waited `flush_seconds`, when a
    worker reports a final status, on `flush()`, or by a background flusher process
    started when data wait and none runs, so nothing waits longer than that.
@@ -39,6 +41,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from spawn_report import counters
 from spawn_report import identity as identities
 from spawn_report.batching import (
     due,
@@ -62,7 +65,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2.client import EC2Client
 
 VERSION = "0.1.0"
-WORKERS_NAMESPACE = "Spawn/Workers"
+WORKERS_NAMESPACE = counters.NAMESPACE
 PERFORMANCE_NAMESPACE = "Spawn/Performance"
 # A spool this large is sent whatever its age (a few thousand entries).
 MAX_PENDING_BYTES = 512 * 1024
@@ -233,12 +236,16 @@ class Reporter:
         message: str | None = None,
         every_n_tasks: int | None = None,
     ) -> bool:
-        """Report the worker's SPEC §4 row. A final status (`completed`, `failed`) is
-        sent at once, with everything else waiting. Returns whether it was recorded.
+        """Report the worker's SPEC §4 row, and the fleet-wide `Spawn/Workers`
+        `TasksCompleted` and `ErrorCount` increments since its previous report (see
+        `counters`). A final status (`completed`, `failed`) is sent at once, with
+        everything else waiting. Returns whether it was recorded.
 
         Args:
+            tasks_completed, error_count: the worker's totals so far, as in the row.
             every_n_tasks: report a `running` row only when `tasks_completed` is a
-                multiple of this (final statuses always).
+                multiple of this (final statuses always). A skipped report changes
+                nothing, so its increments go with the next recorded one.
         """
         if status == "running" and not sampled(tasks_completed, every_n_tasks):
             return False
@@ -259,7 +266,7 @@ class Reporter:
             self._failed(str(exc))
             return False
         entry = {"kind": "row", "t": self.clock(), "table": self.settings.progress_table}
-        self._record([{**entry, "row": row}], final=status != "running")
+        self._record([{**entry, "row": row}], final=status != "running", counted=row)
         return True
 
     def _dimensions(self, extra: Mapping[str, str] | None) -> dict[str, str]:
@@ -345,9 +352,19 @@ class Reporter:
 
     # ------------------------------------------------------------------ spool and flushes
 
-    def _record(self, entries: list[dict[str, Any]], final: bool = False) -> None:
+    def _record(
+        self,
+        entries: list[dict[str, Any]],
+        final: bool = False,
+        counted: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Spool `entries` (with the counters' increments of a `counted` progress row),
+        then send them if they are due."""
         with self.spool.locked():
-            self.spool.append(entries)
+            if counted is None:
+                self.spool.append(entries)
+            else:
+                self._append_counted(entries, counted)
             pending = self.spool.pending()
             send = (
                 final
@@ -359,6 +376,25 @@ class Reporter:
                 self._start_flusher()
         if send:
             self.flush()
+
+    def _append_counted(self, entries: list[dict[str, Any]], row: Mapping[str, Any]) -> None:
+        """Spool `entries` and the increments of `row`'s totals; the caller holds the
+        spool's lock, so concurrent reports of one worker are counted once each.
+
+        The totals are saved after the append: a report that could not be spooled leaves
+        them as they were, and its increments go with the next one.
+        """
+        state = counters.CounterState(self.spool.directory)
+        known = state.read()
+        worker = (str(row["array_id"]), int(row["task_index"]))
+        increments, known[worker] = counters.advance(
+            known.get(worker), int(row["tasks_completed"]), row.get("error_count")
+        )
+        self.spool.append([*entries, *counters.entries(increments, float(entries[0]["t"]))])
+        try:
+            state.write(known)
+        except OSError as exc:
+            self._failed(f"{state.path} not saved ({exc}): the next report counts these again")
 
     def _start_flusher(self) -> None:
         """A detached `spawn-report flush --background` that sends what waits once it

@@ -75,6 +75,15 @@ class Aws:
         )
         return float(sum(response["MetricDataResults"][0]["Values"]))
 
+    def fleet_wide(self, name: str, stat: str = "Sum") -> float:
+        """`Spawn/Workers` `name` of the fleet-wide series (no dimension), as the fleet
+        alarms read it. moto answers a query without dimensions with every series of
+        the name summed, so this first checks the fleet-wide series is the only one
+        (moto lists it once per datum)."""
+        listed = self.client("cloudwatch").list_metrics(Namespace="Spawn/Workers", MetricName=name)
+        assert all(m["Dimensions"] == [] for m in listed["Metrics"]), listed["Metrics"]
+        return self.metric("Spawn/Workers", name, {}, stat)
+
 
 @pytest.fixture
 def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Aws:

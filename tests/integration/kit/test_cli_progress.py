@@ -7,7 +7,15 @@ from pathlib import Path
 
 from chalicelib.progress import progress_view, recount
 from chalicelib.summaries import ProgressRows
-from tests.integration.kit.conftest import ARRAY, HOSTNAME, INSTANCE, Aws, rows, run_kit
+from tests.integration.kit.conftest import (
+    ARRAY,
+    HOSTNAME,
+    INSTANCE,
+    Aws,
+    rows,
+    run_kit,
+    spool_lines,
+)
 
 
 def worker(env: dict[str, str], index: int) -> dict[str, str]:
@@ -91,8 +99,8 @@ def test_every_n_tasks_samples_running_rows_as_the_guide_does(
         )
         assert result.returncode == 0
 
-    pending = (spool_dir / "pending.jsonl").read_text().splitlines()
-    assert len(pending) == 2  # tasks 0 and 10 only
+    pending = [e for e in spool_lines(spool_dir) if e["kind"] == "row"]
+    assert [e["row"]["tasks_completed"] for e in pending] == [0, 10]
 
 
 def test_a_row_the_backend_would_call_invalid_is_never_written(

@@ -124,10 +124,14 @@ def test_the_kit_installs_alone_with_boto3(python: str, tmp_path: Path) -> None:
         done = run(str(bin_dir / "spawn-report"), *report, "--strict", env=env)
         assert done.stderr == ""
     spooled = (tmp_path / "spool" / "pending.jsonl").read_text().splitlines()
-    metric, row = (json.loads(line) for line in spooled)
+    metric, row, *counters = (json.loads(line) for line in spooled)
     assert metric["value"] == 1.0
     assert row["row"]["tasks_completed"] == 3
     assert row["row"]["last_update"].endswith("Z")
+    assert [(c["name"], c["value"], c["dimensions"]) for c in counters] == [
+        ("TasksCompleted", 3.0, {}),
+        ("ErrorCount", 0.0, {}),
+    ]
     library = run(
         str(bin_dir / "python"),
         "-c",

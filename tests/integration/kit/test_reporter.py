@@ -63,7 +63,8 @@ def test_a_minute_of_reports_costs_one_call_per_table_and_namespace(
 
     assert (calls("PutItem"), calls("PutMetricData")) == (1, 2)  # Spawn/Workers, Spawn/GPU
     assert result.rows_written == 1
-    assert result.values_sent == 500 + 5 * 8 * 5
+    # A value per task, 5 per GPU sample, and the fleet counters of 50 progress reports.
+    assert result.values_sent == 500 + 5 * 8 * 5 + 2 * 50
     assert result.dropped == 0
 
 
