@@ -364,7 +364,12 @@ def fleet_dashboard(
             _metric_widget(
                 grid,
                 f"Operation durations {stat} (ms, Spawn/Performance)",
-                [_search(f"dur{stat}", PERFORMANCE, ("InstanceType", "Operation"), stat)],
+                # The guide's scripts tag timings with InstanceType, `spawn-report timed`
+                # with ArrayId: one SEARCH per shape, so both show.
+                [
+                    _search(f"guide{stat}", PERFORMANCE, ("InstanceType", "Operation"), stat),
+                    _search(f"kit{stat}", PERFORMANCE, ("ArrayId", "Operation"), stat),
+                ],
                 region,
                 stat=stat,
             )
