@@ -466,10 +466,21 @@ class Doctor:
             self.add("instance alarms", "ok", f"{detail}; they agree{waiting}")
 
     def _recent_series(self, namespace: str) -> int:
+        """Distinct series (name and dimensions) that received data in the last 3 h.
+
+        CloudWatch lists each series once; moto lists it once per data point, so
+        series are counted by identity, not by listing entries.
+        """
         pages = self.client("cloudwatch").get_paginator("list_metrics")
-        return sum(
-            len(page["Metrics"])
-            for page in pages.paginate(Namespace=namespace, RecentlyActive=RECENTLY_ACTIVE)
+        return len(
+            {
+                (
+                    metric["MetricName"],
+                    frozenset((d["Name"], d["Value"]) for d in metric.get("Dimensions", [])),
+                )
+                for page in pages.paginate(Namespace=namespace, RecentlyActive=RECENTLY_ACTIVE)
+                for metric in page["Metrics"]
+            }
         )
 
     def check_worker_metrics(self) -> None:

@@ -70,3 +70,25 @@ def test_a_silent_every_minute_function_fails_and_a_logging_one_passes(
         "logs spawn-fleet-monitor-prod-progress_tick": "fail",
     }
     assert "aws logs tail" in checker.checks[-1].fix
+
+
+def test_series_are_counted_once_however_many_points_they_have(session: boto3.Session) -> None:
+    cloudwatch = session.client("cloudwatch")
+    for minute in range(5):  # moto lists a series once per data point
+        cloudwatch.put_metric_data(
+            Namespace="Spawn/Workers",
+            MetricData=[
+                {
+                    "MetricName": "TasksCompleted",
+                    "Value": 1.0,
+                    "Timestamp": NOW - timedelta(minutes=minute),
+                },
+                {
+                    "MetricName": "TasksCompleted",
+                    "Dimensions": [{"Name": "ArrayId", "Value": "render-20260127-a1b2c3"}],
+                    "Value": 1.0,
+                    "Timestamp": NOW - timedelta(minutes=minute),
+                },
+            ],
+        )
+    assert doctor(session)._recent_series("Spawn/Workers") == 2
