@@ -231,8 +231,13 @@ class Registry:
             values["running_since_ms"] = change.epoch_ms
         if facts is not None:
             values.update(_facts_values(facts))
+        remove: tuple[str, ...] = ()
         if change.state == "terminated" or managed is False:
             values["expires_at"] = int(self.clock()) + GONE_RETENTION_SECONDS
+        elif managed:
+            # Running managed again (say, opted back in across a stop/start): an earlier
+            # TTL mark would have DynamoDB delete the row of a watched instance.
+            remove = ("expires_at",)
         # A first sighting, an exact repeat, or newer than the recorded change (by time,
         # then by rank within one second) unless the recorded state is final.
         condition = (
@@ -241,7 +246,9 @@ class Registry:
             " OR (#state <> :terminated AND (#last_event_ms < :last_event_ms"
             " OR (#last_event_ms = :last_event_ms AND #state_rank < :state_rank)))"
         )
-        return self.update(change.instance_id, values, condition, {"terminated": "terminated"})
+        return self.update(
+            change.instance_id, values, condition, {"terminated": "terminated"}, remove
+        )
 
     def adopt(self, facts: InstanceFacts, observed_ms: int) -> bool:
         """Record a running managed instance the events missed, unless already known.

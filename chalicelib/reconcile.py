@@ -94,10 +94,17 @@ def reconcile(
 
 def _mark_managed(registry: Registry, facts: InstanceFacts) -> int:
     """Tags added after the instance came up: from now on it is watched (and no longer
-    expires from the registry)."""
+    expires from the registry), unless it has been terminated since EC2 was read: a gone
+    instance's row keeps its expiry."""
     values = {"managed": True, **facts.membership()}
-    registry.update(facts.instance_id, values, remove=["expires_at"])
-    return 1
+    written = registry.update(
+        facts.instance_id,
+        values,
+        "#state <> :terminated",
+        {"terminated": "terminated"},
+        remove=["expires_at"],
+    )
+    return 0 if written is None else 1
 
 
 def _correct_ghosts(

@@ -272,3 +272,25 @@ def test_array_name_and_size_come_from_spawn_tags(fleet: Fleet) -> None:
     fleet.lifecycle.handle([fleet.event(i, "running") for i in instances])
     assert stats.array_info("render-20260127-a1b2c3") == ("render", 40)
     assert stats.array_info("never-seen") is None
+
+
+def test_an_instance_opted_back_in_across_a_stop_start_no_longer_expires(fleet: Fleet) -> None:
+    # J: the opt-out's TTL mark must go when the instance runs managed again, or DynamoDB
+    # deletes the row (health, interruptions) of a running, watched instance.
+    [instance] = fleet.launch()
+    opt_out = [{"Key": "spawn:monitoring", "Value": "off"}]
+    fleet.lifecycle.handle([fleet.event(instance, "running")])
+    fleet.ec2.create_tags(Resources=[instance], Tags=opt_out)
+    fleet.lifecycle.handle([fleet.event(instance, "stopped", later(10))])
+    fleet.lifecycle.handle([fleet.event(instance, "running", later(20))])
+    opted_out = fleet.registry.get(instance)
+    assert opted_out is not None
+    assert "expires_at" in opted_out
+    fleet.lifecycle.handle([fleet.event(instance, "stopped", later(30))])
+    fleet.ec2.delete_tags(Resources=[instance], Tags=opt_out)
+    fleet.lifecycle.handle([fleet.event(instance, "running", later(40))])
+    row = fleet.registry.get(instance)
+    assert row is not None
+    assert row["managed"] is True
+    assert "expires_at" not in row
+    assert fleet.alarmed_instances() == {instance}

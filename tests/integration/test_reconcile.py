@@ -186,3 +186,25 @@ def test_work_beyond_the_time_budget_is_left_for_the_next_run(fleet: Fleet) -> N
     assert len(fleet.alarmed_instances()) == 4
     assert _reconcile(fleet).deferred == 0  # type: ignore[attr-defined]
     assert len(fleet.alarmed_instances()) == 10
+
+
+def test_an_instance_terminated_while_marked_managed_keeps_its_expiry(fleet: Fleet) -> None:
+    # J: the reconciler read the registry while the instance ran, unmanaged; it is tagged
+    # managed, then terminated before the reconciler marks it managed.
+    [instance] = fleet.launch(tags={"Name": "not yet"})
+    fleet.lifecycle.handle([fleet.event(instance, "running")])
+    fleet.ec2.create_tags(Resources=[instance], Tags=[{"Key": "spawn:managed", "Value": "true"}])
+    ended: list[bool] = []
+
+    def terminated_meanwhile(**_: object) -> None:
+        if not ended:
+            ended.append(True)
+            fleet.ec2.terminate_instances(InstanceIds=[instance])
+            fleet.lifecycle.handle([fleet.event(instance, "terminated", later(300))])
+
+    fleet.registry.dynamodb.meta.events.register("after-call.dynamodb.Scan", terminated_meanwhile)
+    _reconcile(fleet)
+    row = fleet.registry.get(instance)
+    assert row is not None
+    assert row["state"] == "terminated"
+    assert "expires_at" in row  # else the row of a gone instance is kept forever
