@@ -3,9 +3,22 @@
 Lists the per-instance alarms first and the running managed instances second, so an
 alarm made by the lifecycle handler in between is never taken for an orphan. Then it
 creates what is missing and deletes what is orphaned (within the run's time budget:
-the rest is left to the next run), and brings the registry in line with EC2: running
-managed instances it lacks are adopted, ones it holds as unmanaged are corrected, and
-ones it still holds as live that EC2 no longer runs get EC2's state.
+the rest is left to the next run), and brings the registry in line with EC2, in both
+directions:
+
+- running managed instances it lacks are adopted; ones it holds in another state
+  (`stopped` after a restart whose `running` was lost, `pending` whose `running` came
+  before `DescribeInstances` showed the instance) are recorded `running` with EC2's
+  facts, so `/fleet` and fleet health count them; ones it holds as unmanaged are
+  marked managed (unless terminated meanwhile, which keeps its expiry);
+- managed instances it holds in any state but `terminated` that are not in the
+  listing get EC2's state when it differs (`terminated`, with its expiry, when EC2 no
+  longer knows them).
+
+Every correction is a registry write conditional on being newer than what is recorded,
+stamped with `now`, the time taken *before* EC2 was listed: a real event for a change
+EC2 made after the listing carries a later time, so whichever lands second, the event
+wins and a reconcile never overwrites it.
 """
 
 from __future__ import annotations
@@ -18,7 +31,6 @@ from typing import TYPE_CHECKING
 from chalicelib.alarms import ALARM_KINDS, AlarmPlan, AlarmStore, Watched, plan
 from chalicelib.ec2_events import STATE_RANK, StateChange, epoch_ms
 from chalicelib.instances import (
-    LIVE_STATES,
     InstanceFacts,
     Registry,
     describe,
@@ -77,6 +89,8 @@ def reconcile(
         row = rows.get(instance_id)
         if row is None or "last_event_ms" not in row:
             adopted += registry.adopt(facts, now_ms)
+        elif row.get("state") != "running":
+            corrected += _record(registry, instance_id, "running", now, facts)
         elif row.get("managed") is not True:
             corrected += _mark_managed(registry, facts)
     corrected += _correct_ghosts(ec2, registry, rows, running, now)
@@ -107,6 +121,19 @@ def _mark_managed(registry: Registry, facts: InstanceFacts) -> int:
     return 0 if written is None else 1
 
 
+def _record(
+    registry: Registry,
+    instance_id: str,
+    state: str,
+    now: datetime,
+    facts: InstanceFacts | None = None,
+) -> int:
+    """Record the state EC2 showed at `now`, if nothing newer is recorded."""
+    change = StateChange(now, STATE_RANK[state], instance_id, state, "reconcile")
+    managed = True if facts is not None else None
+    return 0 if registry.record(change, facts, managed) is None else 1
+
+
 def _correct_ghosts(
     ec2: EC2Client,
     registry: Registry,
@@ -114,10 +141,14 @@ def _correct_ghosts(
     running: dict[str, InstanceFacts],
     now: datetime,
 ) -> int:
+    """Managed rows not in the running listing whose state EC2 no longer agrees with."""
     ghosts = [
         instance_id
         for instance_id, row in rows.items()
-        if row.get("managed") and row.get("state") in LIVE_STATES and instance_id not in running
+        if row.get("managed")
+        and row.get("state") in STATE_RANK
+        and row.get("state") != "terminated"
+        and instance_id not in running
     ]
     if not ghosts:
         return 0
@@ -126,9 +157,9 @@ def _correct_ghosts(
     for instance_id in ghosts:
         facts = actual.get(instance_id)
         state = facts.state if facts is not None else "terminated"
-        if state not in STATE_RANK or state in LIVE_STATES:
+        # Running but not listed: it started after the listing (its event is on the way)
+        # or is no longer managed; the lifecycle handles both.
+        if state not in STATE_RANK or state == "running" or state == rows[instance_id]["state"]:
             continue
-        change = StateChange(now, STATE_RANK[state], instance_id, state, "reconcile")
-        if registry.record(change, None, None) is not None:
-            corrected += 1
+        corrected += _record(registry, instance_id, state, now)
     return corrected
