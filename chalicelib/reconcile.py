@@ -11,9 +11,9 @@ directions:
   before `DescribeInstances` showed the instance) are recorded `running` with EC2's
   facts, so `/fleet` and fleet health count them; ones it holds as unmanaged are
   marked managed (unless terminated meanwhile, which keeps its expiry);
-- managed instances it holds in any state but `terminated` that are not in the
-  listing get EC2's state when it differs (`terminated`, with its expiry, when EC2 no
-  longer knows them).
+- instances it holds (managed, or not yet known unmanaged) in any state but `terminated`
+  that are not in the listing get EC2's state when it differs (`terminated`, with its
+  expiry, when EC2 no longer knows them).
 
 Every correction is a registry write conditional on being newer than what is recorded,
 stamped with `now`, the time taken *before* EC2 was listed: a real event for a change
@@ -145,7 +145,8 @@ def _correct_ghosts(
     ghosts = [
         instance_id
         for instance_id, row in rows.items()
-        if row.get("managed")
+        # Managed, or not known yet (its running event was lost): not known unmanaged.
+        if row.get("managed") is not False
         and row.get("state") in STATE_RANK
         and row.get("state") != "terminated"
         and instance_id not in running
