@@ -33,6 +33,7 @@ ARRAY_SIZE_TAG = "spawn:job-array-size"
 ARRAY_INDEX_TAG = "spawn:job-array-index"
 # EC2 accepts at most 200 values in one filter.
 FILTER_VALUES_MAX = 200
+BATCH_GET_MAX = 100
 GONE_RETENTION_SECONDS = 7 * 24 * 3600
 LIVE_STATES = frozenset({"pending", "running"})
 
@@ -275,6 +276,21 @@ class Registry:
         )
         item = response.get("Item")
         return None if item is None else {k: _deserialize(v) for k, v in item.items()}
+
+    def get_many(self, instance_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Consistent reads of many items, 100 keys per `BatchGetItem`; absent ones are
+        left out."""
+        found: dict[str, dict[str, Any]] = {}
+        for chunk in chunked(sorted(set(instance_ids)), BATCH_GET_MAX):
+            keys = [{"instance_id": {"S": i}} for i in chunk]
+            request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
+            while request:
+                response = self.dynamodb.batch_get_item(RequestItems=request)
+                for item in response["Responses"].get(self.table, []):
+                    row = {k: _deserialize(v) for k, v in item.items()}
+                    found[str(row["instance_id"])] = row
+                request = dict(response.get("UnprocessedKeys") or {})
+        return found
 
     def all(self) -> list[dict[str, Any]]:
         """Every recorded instance (the table holds live instances and recent tombstones)."""
