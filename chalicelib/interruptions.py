@@ -1,10 +1,18 @@
 """Spot interruption warnings and rebalance recommendations (SPEC §3, §6, §8).
 
-An interruption is counted exactly once per instance however often EventBridge
-delivers the warning: one DynamoDB transaction marks the instance interrupted (only
-if it was not already) and adds to the counters, so either both happen or neither.
-Only a first count publishes metrics; the alert is sent once per interruption and
-remembered, so a retry after a failed publish sends it and a duplicate does not.
+An interruption is counted exactly once however often EventBridge delivers the
+warning: one DynamoDB transaction marks the instance interrupted (only if this warning
+is newer than the last one counted) and adds to the counters, so either both happen or
+neither. Only a first count publishes metrics; the alert is sent once per interruption
+and remembered, so a retry after a failed publish sends it and a duplicate does not.
+
+Which warning is new is told by EC2's own time on it, not by the order of our writes.
+EC2 sends one warning per interruption, and each interruption ends the run (the
+instance stops, hibernates or terminates about two minutes later), so a warning later
+than the last one counted is a new interruption of a later run, even when that run's
+`running` event is not recorded yet; a copy of a warning carries its original time.
+(A warning delivered only after a later one was counted is taken for a copy.)
+Rebalance recommendations are counted once per recorded run.
 """
 
 from __future__ import annotations
@@ -91,7 +99,10 @@ class Interruptions:
         if array_id:
             marks["array_id"] = array_id
         counters = interruption_increments(self.settings.stats_table, warning.time, array_id)
-        if self._once(warning.instance_id, "interrupted_ms", warning.time, owner, marks, counters):
+        newer = "attribute_not_exists(#interrupted_ms) OR #interrupted_ms < :interrupted_ms"
+        if self._once(
+            warning.instance_id, "interrupted_ms", warning.time, owner, marks, counters, newer
+        ):
             emit(NAMESPACE, {"Count": (MetricUnit.Count, 1)})
             if array_id:
                 emit(NAMESPACE, {"Count": (MetricUnit.Count, 1)}, {"ArrayId": array_id})
@@ -117,8 +128,19 @@ class Interruptions:
             return "ignored"
         counters = [increment(self.settings.stats_table, REBALANCE_TOTAL)]
         marks = {"rebalance_at": iso(recommendation.time)}
+        # Once per run: the first recommendation, or one in a run recorded as begun since.
+        per_run = (
+            "attribute_not_exists(#rebalance_ms) OR (#rebalance_ms < #running_since_ms"
+            " AND :rebalance_ms >= #running_since_ms)"
+        )
         if not self._once(
-            recommendation.instance_id, "rebalance_ms", recommendation.time, owner, marks, counters
+            recommendation.instance_id,
+            "rebalance_ms",
+            recommendation.time,
+            owner,
+            marks,
+            counters,
+            per_run,
         ):
             return "duplicate"
         emit(NAMESPACE, {"RebalanceRecommendations": (MetricUnit.Count, 1)})
@@ -152,10 +174,10 @@ class Interruptions:
         owner: Owner,
         marks: dict[str, Any],
         counters: list[dict[str, Any]],
+        condition: str,
     ) -> bool:
-        """Mark the instance (`field_ms` = `at`) and add to `counters`, atomically, once
-        per run of the instance: a stop/hibernate spot instance that runs again can be
-        interrupted again, but a late copy of an earlier warning is not counted.
+        """Mark the instance (`field_ms` = `at`) and add to `counters`, atomically, if
+        `condition` holds on the instance's item (`:{field_ms}` is `at`).
 
         Returns whether this call counted. Concurrent transactions on the same counters
         (a capacity reclaim interrupts many instances at once) are retried here.
@@ -164,10 +186,6 @@ class Interruptions:
         values: dict[str, Any] = {**marks, field_ms: at_ms, "managed": owner.managed}
         if not owner.managed:
             values["expires_at"] = int(self.clock().timestamp()) + GONE_RETENTION_SECONDS
-        condition = (
-            f"attribute_not_exists(#{field_ms}) OR (#{field_ms} < #running_since_ms"
-            f" AND :{field_ms} >= #running_since_ms)"
-        )
         mark = {"Update": self.registry.update_request(instance_id, values, condition)}
         for attempt in range(TRANSACTION_ATTEMPTS):
             try:

@@ -157,12 +157,16 @@ def test_a_failed_alert_is_sent_on_retry_without_counting_again(
 
 def test_interruption_of_an_instance_seen_before_its_running_event(harness: Harness) -> None:
     [instance] = harness.fleet.launch()
-    harness.handler.on_warning(harness.warning(instance))
+    assert harness.handler.on_warning(harness.warning(instance)) == "counted"
     harness.fleet.lifecycle.handle([harness.fleet.event(instance, "running")])
     row = harness.fleet.registry.get(instance)
     assert row is not None
     assert row["state"] == "running"  # the interruption's write did not block the lifecycle
     assert row["interruption_action"] == "terminate"
+    assert harness.totals() == {"last_hour": 1, "last_24h": 1, "total": 1}
+    [alert] = harness.alerts()
+    assert alert["Subject"].startswith(f"Spot interruption: {instance}")
+    assert alert["MessageAttributes"]["array_id"]["Value"] == "render-20260127-a1b2c3"
 
 
 def test_rebalance_recommendation_counts_once_and_publishes(harness: Harness, capsys: Any) -> None:
@@ -240,3 +244,31 @@ def test_rebalance_of_an_unmanaged_instance_is_not_counted(harness: Harness) -> 
     event["detail"] = {"instance-id": instance}
     assert harness.handler.on_rebalance(event) == "ignored"
     assert harness.stats.counts(["rebalance#all"]) == {}
+
+
+def test_a_new_warning_before_the_restarts_running_is_recorded_counts(harness: Harness) -> None:
+    # I: a stop-interrupted spot instance runs again and is warned again before its
+    # restart's running event is recorded: a new interruption, not a duplicate.
+    fleet = harness.fleet
+    [instance] = fleet.launch()
+    start = datetime(2026, 1, 27, 11, 0, tzinfo=UTC)
+    fleet.lifecycle.handle([fleet.event(instance, "running", start)])
+
+    def warning_at(minutes: int, event_id: str) -> dict[str, Any]:
+        event = harness.warning(instance, event_id, action="stop")
+        event["time"] = (start + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return event
+
+    first = warning_at(10, "w-1")
+    assert harness.handler.on_warning(first) == "counted"
+    fleet.lifecycle.handle([fleet.event(instance, "stopped", start + timedelta(minutes=13))])
+    # EC2 starts it again at minute 30; that running event is still on its way.
+    assert harness.handler.on_warning(warning_at(40, "w-2")) == "counted"
+    fleet.lifecycle.handle([fleet.event(instance, "running", start + timedelta(minutes=30))])
+    assert harness.handler.on_warning(first) == "duplicate"  # a late copy of the first
+    assert harness.stats.counts(["interruptions#all"]) == {"interruptions#all": 2}
+    subjects = sorted(a["Subject"] for a in harness.alerts())
+    assert (
+        subjects
+        == [f"Spot interruption: {instance} in render-20260127-a1b2c3 will stop in ~2 min"] * 2
+    )
