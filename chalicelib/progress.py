@@ -31,7 +31,15 @@ from chalicelib.ec2_events import epoch_ms, iso, iso_ms
 
 STATUSES = ("running", "completed", "failed")
 RECENT_ROWS = 5
-# Recent rows are stored in the summary item (≤ 400 KB): long messages are cut.
+# Longest texts a valid row may carry (SPEC §4 shape): the recent rows are stored in the
+# summary item, which DynamoDB caps at 400 KB, so a longer value makes the row invalid
+# instead of making the summary unsavable. The workers' kit checks rows against these
+# same limits before writing. A hostname is at most 253 characters (DNS); array ids are
+# what the API accepts; instance ids leave room for container ids (SPAWN_INSTANCE_ID).
+ARRAY_ID_MAX = 128
+INSTANCE_ID_MAX = 128
+HOSTNAME_MAX = 255
+# Messages are free text and may be long; the summary keeps the first 500 characters.
 MESSAGE_MAX = 500
 # Counts above this cannot be real and would not survive DynamoDB's 38-digit numbers
 # once summed; a row carrying one is invalid rather than able to break every save.
@@ -148,6 +156,8 @@ def validate_row(image: Mapping[str, Any]) -> Row | Invalid:
 
     if array_id is None:
         return invalid(f"array_id {_short(raw_array)} is not a non-empty string")
+    if len(array_id) > ARRAY_ID_MAX:
+        return invalid(f"array_id is {len(array_id)} characters, more than {ARRAY_ID_MAX}")
     if task_index is None:
         return invalid(f"task_index {_short(image.get('task_index'))} is not an integer ≥ 0")
     status = image.get("status")
@@ -162,10 +172,12 @@ def validate_row(image: Mapping[str, Any]) -> Row | Invalid:
     if last_update_ms is None:
         return invalid(f"last_update {_short(image.get('last_update'))} is not ISO-8601 UTC")
     texts: dict[str, str] = {}
-    for name in ("instance_id", "hostname"):
+    for name, longest in (("instance_id", INSTANCE_ID_MAX), ("hostname", HOSTNAME_MAX)):
         value = image.get(name)
         if not isinstance(value, str) or not value:
             return invalid(f"{name} {_short(value)} is not a non-empty string")
+        if len(value) > longest:
+            return invalid(f"{name} is {len(value)} characters, more than {longest}")
         texts[name] = value
     optional: dict[str, int | None] = {}
     for name in ("tasks_total", "error_count"):

@@ -424,3 +424,63 @@ def test_recount_waits_until_the_array_is_quiet(harness: Harness) -> None:
     assert harness.aggregator.tick(T0 + timedelta(seconds=61)).recounted == 1
     # Recounted now; the next one is due after RECOUNT_EVERY_SECONDS, not at every tick.
     assert harness.aggregator.tick(T0 + timedelta(seconds=120)).recounted == 0
+
+
+def test_rows_with_over_long_fields_are_invalid_and_the_summary_still_saves(
+    harness: Harness,
+) -> None:
+    # D: five valid-looking rows with 100 KB hostnames would put the summary's recent
+    # rows past DynamoDB's 400 KB item limit and freeze the array's progress.
+    w = harness.workers
+    newest = T0 + timedelta(seconds=1)
+    records = [w.write(A, 0)]
+    records += [w.write(A, i, at=newest, hostname="h" * 100_000) for i in range(1, 6)]
+    assert harness.aggregator.handle_stream(event(records)) == {"batchItemFailures": []}
+    summary = harness.summary(A)
+    assert (summary.counts.invalid, summary.counts.running) == (5, 1)
+    assert [row.task_index for row in summary.recent] == [0]
+
+
+def test_the_largest_summary_the_bounds_allow_saves(harness: Harness) -> None:
+    # Every stored field is bounded: the longest valid texts in the recent rows, a running
+    # histogram spanning the whole stall window, a full ETA window of samples.
+    from chalicelib.progress import (
+        FOLD_MARGIN_SECONDS,
+        HOSTNAME_MAX,
+        INSTANCE_ID_MAX,
+        MESSAGE_MAX,
+        NUMBER_MAX,
+        RATE_WINDOW_SECONDS,
+        RECENT_ROWS,
+        SAMPLE_EVERY_SECONDS,
+        Row,
+    )
+
+    second = int(T0.timestamp())
+    widest = harness.settings.stall_after_seconds + FOLD_MARGIN_SECONDS + 1
+    rows = tuple(
+        Row(
+            A,
+            NUMBER_MAX - i,
+            "running",
+            NUMBER_MAX,
+            second * 1000,
+            "i" * INSTANCE_ID_MAX,
+            "h" * HOSTNAME_MAX,
+            NUMBER_MAX,
+            NUMBER_MAX,
+            "m" * MESSAGE_MAX,
+        )
+        for i in range(RECENT_ROWS)
+    )
+    samples = tuple(
+        (second - t, NUMBER_MAX) for t in range(0, RATE_WINDOW_SECONDS + 1, SAMPLE_EVERY_SECONDS)
+    )
+    summary = Summary(
+        A,
+        running_by_second={second - s: NUMBER_MAX for s in range(widest)},
+        recent=rows,
+        samples=samples[::-1],
+    )
+    harness.store.save(summary)
+    assert harness.summary(A).recent == rows

@@ -14,6 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chalicelib.progress import (
+    ARRAY_ID_MAX,
+    HOSTNAME_MAX,
+    INSTANCE_ID_MAX,
     Change,
     Invalid,
     Row,
@@ -143,6 +146,17 @@ def test_garbage_is_invalid_with_a_reason_never_an_exception(label: str, image: 
     parsed = validate_row(image)
     assert isinstance(parsed, Invalid), label
     assert parsed.reason
+
+
+@pytest.mark.parametrize(
+    ("field", "longest"),
+    [("hostname", HOSTNAME_MAX), ("instance_id", INSTANCE_ID_MAX), ("array_id", ARRAY_ID_MAX)],
+)
+def test_texts_longer_than_their_limit_make_the_row_invalid(field: str, longest: int) -> None:
+    assert isinstance(validate_row(row(0, **{field: "x" * longest})), Row)
+    parsed = validate_row(row(0, **{field: "x" * (longest + 1)}))
+    assert isinstance(parsed, Invalid)
+    assert parsed.reason == f"{field} is {longest + 1} characters, more than {longest}"
 
 
 def test_optional_fields_may_be_null() -> None:
