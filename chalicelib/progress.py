@@ -238,6 +238,9 @@ class Summary:
         watermarks: last applied stream sequence number per stream, zero-padded.
         recounted_at_ms: when the last full recount's Query started; stream records
             created before it are already in the counts.
+        recount_ended_ms: when that Query ended. A record created between the two may or
+            may not be in the recount (a Query is not a snapshot): applying it sets
+            `recount_again`, and the array is recounted once it is quiet.
         last_change_ms: creation time of the newest stream change applied; a recount
             waits until the array has been quiet for a while (see `quiet_since`).
         version: bumped by every save (optimistic concurrency).
@@ -255,6 +258,8 @@ class Summary:
     samples: tuple[tuple[int, int], ...] = ()
     watermarks: Mapping[str, str] = field(default_factory=dict)
     recounted_at_ms: int | None = None
+    recount_ended_ms: int | None = None
+    recount_again: bool = False
     last_change_ms: int | None = None
     version: int = 0
     finished_alerted: bool = False
@@ -390,6 +395,7 @@ def apply_changes(summary: Summary, changes: Iterable[Change]) -> Summary:
     moved = False
     advanced = False
     last_change_ms = summary.last_change_ms
+    recount_again = summary.recount_again
     for change in changes:
         mark = watermarks.get(change.shard)
         if mark is not None and change.sequence <= mark:
@@ -401,6 +407,8 @@ def apply_changes(summary: Summary, changes: Iterable[Change]) -> Summary:
         # whole second before the recount's Query is certainly in it.
         if summary.recounted_at_ms is not None and created_ms + 1000 <= summary.recounted_at_ms:
             continue
+        if summary.recount_ended_ms is not None and created_ms <= summary.recount_ended_ms:
+            recount_again = True
         if change.old is not None:
             tally.move(validate_row(change.old), -1)
         if change.new is not None:
@@ -415,7 +423,11 @@ def apply_changes(summary: Summary, changes: Iterable[Change]) -> Summary:
     if not advanced:
         return summary
     updated = replace(
-        summary, watermarks=watermarks, samples=samples, last_change_ms=last_change_ms
+        summary,
+        watermarks=watermarks,
+        samples=samples,
+        last_change_ms=last_change_ms,
+        recount_again=recount_again,
     )
     if moved:
         updated = replace(tally.apply_to(updated), final_published=False)
@@ -431,11 +443,16 @@ def recount(rows: Iterable[Mapping[str, Any]]) -> Summary:
     return tally.apply_to(Summary.new(""))
 
 
-def with_recount(summary: Summary, rows: Iterable[Mapping[str, Any]], now: datetime) -> Summary:
+def with_recount(
+    summary: Summary, rows: Iterable[Mapping[str, Any]], started: datetime, ended: datetime
+) -> Summary:
     """Replace the row-derived parts of `summary` with a recount of `rows`.
 
-    `now` is when the Query began. Watermarks, samples and alert flags are kept; first and
-    last update only ever widen (rows are overwritten, so the earliest update is history).
+    `started` and `ended` bound the Query. `summary` must have been read before the
+    Query began and be saved only if no other writer saved it since (its version), so no
+    change applied during the Query is overwritten. Watermarks, samples and alert flags
+    are kept; first and last update only ever widen (rows are overwritten, so the
+    earliest update is history).
     """
     fresh = recount(rows)
     first = [t for t in (summary.first_update_ms, fresh.first_update_ms) if t is not None]
@@ -453,7 +470,9 @@ def with_recount(summary: Summary, rows: Iterable[Mapping[str, Any]], now: datet
         recent=fresh.recent,
         first_update_ms=min(first) if first else None,
         last_update_ms=max(last) if last else None,
-        recounted_at_ms=epoch_ms(now),
+        recounted_at_ms=epoch_ms(started),
+        recount_ended_ms=epoch_ms(ended),
+        recount_again=False,
         final_published=summary.final_published and same,
     )
 

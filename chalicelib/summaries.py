@@ -98,6 +98,8 @@ def to_item(summary: Summary) -> dict[str, Any]:
         "samples": [list(sample) for sample in summary.samples],
         "watermarks": dict(summary.watermarks),
         "recounted_at_ms": summary.recounted_at_ms,
+        "recount_ended_ms": summary.recount_ended_ms,
+        "recount_again": summary.recount_again,
         "last_change_ms": summary.last_change_ms,
         "finished_alerted": summary.finished_alerted,
         "failing_alerted": summary.failing_alerted,
@@ -138,6 +140,8 @@ def from_item(item: Mapping[str, Any]) -> Summary:
         samples=tuple((int(t), int(n)) for t, n in values.get("samples", [])),
         watermarks={str(k): str(v) for k, v in values.get("watermarks", {}).items()},
         recounted_at_ms=_optional_int(values.get("recounted_at_ms")),
+        recount_ended_ms=_optional_int(values.get("recount_ended_ms")),
+        recount_again=bool(values.get("recount_again", False)),
         last_change_ms=_optional_int(values.get("last_change_ms")),
         version=int(values.get("version", 0)),
         finished_alerted=bool(values.get("finished_alerted", False)),
@@ -486,20 +490,27 @@ class ProgressAggregator:
                 self.conflicts += 1
         raise ConflictError(f"summary of {array_id} kept changing; {SAVE_ATTEMPTS} attempts")
 
-    def recount(self, array_id: str) -> Summary:
-        """Recount one array from a paginated Query of its rows, and save it."""
+    def recount(self, array_id: str) -> Summary | None:
+        """Recount one array from a paginated Query of its rows, and save it; None when
+        the stream changed the summary during the Query (tried again once quiet).
+
+        The summary is read before the Query and saved only if its version has not
+        moved: a change the stream applied meanwhile may be missing from rows the Query
+        had already read, and overwriting it would lose it until the next recount.
+        """
         started = self.clock()
+        summary = self.store.get(array_id) or Summary.new(array_id)
         rows = self.rows.all(array_id)
-        for _ in range(SAVE_ATTEMPTS):
-            summary = self.store.get(array_id) or Summary.new(array_id)
-            updated = fold_stalled(
-                with_recount(summary, rows, started), started, self.settings.stall_after_seconds
-            )
-            try:
-                return self.store.save(updated)
-            except ConflictError:
-                self.conflicts += 1
-        raise ConflictError(f"summary of {array_id} kept changing; {SAVE_ATTEMPTS} attempts")
+        ended = self.clock()
+        updated = fold_stalled(
+            with_recount(summary, rows, started, ended), ended, self.settings.stall_after_seconds
+        )
+        try:
+            return self.store.save(updated)
+        except ConflictError:
+            self.conflicts += 1
+            logger.info("recount left for later: the array changed", extra={"array_id": array_id})
+            return None
 
     def _recount_due(self, summary: Summary, now: datetime) -> bool:
         """Due every `RECOUNT_EVERY_SECONDS`, but only once the array is quiet.
@@ -514,7 +525,7 @@ class ProgressAggregator:
             now_ms - summary.last_change_ms < RECOUNT_QUIET_SECONDS * 1000
         ):
             return False
-        if summary.recounted_at_ms is None:
+        if summary.recounted_at_ms is None or summary.recount_again:
             return True
         return now_ms - summary.recounted_at_ms >= self.settings.recount_every_seconds * 1000
 
@@ -541,8 +552,10 @@ class ProgressAggregator:
 
     def _tick_array(self, summary: Summary, now: datetime, report: TickReport) -> None:
         if self._recount_due(summary, now):
-            summary = self.recount(summary.array_id)
-            report.recounted += 1
+            recounted = self.recount(summary.array_id)
+            if recounted is not None:
+                summary = recounted
+                report.recounted += 1
         info = self.array_info(summary.array_id)
         stall_after = self.settings.stall_after_seconds
         published: dict[str, tuple[MetricUnit, float]] | None = None

@@ -407,12 +407,13 @@ def test_reads_scale_with_rows_changed_not_with_the_table(harness: Harness, caps
     w = harness.workers
     for array_id in (A, B):
         harness.aggregator.handle_stream(event([w.write(array_id, i) for i in range(200)]))
-    harness.aggregator.tick(T0)  # first sight of each array: one recount each
-    changed = [w.write(A, i, "completed", 1) for i in range(2)]  # 1 % of the rows
+    quiet = T0 + timedelta(seconds=61)
+    assert harness.aggregator.tick(quiet).recounted == 2  # first sight, once quiet: one each
+    changed = [w.write(A, i, "completed", 1, at=quiet) for i in range(2)]  # 1 % of the rows
     before = harness.aggregator.items_read
     harness.aggregator.handle_stream(event(changed))
     assert harness.aggregator.items_read - before == 1  # one summary read
-    report = harness.aggregator.tick(T0 + timedelta(seconds=10))
+    report = harness.aggregator.tick(quiet + timedelta(seconds=10))
     assert report.recounted == 0
     assert report.items_read == 2  # the two summaries, no progress rows
 
@@ -484,3 +485,56 @@ def test_the_largest_summary_the_bounds_allow_saves(harness: Harness) -> None:
     )
     harness.store.save(summary)
     assert harness.summary(A).recent == rows
+
+
+def test_a_recount_does_not_overwrite_changes_the_stream_applied_during_its_query(
+    harness: Harness,
+) -> None:
+    # C: the recount's Query reads page by page; between two pages the stream applies a
+    # completion of a row the Query has already read.
+    w = harness.workers
+    # ~1.3 MB of rows: more than one Query page.
+    records = [w.write(A, i, message="m" * 10_000) for i in range(130)]
+    harness.aggregator.handle_stream(event(records))
+    pages: list[int] = []
+
+    def completion_between_pages(**_: object) -> None:
+        pages.append(1)
+        if len(pages) == 1:
+            done = w.write(A, 0, "completed", 1, at=T0 + timedelta(seconds=5))
+            assert harness.aggregator.handle_stream(event([done])) == {"batchItemFailures": []}
+
+    harness.dynamodb.meta.events.register("after-call.dynamodb.Query", completion_between_pages)
+    harness.now = T0 + timedelta(seconds=3)
+    harness.aggregator.recount(A)
+    assert len(pages) >= 2
+    summary = harness.summary(A)
+    assert (summary.counts.running, summary.counts.completed) == (129, 1)
+
+
+def test_a_change_made_during_the_recounts_query_is_recounted_once_the_array_is_quiet(
+    harness: Harness,
+) -> None:
+    # C: a row changes while the Query runs and the Query reads its new image; its stream
+    # record arrives after the recount is saved. Whether the Query saw the old or the new
+    # image cannot be told, so the array is recounted again once it is quiet.
+    w = harness.workers
+    harness.aggregator.handle_stream(
+        event([w.write(A, i, message="m" * 10_000) for i in range(130)])
+    )
+    in_flight: list[dict[str, Any]] = []
+
+    def change_during_the_query(**_: object) -> None:
+        if not in_flight:
+            in_flight.append(w.write(A, 129, "completed", 1, at=T0 + timedelta(seconds=5)))
+            harness.now = T0 + timedelta(seconds=6)
+
+    harness.dynamodb.meta.events.register("after-call.dynamodb.Query", change_during_the_query)
+    harness.now = T0 + timedelta(seconds=3)
+    harness.aggregator.recount(A)
+    assert harness.aggregator.handle_stream(event(in_flight)) == {"batchItemFailures": []}
+    quiet = T0 + timedelta(seconds=5 + 61)
+    harness.now = quiet
+    assert harness.aggregator.tick(quiet).recounted == 1
+    summary = harness.summary(A)
+    assert (summary.counts.running, summary.counts.completed) == (129, 1)

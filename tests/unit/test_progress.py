@@ -428,7 +428,7 @@ def test_with_recount_replaces_counts_and_keeps_watermarks_flags_and_samples() -
     summary = replace(summary, finished_alerted=True, version=4)
     rows = [row(0, "completed", 2), row(1, "running"), row(5, "bad")]
     later = T0 + timedelta(minutes=5)
-    counted = with_recount(summary, rows, later)
+    counted = with_recount(summary, rows, later, later)
     assert (counted.counts.running, counted.counts.completed, counted.counts.invalid) == (1, 1, 1)
     assert counted.counts.tasks_completed == 2
     assert counted.watermarks == summary.watermarks
@@ -438,9 +438,19 @@ def test_with_recount_replaces_counts_and_keeps_watermarks_flags_and_samples() -
     assert counted.recounted_at_ms == int(later.timestamp() * 1000)
 
 
+def test_a_record_created_during_the_recounts_query_asks_for_another_recount() -> None:
+    start = T0 + timedelta(minutes=5)
+    counted = with_recount(fresh(), [row(0)], start, start + timedelta(seconds=2))
+    during = change(row(0), row(0, "completed"), at=start + timedelta(seconds=1))
+    after = change(row(0), row(0, "completed"), at=start + timedelta(seconds=3))
+    assert apply_changes(counted, [during]).recount_again
+    assert not apply_changes(counted, [after]).recount_again
+    assert not with_recount(apply_changes(counted, [during]), [], start, start).recount_again
+
+
 def test_records_older_than_the_recount_are_not_counted_again() -> None:
     start = T0 + timedelta(minutes=5)
-    counted = with_recount(fresh(), [row(0, "completed")], start)
+    counted = with_recount(fresh(), [row(0, "completed")], start, start)
     # Created a whole second before the recount's Query: already in it.
     stale = change(row(0), row(0, "completed"), at=start - timedelta(seconds=2))
     fresh_change = change(None, row(1), at=start)
