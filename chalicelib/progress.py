@@ -54,6 +54,9 @@ ETA_MIN_SPAN_SECONDS = 60
 # so a reader whose clock lags the aggregator's by up to a minute still counts exactly.
 FOLD_MARGIN_SECONDS = 60
 SEQUENCE_DIGITS = 40
+# DynamoDB Streams keeps records 24 hours, so a shard whose newest applied record is
+# older than this cannot replay anything any more: its watermark can go.
+WATERMARK_KEEP_MS = 25 * 3600 * 1000
 _ARRAY_ID_NAME = re.compile(r"^(?P<name>.+)-\d{8}-[0-9a-f]{6}$")
 
 
@@ -222,6 +225,13 @@ class Counts:
         return self.completed + self.failed
 
 
+class Watermark(NamedTuple):
+    """The last stream record applied from one shard: its sequence key and creation time."""
+
+    sequence: str
+    seen_ms: int
+
+
 @dataclass(frozen=True)
 class Summary:
     """Everything known of one array, kept in one item of the arrays table.
@@ -235,7 +245,9 @@ class Summary:
         recent: the latest valid rows, newest first.
         first_update_ms / last_update_ms: earliest and latest `last_update` ever seen.
         samples: (epoch second, completed + failed) for the completion rate.
-        watermarks: last applied stream sequence number per stream, zero-padded.
+        watermarks: per stream shard, the last applied sequence number (zero-padded) and
+            the creation time of that record; shards silent for longer than the stream
+            keeps records are dropped, so the item stays small.
         recounted_at_ms: when the last full recount's Query started; stream records
             created before it are already in the counts.
         recount_ended_ms: when that Query ended. A record created between the two may or
@@ -256,7 +268,7 @@ class Summary:
     first_update_ms: int | None = None
     last_update_ms: int | None = None
     samples: tuple[tuple[int, int], ...] = ()
-    watermarks: Mapping[str, str] = field(default_factory=dict)
+    watermarks: Mapping[str, Watermark] = field(default_factory=dict)
     recounted_at_ms: int | None = None
     recount_ended_ms: int | None = None
     recount_again: bool = False
@@ -281,7 +293,9 @@ class Summary:
 class Change(NamedTuple):
     """One stream record: a row's old image out, its new image in.
 
-    `sequence` must come from `sequence_key` so string order is numeric order.
+    `shard` is the stream shard it was read from: sequence numbers are ordered only
+    within a shard. `sequence` must come from `sequence_key` so string order is numeric
+    order.
     """
 
     shard: str
@@ -384,10 +398,15 @@ def _sampled(
 def apply_changes(summary: Summary, changes: Iterable[Change]) -> Summary:
     """Apply stream changes in order; each moves one worker between counts.
 
-    A change whose sequence number is at or below its stream's watermark was applied
+    A change whose sequence number is at or below its shard's watermark was applied
     already (Lambda retried the batch) and is skipped; so is one created before the last
     recount's Query began, which that recount already counted. Returns `summary` itself
     when nothing was applied.
+
+    Watermarks are per shard because sequence numbers are ordered only within one:
+    when an array's partition splits, Lambda reads the parent shard first and then the
+    two children at once, whose numbers interleave. Within a shard a batch's records of
+    one array are applied and saved together, so what was applied is always a prefix.
     """
     tally = _Tally(summary)
     watermarks = dict(summary.watermarks)
@@ -398,11 +417,12 @@ def apply_changes(summary: Summary, changes: Iterable[Change]) -> Summary:
     recount_again = summary.recount_again
     for change in changes:
         mark = watermarks.get(change.shard)
-        if mark is not None and change.sequence <= mark:
+        if mark is not None and change.sequence <= mark.sequence:
             continue
-        watermarks[change.shard] = change.sequence
-        advanced = True
         created_ms = epoch_ms(change.approx_time)
+        seen_ms = created_ms if mark is None else max(mark.seen_ms, created_ms)
+        watermarks[change.shard] = Watermark(change.sequence, seen_ms)
+        advanced = True
         # ApproximateCreationDateTime is rounded down to the second: only a record a
         # whole second before the recount's Query is certainly in it.
         if summary.recounted_at_ms is not None and created_ms + 1000 <= summary.recounted_at_ms:
@@ -422,6 +442,12 @@ def apply_changes(summary: Summary, changes: Iterable[Change]) -> Summary:
         )
     if not advanced:
         return summary
+    newest = max(mark.seen_ms for mark in watermarks.values())
+    watermarks = {
+        shard: mark
+        for shard, mark in watermarks.items()
+        if mark.seen_ms >= newest - WATERMARK_KEEP_MS
+    }
     updated = replace(
         summary,
         watermarks=watermarks,

@@ -6,13 +6,19 @@ GetItem and one conditional PutItem per array it touches, however many rows chan
 The progress table itself is only ever read by a Query on one `array_id` (a recount, a
 page of workers), never Scanned.
 
-Why a retried batch cannot double-count: each summary remembers the last stream
-sequence number applied (its watermark) and skips records at or below it. The Lambda
-event does not name the shard, so the watermark is kept per stream (`eventSourceARN`).
-That is sound because every row of one array shares the partition key `array_id`, so
-its records come from one shard, in order, and Lambda finishes a parent shard before
-its children. (Were a hot array's item collection ever split across partitions, records
-could be skipped; the periodic recount puts the counts right again.)
+Why a retried batch cannot double-count: each summary remembers, per stream shard, the
+last sequence number applied (its watermark) and skips records at or below it.
+Sequence numbers are ordered only within a shard, and a hot array's item collection
+can be split across partitions, so one array's records can come from several shards
+at once (two children of a split, read in parallel, interleave). A plain Lambda stream
+event does not name its shard, and `DescribeStream` cannot tell it either: every open
+shard's range is open-ended, so siblings' ranges overlap. The event source mapping is
+therefore given a tumbling window (`TumblingWindowInSeconds` in
+`infra/resources.json`), which makes Lambda name the shard in every event
+(`shardId`); the handler answers with the window's (empty) `state`, as Lambda then
+requires. Without a `shardId` the stream ARN stands in for the shard, which is exact
+only while each array's rows sit on one shard. Watermarks of shards silent for longer
+than the stream keeps records (24 h) are dropped.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from chalicelib.progress import (
     Invalid,
     Row,
     Summary,
+    Watermark,
     alerts_due,
     apply_changes,
     finished,
@@ -96,7 +103,7 @@ def to_item(summary: Summary) -> dict[str, Any]:
         "first_update_ms": summary.first_update_ms,
         "last_update_ms": summary.last_update_ms,
         "samples": [list(sample) for sample in summary.samples],
-        "watermarks": dict(summary.watermarks),
+        "watermarks": {shard: list(mark) for shard, mark in summary.watermarks.items()},
         "recounted_at_ms": summary.recounted_at_ms,
         "recount_ended_ms": summary.recount_ended_ms,
         "recount_again": summary.recount_again,
@@ -111,6 +118,15 @@ def to_item(summary: Summary) -> dict[str, Any]:
 
 def _optional_int(value: Any) -> int | None:
     return None if value is None else int(value)
+
+
+def _watermark(stored: Any) -> Watermark:
+    # Items saved before watermarks were per shard hold the sequence alone; with no time
+    # they are dropped at the next save, as their key (the stream ARN) is no longer used.
+    if isinstance(stored, str):
+        return Watermark(stored, 0)
+    sequence, seen_ms = stored
+    return Watermark(str(sequence), int(seen_ms))
 
 
 def from_item(item: Mapping[str, Any]) -> Summary:
@@ -138,7 +154,9 @@ def from_item(item: Mapping[str, Any]) -> Summary:
         first_update_ms=_optional_int(values.get("first_update_ms")),
         last_update_ms=_optional_int(values.get("last_update_ms")),
         samples=tuple((int(t), int(n)) for t, n in values.get("samples", [])),
-        watermarks={str(k): str(v) for k, v in values.get("watermarks", {}).items()},
+        watermarks={
+            str(shard): _watermark(mark) for shard, mark in values.get("watermarks", {}).items()
+        },
         recounted_at_ms=_optional_int(values.get("recounted_at_ms")),
         recount_ended_ms=_optional_int(values.get("recount_ended_ms")),
         recount_again=bool(values.get("recount_again", False)),
@@ -420,17 +438,23 @@ class ProgressAggregator:
         """DynamoDB items read so far, summaries and progress rows together."""
         return self.store.items_read + self.rows.items_read
 
-    def handle_stream(self, event: Mapping[str, Any]) -> dict[str, list[dict[str, str]]]:
-        """Apply a DynamoDB stream batch; returns Lambda's partial-batch response.
+    def handle_stream(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply a DynamoDB stream batch (all from one shard); returns Lambda's
+        partial-batch response, with the tumbling window's `state` when there is one.
 
         For each array whose summary could not be saved, the response names its first
         record, so Lambda resumes there; records of arrays already saved that it replays
         are skipped by their watermark.
         """
-        records = event.get("Records") if isinstance(event, Mapping) else None
+        if not isinstance(event, Mapping):
+            return {"batchItemFailures": []}
+        records = event.get("Records")
+        shard = event.get("shardId")
+        if not isinstance(shard, str) or not shard:
+            shard = None
         by_array: dict[str, list[tuple[str, Change]]] = {}
         for record in records if isinstance(records, list) else []:
-            parsed = self._parse(record)
+            parsed = self._parse(record, shard)
             if parsed is not None:
                 array_id, sequence, change = parsed
                 by_array.setdefault(array_id, []).append((sequence, change))
@@ -441,9 +465,11 @@ class ProgressAggregator:
             except Exception:
                 logger.exception("array summary update failed", extra={"array_id": array_id})
                 failures.append({"itemIdentifier": changes[0][0]})
+        if "window" in event:
+            return {"state": {}, "batchItemFailures": failures}
         return {"batchItemFailures": failures}
 
-    def _parse(self, record: Any) -> tuple[str, str, Change] | None:
+    def _parse(self, record: Any, shard: str | None) -> tuple[str, str, Change] | None:
         """(array id, raw sequence number, change) of a record; None, logged, if unusable."""
         try:
             data = record["dynamodb"]
@@ -473,8 +499,8 @@ class ProgressAggregator:
                 extra={"event_id": _event_id(record)},
             )
             return None
-        shard = record.get("eventSourceARN") or "stream"
-        return array_id, sequence, Change(str(shard), key, old, new, approx)
+        source = shard or record.get("eventSourceARN") or "stream"
+        return array_id, sequence, Change(str(source), key, old, new, approx)
 
     def _apply(self, array_id: str, changes: list[Change]) -> None:
         for _ in range(SAVE_ATTEMPTS):

@@ -444,7 +444,8 @@ def test_rows_with_over_long_fields_are_invalid_and_the_summary_still_saves(
 
 def test_the_largest_summary_the_bounds_allow_saves(harness: Harness) -> None:
     # Every stored field is bounded: the longest valid texts in the recent rows, a running
-    # histogram spanning the whole stall window, a full ETA window of samples.
+    # histogram spanning the whole stall window, a full ETA window of samples, a day of
+    # shards' watermarks.
     from chalicelib.progress import (
         FOLD_MARGIN_SECONDS,
         HOSTNAME_MAX,
@@ -455,6 +456,7 @@ def test_the_largest_summary_the_bounds_allow_saves(harness: Harness) -> None:
         RECENT_ROWS,
         SAMPLE_EVERY_SECONDS,
         Row,
+        Watermark,
     )
 
     second = int(T0.timestamp())
@@ -477,11 +479,14 @@ def test_the_largest_summary_the_bounds_allow_saves(harness: Harness) -> None:
     samples = tuple(
         (second - t, NUMBER_MAX) for t in range(0, RATE_WINDOW_SECONDS + 1, SAMPLE_EVERY_SECONDS)
     )
+    # Shard ids are at most 65 characters; a hot array read from 100 shards in a day.
+    watermarks = {f"shardId-{n:057d}": Watermark("9" * 40, second * 1000) for n in range(100)}
     summary = Summary(
         A,
         running_by_second={second - s: NUMBER_MAX for s in range(widest)},
         recent=rows,
         samples=samples[::-1],
+        watermarks=watermarks,
     )
     harness.store.save(summary)
     assert harness.summary(A).recent == rows
@@ -538,3 +543,47 @@ def test_a_change_made_during_the_recounts_query_is_recounted_once_the_array_is_
     assert harness.aggregator.tick(quiet).recounted == 1
     summary = harness.summary(A)
     assert (summary.counts.running, summary.counts.completed) == (129, 1)
+
+
+def shard_event(
+    records: list[dict[str, Any]], shard_id: str, sequences: list[int]
+) -> dict[str, Any]:
+    """A Lambda batch from one shard, as the mapping (with its tumbling window) delivers
+    it: the event names the shard; each record gets the shard's sequence number."""
+    for record, number in zip(records, sequences, strict=True):
+        record["dynamodb"]["SequenceNumber"] = str(number)
+        record["eventID"] = f"{shard_id}-{number}"
+    return {
+        "Records": records,
+        "shardId": shard_id,
+        "window": {"start": "2026-01-27T10:00:00Z", "end": "2026-01-27T10:15:00Z"},
+        "state": {},
+        "isFinalInvokeForWindow": False,
+        "isWindowTerminatedEarly": False,
+    }
+
+
+def test_records_of_one_array_from_split_shards_are_each_applied_once(harness: Harness) -> None:
+    # F: the array's partition splits. The parent's records come first; then the two
+    # children, whose sequence numbers interleave, are read in parallel. Lambda retries
+    # the first child's batch too.
+    w = harness.workers
+    parent = shard_event([w.write(A, i) for i in range(4)], "shardId-parent", [100, 101, 102, 103])
+    left = shard_event(
+        [w.write(A, 0, "completed", 1), w.write(A, 1, "completed", 1), w.write(A, 4)],
+        "shardId-child-left",
+        [1000, 1002, 1004],
+    )
+    right = shard_event(
+        [w.write(A, 2, "failed"), w.write(A, 3, "completed", 1), w.write(A, 5)],
+        "shardId-child-right",
+        [1001, 1003, 1005],
+    )
+    responses = [harness.aggregator.handle_stream(b) for b in (parent, right, left, right)]
+    assert all(response["batchItemFailures"] == [] for response in responses)
+    summary = harness.summary(A)
+    counts = (summary.counts.running, summary.counts.completed, summary.counts.failed)
+    assert counts == (2, 3, 1)
+    assert summary.counts.tasks_completed == 3
+    # With a tumbling window Lambda wants the window's state back, or fails the batch.
+    assert all(response["state"] == {} for response in responses)

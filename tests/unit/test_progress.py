@@ -21,6 +21,7 @@ from chalicelib.progress import (
     Invalid,
     Row,
     Summary,
+    Watermark,
     alerts_due,
     apply_changes,
     finished,
@@ -225,11 +226,25 @@ def test_a_replayed_batch_is_skipped_by_the_watermark() -> None:
     assert (again.counts.running, again.counts.completed) == (2, 1)
 
 
-def test_watermarks_are_kept_per_stream() -> None:
+def test_watermarks_are_kept_per_shard() -> None:
     first = apply_changes(fresh(), [change(None, row(0), shard="a", sequence=500)])
     second = apply_changes(first, [change(None, row(1), shard="b", sequence=10)])
     assert second.counts.running == 2
-    assert second.watermarks == {"a": sequence_key("500"), "b": sequence_key("10")}
+    ms = int(T0.timestamp() * 1000)
+    assert second.watermarks == {
+        "a": Watermark(sequence_key("500"), ms),
+        "b": Watermark(sequence_key("10"), ms),
+    }
+
+
+def test_watermarks_of_shards_silent_past_the_streams_retention_are_dropped() -> None:
+    summary = fresh()
+    for hour in range(72):  # a new shard every hour for three days
+        at = T0 + timedelta(hours=hour)
+        summary = apply_changes(summary, [change(None, row(hour), at=at, shard=f"s{hour}")])
+    # Only the shards whose newest record is within 25 h of the newest are kept.
+    assert sorted(summary.watermarks) == sorted(f"s{hour}" for hour in range(46, 72))
+    assert summary.counts.running == 72
 
 
 def test_sequence_keys_compare_as_numbers() -> None:
