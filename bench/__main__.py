@@ -14,7 +14,7 @@ import time
 
 from bench.report import Figure
 
-BENCHMARKS = ("bench.lifecycle", "bench.interruptions", "bench.progress")
+BENCHMARKS = ("bench.lifecycle", "bench.interruptions", "bench.tick", "bench.progress")
 
 
 def main(names: list[str]) -> int:

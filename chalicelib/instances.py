@@ -36,6 +36,7 @@ FILTER_VALUES_MAX = 200
 BATCH_GET_MAX = 100
 GONE_RETENTION_SECONDS = 7 * 24 * 3600
 LIVE_STATES = frozenset({"pending", "running"})
+NOT_ENDED_STATES = ("pending", "running", "stopping", "stopped", "shutting-down")
 
 _serialize = TypeSerializer().serialize
 _deserialize = TypeDeserializer().deserialize
@@ -134,6 +135,21 @@ def describe_managed_running(ec2: EC2Client, settings: Settings) -> dict[str, In
             if facts.managed(settings):
                 found[facts.instance_id] = facts
     return found
+
+
+def array_has_live_instances(ec2: EC2Client, array_id: str) -> bool:
+    """Whether EC2 still has any instance of the array that is not terminated (stopped
+    counts: it may run again). EC2 filters after it paginates, so an empty page may
+    still have a next one; the first instance found ends the search."""
+    filters = [
+        {"Name": f"tag:{ARRAY_ID_TAG}", "Values": [array_id]},
+        {"Name": "instance-state-name", "Values": list(NOT_ENDED_STATES)},
+    ]
+    pages = ec2.get_paginator("describe_instances").paginate(
+        Filters=filters,  # type: ignore[arg-type]
+        PaginationConfig={"PageSize": 1000},
+    )
+    return any(r.get("Instances") for page in pages for r in page.get("Reservations", []))
 
 
 class Registry:

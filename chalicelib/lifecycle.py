@@ -5,7 +5,9 @@ parses every message (malformed ones are logged and dropped), keeps only the new
 change per instance, reads the tags of all instances that came up in one
 `DescribeInstances`, records each change in the registry only if it is newer than
 what is there, then creates alarms (paced) and deletes them (≤ 100 names a call).
-Messages whose instance failed are reported back so SQS redelivers just those.
+Messages whose instance failed are reported back so SQS redelivers just those. When a
+managed instance's termination is recorded, its worker's progress row, if it still says
+`running` on that instance, is marked lost (`chalicelib.progress`).
 
 Alarm calls are paced, so other copies of this handler record changes meanwhile. Every
 alarm call is therefore followed by a fresh read of the registry, and corrected (then
@@ -37,6 +39,7 @@ from chalicelib.ec2_events import (
 from chalicelib.instances import LIVE_STATES, InstanceFacts, Registry, describe
 from chalicelib.settings import Settings
 from chalicelib.stats import Stats
+from chalicelib.summaries import ProgressRows
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -98,6 +101,9 @@ class Lifecycle:
         ec2: an EC2 client, for tags.
         registry: the instances table.
         alarms: CloudWatch alarm I/O.
+        arrays: where array names and sizes from spawn's tags are kept (optional).
+        workers: the progress table, to mark lost the worker of an instance that
+            terminated without a final report (optional).
     """
 
     settings: Settings
@@ -105,6 +111,7 @@ class Lifecycle:
     registry: Registry
     alarms: AlarmStore
     arrays: Stats | None = None
+    workers: ProgressRows | None = None
 
     def handle(self, messages: Sequence[Message]) -> BatchOutcome:
         parsed, malformed = parse_messages(messages)
@@ -235,6 +242,11 @@ class Lifecycle:
             return None
         outcome.recorded += 1
         was_managed = bool(previous.get("managed"))
+        if change.state == "terminated" and was_managed and self.workers is not None:
+            # A retried message repeats this (the record accepts an exact repeat).
+            self.workers.mark_gone_instance(
+                {**previous, "instance_id": change.instance_id}, change.time
+            )
         if change.state == "running":
             if managed and current is not None:
                 return Watched(change.instance_id, current.array_id)

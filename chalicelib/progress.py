@@ -9,6 +9,15 @@ Rows are given as plain Python values (what `TypeDeserializer` returns: numbers 
 `Decimal`). A row that breaks the SPEC §4 shape becomes `Invalid` with a reason; it
 counts as a worker that reported, in no status, and never hides the valid rows.
 
+A worker whose instance ended without a final report is *lost* (SPEC §7): its row still
+says `running`, and the backend marks it (`lost_instance_id`, `lost_cause`, `lost_at`,
+written beside the worker's attributes when the instance's termination is recorded, or
+when every instance of the array is gone). A `running` row whose mark names its own
+`instance_id` counts as lost, apart from running, with its cause (`spot_interruption`
+or `instance_ended`); a worker that writes its row again (PutItem) drops the mark. Being
+part of the row, the mark reaches the summary through the stream like any change, and a
+recount sees it too, so both paths count it alike.
+
 Example:
     >>> change = Change(shard="s", sequence=sequence_key("1"), old=None, new=row, approx_time=t)
     >>> summary = apply_changes(Summary.new("render-20260127-a1b2c3"), [change])
@@ -54,6 +63,7 @@ ETA_MIN_SPAN_SECONDS = 60
 # so a reader whose clock lags the aggregator's by up to a minute still counts exactly.
 FOLD_MARGIN_SECONDS = 60
 SEQUENCE_DIGITS = 40
+LOST_CAUSES = ("spot_interruption", "instance_ended")
 # DynamoDB Streams keeps records 24 hours, so a shard whose newest applied record is
 # older than this cannot replay anything any more: its watermark can go.
 WATERMARK_KEEP_MS = 25 * 3600 * 1000
@@ -74,16 +84,22 @@ class Row:
     tasks_total: int | None = None
     error_count: int | None = None
     message: str | None = None
+    lost_cause: str | None = None
 
     @property
     def second(self) -> int:
         return self.last_update_ms // 1000
 
+    @property
+    def shown_status(self) -> str:
+        """The status the API shows and filters on: `lost` for a lost worker."""
+        return "lost" if self.lost_cause else self.status
+
     def to_json(self) -> dict[str, Any]:
         """The row as the API shows it (and as the summary item stores it)."""
         return {
             "task_index": self.task_index,
-            "status": self.status,
+            "status": self.shown_status,
             "tasks_completed": self.tasks_completed,
             "last_update": iso_ms(self.last_update_ms),
             "instance_id": self.instance_id,
@@ -91,6 +107,7 @@ class Row:
             "tasks_total": self.tasks_total,
             "error_count": self.error_count,
             "message": self.message,
+            "lost_cause": self.lost_cause,
         }
 
 
@@ -203,26 +220,39 @@ def validate_row(image: Mapping[str, Any]) -> Row | Invalid:
         tasks_total=optional["tasks_total"],
         error_count=optional["error_count"],
         message=message,
+        lost_cause=_lost_cause(image, status, texts["instance_id"]),
     )
+
+
+def _lost_cause(image: Mapping[str, Any], status: str, instance_id: str) -> str | None:
+    """The cause of the backend's lost mark, if it applies to this very row: a mark that
+    names another instance (the task moved) or a row no longer running is ignored."""
+    cause = image.get("lost_cause")
+    if status != "running" or image.get("lost_instance_id") != instance_id:
+        return None
+    return cause if cause in LOST_CAUSES else None
 
 
 @dataclass(frozen=True)
 class Counts:
-    """Workers by status (`invalid` rows count in no status) and tasks done."""
+    """Workers by status (`invalid` rows count in no status; `lost` ones apart from
+    `running`, `lost_interrupted` of them by a spot interruption) and tasks done."""
 
     running: int = 0
     completed: int = 0
     failed: int = 0
     invalid: int = 0
     tasks_completed: int = 0
+    lost: int = 0
+    lost_interrupted: int = 0
 
     @property
     def reported(self) -> int:
-        return self.running + self.completed + self.failed + self.invalid
+        return self.running + self.completed + self.failed + self.lost + self.invalid
 
     @property
     def finished(self) -> int:
-        return self.completed + self.failed
+        return self.completed + self.failed + self.lost
 
 
 class Watermark(NamedTuple):
@@ -258,6 +288,12 @@ class Summary:
         version: bumped by every save (optimistic concurrency).
         finished_alerted / failing_alerted / stalled_alerted: alerts already sent.
         final_published: the finished figures are published; nothing changed since.
+        instances_gone: no instance of the array is left in EC2 (checked at most every
+            few minutes, `gone_checked_ms`, while no worker is reporting): the array is
+            over once its running rows are marked lost.
+        finished_at_ms: when the tick first saw the array finished.
+        active: the tick looks at the array. An array finished (or idle) for long enough
+            leaves the tick's set; any change of its rows brings it back.
     """
 
     array_id: str
@@ -278,6 +314,10 @@ class Summary:
     failing_alerted: bool = False
     stalled_alerted: bool = False
     final_published: bool = False
+    instances_gone: bool = False
+    gone_checked_ms: int | None = None
+    finished_at_ms: int | None = None
+    active: bool = True
 
     @classmethod
     def new(cls, array_id: str) -> Summary:
@@ -328,6 +368,8 @@ class _Tally:
             "completed": base.counts.completed,
             "failed": base.counts.failed,
             "invalid": base.counts.invalid,
+            "lost": base.counts.lost,
+            "lost_interrupted": base.counts.lost_interrupted,
         }
         self.tasks = base.counts.tasks_completed
         self.by_second = dict(base.running_by_second)
@@ -341,9 +383,11 @@ class _Tally:
         if isinstance(parsed, Invalid):
             self.counts["invalid"] += sign
             return
-        self.counts[parsed.status] += sign
+        self.counts[parsed.shown_status] += sign
+        if parsed.lost_cause == "spot_interruption":
+            self.counts["lost_interrupted"] += sign
         self.tasks += sign * parsed.tasks_completed
-        if parsed.status == "running":
+        if parsed.shown_status == "running":
             second = parsed.second
             if self.fold is not None and second <= self.fold:
                 second = self.fold
@@ -415,6 +459,7 @@ def apply_changes(summary: Summary, changes: Iterable[Change]) -> Summary:
     advanced = False
     last_change_ms = summary.last_change_ms
     recount_again = summary.recount_again
+    instances_gone = summary.instances_gone
     for change in changes:
         mark = watermarks.get(change.shard)
         if mark is not None and change.sequence <= mark.sequence:
@@ -432,7 +477,11 @@ def apply_changes(summary: Summary, changes: Iterable[Change]) -> Summary:
         if change.old is not None:
             tally.move(validate_row(change.old), -1)
         if change.new is not None:
-            tally.move(validate_row(change.new), 1)
+            new = validate_row(change.new)
+            tally.move(new, 1)
+            # A worker reporting as running: the array has a live instance after all.
+            if isinstance(new, Row) and new.shown_status == "running":
+                instances_gone = False
         moved = True
         last_change_ms = max(last_change_ms or 0, created_ms)
         samples = _sampled(
@@ -456,7 +505,12 @@ def apply_changes(summary: Summary, changes: Iterable[Change]) -> Summary:
         recount_again=recount_again,
     )
     if moved:
-        updated = replace(tally.apply_to(updated), final_published=False)
+        updated = replace(
+            tally.apply_to(updated),
+            final_published=False,
+            active=True,
+            instances_gone=instances_gone,
+        )
     return updated
 
 
@@ -564,14 +618,17 @@ def progress_view(
     """
     name, size = registry_info or (None, None)
     counts = summary.counts
-    running, completed, failed, invalid = (
-        max(0, n) for n in (counts.running, counts.completed, counts.failed, counts.invalid)
+    running, completed, failed, lost, invalid = (
+        max(0, n)
+        for n in (counts.running, counts.completed, counts.failed, counts.lost, counts.invalid)
     )
-    reported = running + completed + failed + invalid
+    interrupted = min(lost, max(0, counts.lost_interrupted))
+    reported = running + completed + failed + lost + invalid
     total = max(size or 0, reported)
     stalled = min(running, max(0, summary.stalled(now, stall_after)))
-    percent = round((completed + failed) / total * 100, 1) if total else 0.0
-    eta_seconds = _eta_seconds(summary, total - completed - failed, now) if total else None
+    over = completed + failed + lost
+    percent = round(over / total * 100, 1) if total else 0.0
+    eta_seconds = _eta_seconds(summary, total - over, now) if total else None
     return {
         "array_id": summary.array_id,
         "name": array_name(summary.array_id, name),
@@ -582,9 +639,12 @@ def progress_view(
             "running": running,
             "completed": completed,
             "failed": failed,
+            "lost": lost,
             "stalled": stalled,
             "invalid": invalid,
         },
+        "lost_workers": {"spot_interruption": interrupted, "instance_ended": lost - interrupted},
+        "instances_gone": summary.instances_gone,
         "tasks_completed": max(0, counts.tasks_completed),
         "percent_complete": percent,
         "started_at": None if summary.first_update_ms is None else iso_ms(summary.first_update_ms),
@@ -596,11 +656,14 @@ def progress_view(
 
 
 def finished(view: Mapping[str, Any]) -> bool:
-    """Every worker completed or failed: none pending, running or invalid (SPEC §8)."""
+    """The array is over (SPEC §8): every worker completed, failed or was lost, none
+    pending, running or invalid; or every instance of the array is gone and no worker is
+    still counted running (those that never reported stay pending)."""
     workers = view["workers"]
-    return bool(
-        workers["total"] > 0 and workers["completed"] + workers["failed"] == workers["total"]
-    )
+    if workers["total"] <= 0:
+        return False
+    over = workers["completed"] + workers["failed"] + workers["lost"]
+    return bool(over == workers["total"] or (view["instances_gone"] and workers["running"] == 0))
 
 
 def alerts_due(
@@ -623,11 +686,12 @@ def alerts_due(
         alerts.append(Alert(event_type, severity, subject, facts, summary.array_id, now))
 
     if finished(view) and not finished_alerted:
+        never = f" ({workers['pending']} never reported)" if workers["pending"] else ""
         alert(
             "array_finished",
-            "warning" if workers["failed"] else "info",
+            "warning" if workers["failed"] or workers["lost"] or workers["pending"] else "info",
             f"Array {label} finished: {workers['completed']} completed, "
-            f"{workers['failed']} failed of {workers['total']}",
+            f"{workers['failed']} failed, {workers['lost']} lost of {workers['total']}{never}",
         )
         finished_alerted = True
     failed_percent = workers["failed"] / workers["total"] * 100 if workers["total"] else 0.0

@@ -13,7 +13,8 @@ directions:
   marked managed (unless terminated meanwhile, which keeps its expiry);
 - instances it holds (managed, or not yet known unmanaged) in any state but `terminated`
   that are not in the listing get EC2's state when it differs (`terminated`, with its
-  expiry, when EC2 no longer knows them).
+  expiry, when EC2 no longer knows them; the worker of a managed one that ended is
+  marked lost, as the lifecycle would have done).
 
 Every correction is a registry write conditional on being newer than what is recorded,
 stamped with `now`, the time taken *before* EC2 was listed: a real event for a change
@@ -37,6 +38,7 @@ from chalicelib.instances import (
     describe_managed_running,
 )
 from chalicelib.settings import Settings
+from chalicelib.summaries import ProgressRows
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -73,8 +75,10 @@ def reconcile(
     alarms: AlarmStore,
     now: datetime,
     budget_seconds: float = float("inf"),
+    workers: ProgressRows | None = None,
 ) -> ReconcileReport:
-    """Make alarms and registry match EC2; returns what changed."""
+    """Make alarms and registry match EC2; returns what changed. `workers` (the progress
+    table) is where the workers of instances found ended are marked lost."""
     existing = alarms.list_names()
     running = describe_managed_running(ec2, settings)
     watched = [Watched(i, f.array_id) for i, f in running.items()]
@@ -93,7 +97,7 @@ def reconcile(
             corrected += _record(registry, instance_id, "running", now, facts)
         elif row.get("managed") is not True:
             corrected += _mark_managed(registry, facts)
-    corrected += _correct_ghosts(ec2, registry, rows, running, now)
+    corrected += _correct_ghosts(ec2, registry, rows, running, now, workers)
     report = ReconcileReport(
         running=len(running),
         alarms_created_for=len(alarm_plan.create),
@@ -127,11 +131,17 @@ def _record(
     state: str,
     now: datetime,
     facts: InstanceFacts | None = None,
+    workers: ProgressRows | None = None,
 ) -> int:
     """Record the state EC2 showed at `now`, if nothing newer is recorded."""
     change = StateChange(now, STATE_RANK[state], instance_id, state, "reconcile")
     managed = True if facts is not None else None
-    return 0 if registry.record(change, facts, managed) is None else 1
+    previous = registry.record(change, facts, managed)
+    if previous is None:
+        return 0
+    if state == "terminated" and previous.get("managed") and workers is not None:
+        workers.mark_gone_instance({**previous, "instance_id": instance_id}, now)
+    return 1
 
 
 def _correct_ghosts(
@@ -140,6 +150,7 @@ def _correct_ghosts(
     rows: dict[str, dict[str, object]],
     running: dict[str, InstanceFacts],
     now: datetime,
+    workers: ProgressRows | None,
 ) -> int:
     """Managed rows not in the running listing whose state EC2 no longer agrees with."""
     ghosts = [
@@ -162,5 +173,5 @@ def _correct_ghosts(
         # or is no longer managed; the lifecycle handles both.
         if state not in STATE_RANK or state == "running" or state == rows[instance_id]["state"]:
             continue
-        corrected += _record(registry, instance_id, state, now)
+        corrected += _record(registry, instance_id, state, now, workers=workers)
     return corrected

@@ -25,7 +25,7 @@ from chalicelib.notifications import AlertHistory, Notifications
 from chalicelib.pacing import RateLimiter
 from chalicelib.settings import Settings, get_settings
 from chalicelib.stats import Stats
-from chalicelib.summaries import ProgressAggregator, SummaryStore
+from chalicelib.summaries import ProgressAggregator, ProgressRows, SummaryStore
 
 SERVICE = "spawn-fleet-monitor"
 logger = Logger(service=SERVICE)
@@ -81,8 +81,13 @@ def alerts() -> AlertPublisher:
 
 
 @cache
+def progress_rows() -> ProgressRows:
+    return ProgressRows(clients().dynamodb, settings().progress_table)
+
+
+@cache
 def lifecycle() -> Lifecycle:
-    return Lifecycle(settings(), clients().ec2, registry(), alarm_store(), stats())
+    return Lifecycle(settings(), clients().ec2, registry(), alarm_store(), stats(), progress_rows())
 
 
 @cache
@@ -126,7 +131,13 @@ def summary_store() -> SummaryStore:
 @cache
 def progress() -> ProgressAggregator:
     return ProgressAggregator(
-        clients().dynamodb, summary_store(), settings(), alerts(), stats().array_info
+        clients().dynamodb,
+        summary_store(),
+        settings(),
+        alerts(),
+        stats().array_info,
+        ec2=clients().ec2,
+        registry=registry(),
     )
 
 

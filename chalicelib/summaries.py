@@ -4,7 +4,16 @@ The arrays table holds one small item per array (`chalicelib.progress.Summary`).
 progress table's stream (`NEW_AND_OLD_IMAGES`) keeps it current: a batch costs one
 GetItem and one conditional PutItem per array it touches, however many rows changed.
 The progress table itself is only ever read by a Query on one `array_id` (a recount, a
-page of workers), never Scanned.
+page of workers), never Scanned; the only write to it is the lost mark on the row of a
+worker whose instance ended.
+
+The tick looks only at active arrays: a summary carries the key of a sparse index
+(`active-arrays`, keys only) while the tick must look at it, and loses it an hour after
+its array finished (or three days after its last change). Its reads are one index
+Query and one consistent `BatchGetItem` per 100 active arrays, however many arrays were
+ever seen; a new row of a retired array brings it back. While no worker of an array
+reports, EC2 is asked (every few minutes at most) whether any of its instances is left;
+when none is, the workers still running are marked lost and the array is over.
 
 Why a retried batch cannot double-count: each summary remembers, per stream shard, the
 last sequence number applied (its watermark) and skips records at or below it.
@@ -35,7 +44,8 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from chalicelib.alerts import AlertPublisher
-from chalicelib.ec2_events import epoch_ms
+from chalicelib.ec2_events import epoch_ms, iso
+from chalicelib.instances import Registry, array_has_live_instances
 from chalicelib.metrics import emit
 from chalicelib.progress import (
     Change,
@@ -57,10 +67,23 @@ from chalicelib.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_ec2 import EC2Client
 
 logger = logging.getLogger(__name__)
 
 NAMESPACE = "Spawn/Arrays"
+# The arrays table's sparse index of arrays the tick looks at (infra/resources.json).
+ACTIVE_INDEX = "active-arrays"
+TICK_KEY = "tick"
+ACTIVE = "active"
+BATCH_GET_MAX = 100
+# A finished array leaves the tick's set this long after it finished; one with no change
+# for this long (stalled for good, its instances unknown) too. A new row brings it back.
+RETIRE_AFTER_FINISHED_SECONDS = 3600
+RETIRE_AFTER_IDLE_SECONDS = 3 * 24 * 3600
+# While no worker of an array reports, EC2 is asked at most this often whether any of
+# its instances is left.
+GONE_CHECK_SECONDS = 300
 # Writers of one summary are the stream handler, the tick and a recount; a few retries
 # outlast any realistic collision.
 SAVE_ATTEMPTS = 5
@@ -96,6 +119,8 @@ def to_item(summary: Summary) -> dict[str, Any]:
         "completed": counts.completed,
         "failed": counts.failed,
         "invalid": counts.invalid,
+        "lost": counts.lost,
+        "lost_interrupted": counts.lost_interrupted,
         "tasks_completed": counts.tasks_completed,
         "running_by_second": {str(s): n for s, n in summary.running_by_second.items()},
         "stall_fold": summary.stall_fold,
@@ -112,6 +137,11 @@ def to_item(summary: Summary) -> dict[str, Any]:
         "failing_alerted": summary.failing_alerted,
         "stalled_alerted": summary.stalled_alerted,
         "final_published": summary.final_published,
+        "instances_gone": summary.instances_gone,
+        "gone_checked_ms": summary.gone_checked_ms,
+        "finished_at_ms": summary.finished_at_ms,
+        # The key of the sparse index the tick reads: present only while active.
+        TICK_KEY: ACTIVE if summary.active else None,
     }
     return {k: _serialize(v) for k, v in values.items() if v is not None}
 
@@ -135,6 +165,9 @@ def from_item(item: Mapping[str, Any]) -> Summary:
     array_id = str(values["array_id"])
     recent = []
     for stored in values.get("recent", []):
+        if stored.get("status") == "lost":
+            # Shown as lost: stored back as the marked running row it is.
+            stored = {**stored, "status": "running", "lost_instance_id": stored.get("instance_id")}
         row = validate_row({**stored, "array_id": array_id})
         # Stored rows were valid when written; one that is not is dropped, not shown.
         if isinstance(row, Row):
@@ -147,6 +180,8 @@ def from_item(item: Mapping[str, Any]) -> Summary:
             failed=int(values.get("failed", 0)),
             invalid=int(values.get("invalid", 0)),
             tasks_completed=int(values.get("tasks_completed", 0)),
+            lost=int(values.get("lost", 0)),
+            lost_interrupted=int(values.get("lost_interrupted", 0)),
         ),
         running_by_second={int(s): int(n) for s, n in values.get("running_by_second", {}).items()},
         stall_fold=_optional_int(values.get("stall_fold")),
@@ -166,6 +201,10 @@ def from_item(item: Mapping[str, Any]) -> Summary:
         failing_alerted=bool(values.get("failing_alerted", False)),
         stalled_alerted=bool(values.get("stalled_alerted", False)),
         final_published=bool(values.get("final_published", False)),
+        instances_gone=bool(values.get("instances_gone", False)),
+        gone_checked_ms=_optional_int(values.get("gone_checked_ms")),
+        finished_at_ms=_optional_int(values.get("finished_at_ms")),
+        active=values.get(TICK_KEY) == ACTIVE,
     )
 
 
@@ -242,11 +281,34 @@ class SummaryStore:
             return found[:limit], found[limit - 1].array_id
         return found, None
 
-    def scan(self) -> Iterator[Summary]:
-        """Every summary (for the tick)."""
-        for page in self.dynamodb.get_paginator("scan").paginate(TableName=self.table):
+    def active(self) -> Iterator[Summary]:
+        """Every summary the tick looks at: the keys from the sparse index (only active
+        summaries carry its key), then the summaries, read consistently, 100 a call.
+        Costs reads in proportion to active arrays, however many arrays were ever seen."""
+        pages = self.dynamodb.get_paginator("query").paginate(
+            TableName=self.table,
+            IndexName=ACTIVE_INDEX,
+            KeyConditionExpression="#tick = :active",
+            ExpressionAttributeNames={"#tick": TICK_KEY},
+            ExpressionAttributeValues={":active": {"S": ACTIVE}},
+        )
+        for page in pages:
             self.items_read += len(page["Items"])
-            yield from (from_item(item) for item in page["Items"])
+            keys = [{"array_id": item["array_id"]} for item in page["Items"]]
+            for start in range(0, len(keys), BATCH_GET_MAX):
+                yield from self._batch_get(keys[start : start + BATCH_GET_MAX])
+
+    def _batch_get(self, keys: list[dict[str, Any]]) -> Iterator[Summary]:
+        request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
+        found: list[Summary] = []
+        while request:
+            response = self.dynamodb.batch_get_item(RequestItems=request)
+            items = response["Responses"].get(self.table, [])
+            self.items_read += len(items)
+            found.extend(from_item(item) for item in items)
+            request = dict(response.get("UnprocessedKeys") or {})
+        # A summary retired between the index read and this one is no longer active.
+        yield from sorted((s for s in found if s.active), key=lambda s: s.array_id)
 
 
 def _plain(value: Any) -> Any:
@@ -279,17 +341,26 @@ def worker_json(image: Mapping[str, Any], now: datetime, stall_after: int) -> di
             },
         }
     line_ms = epoch_ms(now) - stall_after * 1000
-    stalled = parsed.status == "running" and parsed.last_update_ms < line_ms
+    stalled = parsed.shown_status == "running" and parsed.last_update_ms < line_ms
     return {**parsed.to_json(), "stalled": stalled}
 
 
 def row_status(image: Mapping[str, Any]) -> str:
     parsed = validate_row(image)
-    return "invalid" if isinstance(parsed, Invalid) else parsed.status
+    return "invalid" if isinstance(parsed, Invalid) else parsed.shown_status
+
+
+def lost_cause(instance: Mapping[str, Any]) -> str:
+    """Why a worker was lost, from its instance's registry row: spot reclaimed the
+    instance (its last warning said terminate), or the instance ended otherwise."""
+    if instance.get("interruption_action") == "terminate":
+        return "spot_interruption"
+    return "instance_ended"
 
 
 class ProgressRows:
-    """Reads of the progress table, always a Query on one `array_id` (never a Scan).
+    """The progress table: reads are always a Query on one `array_id` (never a Scan);
+    the only write is the lost mark on a row whose worker's instance ended.
 
     `items_read` counts the items the Queries returned, for benchmarks.
     """
@@ -298,6 +369,49 @@ class ProgressRows:
         self.dynamodb = dynamodb
         self.table = progress_table
         self.items_read = 0
+
+    def mark_lost(
+        self, array_id: str, task_index: int, instance_id: str, cause: str, at: datetime
+    ) -> bool:
+        """Mark a worker lost (see `chalicelib.progress`): only a row still `running` on
+        that very instance, so a final status written in time, or the task taken over
+        by another instance, is never touched. Returns whether a row was marked."""
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key={"array_id": {"S": array_id}, "task_index": {"N": str(task_index)}},
+                UpdateExpression="SET #instance = :instance, #cause = :cause, #at = :at",
+                ConditionExpression="#status = :running AND #instance_id = :instance",
+                ExpressionAttributeNames={
+                    "#instance": "lost_instance_id",
+                    "#cause": "lost_cause",
+                    "#at": "lost_at",
+                    "#status": "status",
+                    "#instance_id": "instance_id",
+                },
+                ExpressionAttributeValues={
+                    ":instance": {"S": instance_id},
+                    ":cause": {"S": cause},
+                    ":at": {"S": iso(at)},
+                    ":running": {"S": "running"},
+                },
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def mark_gone_instance(self, instance: Mapping[str, Any], at: datetime) -> bool:
+        """Mark lost the worker of an instance that ended, from its registry row (which
+        holds its array and index, from spawn's tags); False if it has none, or its
+        worker had already reported a final status."""
+        array_id, index = instance.get("array_id"), instance.get("array_index")
+        if not array_id or index is None:
+            return False
+        return self.mark_lost(
+            str(array_id), int(index), str(instance["instance_id"]), lost_cause(instance), at
+        )
 
     def _query(
         self, array_id: str, limit: int | None, after: str | None, consistent: bool
@@ -409,6 +523,9 @@ class ProgressAggregator:
         alerts: sends the SPEC §8 array alerts.
         array_info: (name, declared size) of an array, from the instances registry.
         clock: the current time (default: `utc_now`).
+        ec2: an EC2 client, to learn whether any instance of an array is left; without
+            one an array is over only when every worker finished or was lost.
+        registry: the instances table, for why a worker was lost (interrupted or not).
 
     Example:
         >>> aggregator.handle_stream(event)   # the stream Lambda
@@ -424,6 +541,8 @@ class ProgressAggregator:
         alerts: AlertPublisher,
         array_info: ArrayInfo,
         clock: Callable[[], datetime] = utc_now,
+        ec2: EC2Client | None = None,
+        registry: Registry | None = None,
     ) -> None:
         self.rows = ProgressRows(dynamodb, settings.progress_table)
         self.store = store
@@ -431,6 +550,8 @@ class ProgressAggregator:
         self.alerts = alerts
         self.array_info = array_info
         self.clock = clock
+        self.ec2 = ec2
+        self.registry = registry
         self.conflicts = 0
 
     @property
@@ -556,25 +677,96 @@ class ProgressAggregator:
         return now_ms - summary.recounted_at_ms >= self.settings.recount_every_seconds * 1000
 
     def tick(self, now: datetime) -> TickReport:
-        """Publish metrics, send due alerts and recount where due, for every array that
-        changed since its last publish or is not finished.
+        """Publish metrics, send due alerts, recount where due and end arrays whose
+        instances are all gone, for every active array (the sparse index: reads in
+        proportion to active arrays, not to every array ever seen).
 
         A finished array publishes its final figures once (`final_published`) and is
-        then left alone until a row of it changes.
+        then left alone until a row of it changes; an hour after it finished (or three
+        days after its last change, finished or not) it leaves the active set.
         """
         report = TickReport()
         read_before = self.items_read
-        for summary in self.store.scan():
+        for summary in self.store.active():
             report.arrays += 1
-            if summary.final_published:
-                continue
             try:
-                self._tick_array(summary, now, report)
+                if self._retire_due(summary, now):
+                    self._update(summary.array_id, _retired)
+                elif not summary.final_published:
+                    self._tick_array(summary, now, report)
             except Exception:
                 report.errors += 1
                 logger.exception("array tick failed", extra={"array_id": summary.array_id})
         report.items_read = self.items_read - read_before
         return report
+
+    @staticmethod
+    def _retire_due(summary: Summary, now: datetime) -> bool:
+        now_ms = epoch_ms(now)
+        if summary.final_published and summary.finished_at_ms is not None:
+            return now_ms - summary.finished_at_ms >= RETIRE_AFTER_FINISHED_SECONDS * 1000
+        last = summary.last_change_ms
+        return last is not None and now_ms - last >= RETIRE_AFTER_IDLE_SECONDS * 1000
+
+    def _update(self, array_id: str, change: Callable[[Summary], Summary]) -> Summary | None:
+        """Read, change and save one summary, again on a fresh read after a conflict."""
+        for _ in range(SAVE_ATTEMPTS):
+            summary = self.store.get(array_id)
+            if summary is None:
+                return None
+            updated = change(summary)
+            if updated == summary:
+                return summary
+            try:
+                return self.store.save(updated)
+            except ConflictError:
+                self.conflicts += 1
+        raise ConflictError(f"summary of {array_id} kept changing; {SAVE_ATTEMPTS} attempts")
+
+    def _gone_check(self, summary: Summary, now: datetime) -> Summary:
+        """While no worker reports, ask EC2 (at most every `GONE_CHECK_SECONDS`) whether
+        any instance of the array is left; if none is, mark its running workers lost and
+        the array's instances gone. Arrays never seen on instances are not asked about."""
+        if self.ec2 is None or summary.instances_gone:
+            return summary
+        now_ms = epoch_ms(now)
+        stall_after = self.settings.stall_after_seconds
+        reporting = summary.counts.running - summary.stalled(now, stall_after)
+        checked = summary.gone_checked_ms
+        if reporting > 0 or (checked is not None and now_ms - checked < GONE_CHECK_SECONDS * 1000):
+            return summary
+        if self.array_info(summary.array_id) is None:
+            return summary
+        gone = not array_has_live_instances(self.ec2, summary.array_id)
+        if gone:
+            self._sweep(summary.array_id, now)
+        updated = self._update(
+            summary.array_id,
+            lambda s: replace(s, gone_checked_ms=now_ms, instances_gone=s.instances_gone or gone),
+        )
+        return summary if updated is None else updated
+
+    def _sweep(self, array_id: str, now: datetime) -> None:
+        """Mark lost every worker of a gone array still running on its instance."""
+        stranded = [
+            parsed
+            for parsed in map(validate_row, self.rows.all(array_id))
+            if isinstance(parsed, Row) and parsed.shown_status == "running"
+        ]
+        known = (
+            {} if self.registry is None else self.registry.get_many(r.instance_id for r in stranded)
+        )
+        marked = sum(
+            self.rows.mark_lost(
+                array_id,
+                r.task_index,
+                r.instance_id,
+                lost_cause(known.get(r.instance_id, {})),
+                now,
+            )
+            for r in stranded
+        )
+        logger.info("array's instances are all gone", extra={"array_id": array_id, "lost": marked})
 
     def _tick_array(self, summary: Summary, now: datetime, report: TickReport) -> None:
         if self._recount_due(summary, now):
@@ -582,6 +774,7 @@ class ProgressAggregator:
             if recounted is not None:
                 summary = recounted
                 report.recounted += 1
+        summary = self._gone_check(summary, now)
         info = self.array_info(summary.array_id)
         stall_after = self.settings.stall_after_seconds
         published: dict[str, tuple[MetricUnit, float]] | None = None
@@ -600,7 +793,9 @@ class ProgressAggregator:
                     self.alerts.publish(alert)
                     sent.add(alert.event_type)
                     report.alerts += 1
-            updated = replace(updated, final_published=finished(view))
+            done = finished(view)
+            finished_at = (summary.finished_at_ms or epoch_ms(now)) if done else None
+            updated = replace(updated, final_published=done, finished_at_ms=finished_at)
             if updated == summary:
                 return
             try:
@@ -613,6 +808,10 @@ class ProgressAggregator:
                     return
                 summary = fresh
         raise ConflictError(f"summary of {summary.array_id} kept changing")
+
+
+def _retired(summary: Summary) -> Summary:
+    return replace(summary, active=False)
 
 
 def _event_id(record: Any) -> Any:

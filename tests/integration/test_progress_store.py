@@ -1,22 +1,18 @@
 """Summaries on moto: the stream handler, recount by Query, and the tick's metrics and alerts.
 
 In-process moto cannot serve DynamoDB Streams (PITFALLS), so the stream records here are
-built the way DynamoDB builds them: typed images (TypeSerializer), Keys, a growing
-SequenceNumber and the stream ARN, next to the real write to the progress table.
+built the way DynamoDB builds them, next to the real write (`tests.streams.Workers`).
 """
 
 from __future__ import annotations
 
-import itertools
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
-from boto3.dynamodb.types import TypeSerializer
 
 from chalicelib.alerts import AlertPublisher
 from chalicelib.clients import Clients
@@ -25,85 +21,10 @@ from chalicelib.settings import Settings
 from chalicelib.summaries import ConflictError, ProgressAggregator, SummaryStore
 from local.provision import Provisioned
 from tests.aws_faults import count_calls
+from tests.streams import T0, Workers
 
-T0 = datetime(2026, 1, 27, 10, 0, tzinfo=UTC)
 A = "render-20260127-a1b2c3"
 B = "train-20260127-d4e5f6"
-_serialize = TypeSerializer().serialize
-
-
-def stamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class Workers:
-    """Writes worker rows to the progress table and makes the stream records DynamoDB
-    would deliver for each write."""
-
-    dynamodb: Any
-    table: str
-    stream_arn: str
-    rows: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
-    sequence: Iterator[int] = field(default_factory=lambda: itertools.count(10**20, 7))
-
-    def _record(
-        self, name: str, key: tuple[str, int], old: Any, new: Any, at: datetime
-    ) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "ApproximateCreationDateTime": int(at.timestamp()),
-            "Keys": {"array_id": {"S": key[0]}, "task_index": {"N": str(key[1])}},
-            "SequenceNumber": str(next(self.sequence)),
-            "SizeBytes": 100,
-            "StreamViewType": "NEW_AND_OLD_IMAGES",
-        }
-        if old is not None:
-            data["OldImage"] = old
-        if new is not None:
-            data["NewImage"] = new
-        return {
-            "eventID": f"evt-{data['SequenceNumber']}",
-            "eventName": name,
-            "eventVersion": "1.1",
-            "eventSource": "aws:dynamodb",
-            "awsRegion": "us-east-1",
-            "dynamodb": data,
-            "eventSourceARN": self.stream_arn,
-        }
-
-    def write(
-        self,
-        array_id: str,
-        index: int,
-        status: str = "running",
-        tasks: int = 0,
-        at: datetime = T0,
-        **extra: Any,
-    ) -> dict[str, Any]:
-        values = {
-            "array_id": array_id,
-            "task_index": index,
-            "status": status,
-            "tasks_completed": tasks,
-            "last_update": stamp(at),
-            "instance_id": f"i-{index:017x}",
-            "hostname": f"ip-10-0-{index // 256}-{index % 256}",
-            **extra,
-        }
-        item = {k: _serialize(v) for k, v in values.items()}
-        self.dynamodb.put_item(TableName=self.table, Item=item)
-        key = (array_id, index)
-        old = self.rows.get(key)
-        self.rows[key] = item
-        return self._record("MODIFY" if old else "INSERT", key, old, item, at)
-
-    def remove(self, array_id: str, index: int, at: datetime = T0) -> dict[str, Any]:
-        key = (array_id, index)
-        self.dynamodb.delete_item(
-            TableName=self.table,
-            Key={"array_id": {"S": array_id}, "task_index": {"N": str(index)}},
-        )
-        return self._record("REMOVE", key, self.rows.pop(key), None, at)
 
 
 def event(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -415,7 +336,7 @@ def test_reads_scale_with_rows_changed_not_with_the_table(harness: Harness, caps
     assert harness.aggregator.items_read - before == 1  # one summary read
     report = harness.aggregator.tick(quiet + timedelta(seconds=10))
     assert report.recounted == 0
-    assert report.items_read == 2  # the two summaries, no progress rows
+    assert report.items_read == 4  # the two summaries and their index keys, no progress rows
 
 
 def test_recount_waits_until_the_array_is_quiet(harness: Harness) -> None:
