@@ -132,6 +132,8 @@ def test_workers_whose_instance_ended_count_as_lost_and_interrupted_ones_are_nam
     }
     assert view["lost_workers"] == {"spot_interruption": 1, "instance_ended": 1}
     assert view["percent_complete"] == 66.7
+    # Stored in the summary item and read back, the recent rows still show who is lost.
+    assert sorted(r["status"] for r in view["recent"]) == ["lost", "lost", "running"]
     rows = h.aggregator.rows.workers(A, "lost", 10, None, T0, 600)[0]
     assert [(r["task_index"], r["lost_cause"]) for r in rows] == [
         (1, "spot_interruption"),
