@@ -4,19 +4,29 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# checkov pins its own boto3, so it lives in a virtualenv of its own.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+STAGE ?= prod
 
-.PHONY: run test bench lint typecheck package clean
+.PHONY: run test bench lint typecheck package agent-config rehearse deploy remove clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt cli/pyproject.toml kit/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade "pip<26.3"  # chalice 1.34 requires pip<26.3
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	touch $(CHECKOV_STAMP)
 
 run: $(STAMP)
 	$(BIN)/python -m local
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) $(CHECKOV_STAMP) lint typecheck
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -29,8 +39,22 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+agent-config: $(STAMP)
+	@$(BIN)/python -m tools.console agent-config
+
+# Region: REGION=, else AWS_REGION / AWS_DEFAULT_REGION; a clear message if none.
 package: $(STAMP)
-	$(BIN)/chalice package --stage prod --merge-template infra/resources.json build/
+	$(BIN)/python -m infra.package --stage $(STAGE) $(if $(REGION),--region $(REGION)) --out build
+
+rehearse: $(STAMP)
+	$(BIN)/python -m infra.rehearse
+
+deploy: $(STAMP)
+	$(BIN)/python -m infra.deploy --stage $(STAGE) $(if $(REGION),--region $(REGION)) $(if $(BUCKET),--bucket $(BUCKET))
+
+# Deletes the stage's stack; the tables holding data are retained.
+remove: $(STAMP)
+	$(BIN)/python -m infra.deploy --delete --stage $(STAGE) $(if $(REGION),--region $(REGION))
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(CHECKOV_VENV) build .pytest_cache .mypy_cache .ruff_cache .hypothesis

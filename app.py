@@ -10,6 +10,7 @@ from chalice.app import Chalice, CloudWatchEvent, Rate, SNSEvent, SQSEvent
 from chalicelib import runtime
 from chalicelib.api import api
 from chalicelib.api_arrays import arrays_api
+from chalicelib.api_history import history_api
 from chalicelib.ec2_events import REBALANCE, SPOT_WARNING, MalformedEvent
 from chalicelib.lifecycle import Message
 from chalicelib.reconcile import reconcile
@@ -19,6 +20,7 @@ log = runtime.logger
 app = Chalice(app_name="spawn-fleet-monitor")
 app.register_blueprint(api)
 app.register_blueprint(arrays_api)
+app.register_blueprint(history_api)
 
 
 # EventBridge → SQS (infra/resources.json, rule spawn-ec2-lifecycle) → here, in batches,
@@ -88,6 +90,19 @@ def _notification(event: SNSEvent) -> None:
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="fleet_tick")
 def fleet_tick(event: Any) -> None:
     runtime.fleet().tick()
+
+
+# The console (dashboards, fleet alarms, log groups, filters, saved queries): all of it
+# every 6 hours, so drift heals, and once on deploy (`python -m tools.console setup`).
+@app.schedule(Rate(6, unit=Rate.HOURS), name="setup")
+def setup_console(event: Any) -> dict[str, Any]:
+    return runtime.console().run(datetime.now(UTC)).summary()
+
+
+# New arrays get their dashboard within a minute; finished ones lose it after retention.
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="array_dashboards")
+def array_dashboards(event: Any) -> None:
+    runtime.console().sync_array_dashboards(datetime.now(UTC))
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="progress_tick")

@@ -26,7 +26,7 @@ from typing import Any
 
 import boto3
 
-from bench.report import Figure
+from bench.report import Figure, count_calls
 from bench.virtual_time import VirtualClock
 from chalicelib.alerts import AlertPublisher
 from chalicelib.clients import Clients
@@ -36,7 +36,7 @@ from chalicelib.interruptions import Interruptions
 from chalicelib.settings import Settings
 from chalicelib.stats import COUNTER_SHARDS, Stats
 from local.provision import provision
-from tests.aws_faults import TransactionConflicts, count_calls
+from tests.aws_faults import TransactionConflicts
 
 WARNINGS = 1000
 SECONDS = 10.0
@@ -103,7 +103,7 @@ def burst(
     ids = _launch(session, registry, warnings)
     clock = VirtualClock(threads)
     conflicts = TransactionConflicts(clients.dynamodb, latency, clock.sleep)
-    counted_calls = [count_calls(c) for c in (clients.dynamodb, clients.ec2, clients.sns)]
+    calls = count_calls(clients.dynamodb, clients.ec2, clients.sns)
     publisher = AlertPublisher(clients.sns, infra.arns["AlertsTopic"], infra.arns["CriticalTopic"])
     handler = Interruptions(
         settings,
@@ -147,7 +147,6 @@ def burst(
             thread.start()
         for thread in pool:
             thread.join()
-    calls = {name: n for counts in counted_calls for name, n in counts.items()}
     now = first + timedelta(seconds=seconds)
     stats = Stats(clients.dynamodb, settings.stats_table, shards)
     stored = stats.interruption_totals(now)["total"]

@@ -24,7 +24,7 @@ import boto3
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 
-from bench.report import Figure
+from bench.report import Figure, count_calls
 from bench.virtual_time import VirtualClock
 from chalicelib.alarms import AlarmStore, alarm_names
 from chalicelib.clients import Clients
@@ -53,17 +53,6 @@ def _event(instance_id: str, state: str, seconds: int, n: int) -> Message:
     event.update(id=f"bench-{n}", time=(T0 + timedelta(seconds=seconds)).isoformat())
     event["detail"] = {"instance-id": instance_id, "state": state}
     return Message(f"m-{n}", json.dumps(event))
-
-
-def _counter(*clients: Any) -> dict[str, int]:
-    counts: dict[str, int] = {}
-
-    def hook(model: Any, **_: Any) -> None:
-        counts[model.name] = counts.get(model.name, 0) + 1
-
-    for client in clients:
-        client.meta.events.register("before-call", hook)
-    return counts
 
 
 class _Raw:
@@ -109,7 +98,7 @@ def _naive(clients: Clients, topic_arn: str, ids: list[str]) -> dict[str, int]:
     from chalicelib.alarms import ALARM_KINDS, Watched, alarm_request
     from chalicelib.instances import facts_from
 
-    counts = _counter(clients.ec2, clients.cloudwatch)
+    counts = count_calls(clients.ec2, clients.cloudwatch)
     for instance_id in ids:
         found = clients.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
         facts = facts_from(found[0]["Instances"][0])
@@ -154,8 +143,8 @@ def _calls_per_instance() -> list[Figure]:
     lifecycle = Lifecycle(
         settings, clients.ec2, registry, _store(clients, topic, fast), workers=rows
     )
-    ours = _counter(clients.ec2, clients.cloudwatch)
-    ddb = _counter(clients.dynamodb)
+    ours = count_calls(clients.ec2, clients.cloudwatch)
+    ddb = count_calls(clients.dynamodb)
     running = [_event(i, "running", 0, n) for n, i in enumerate(ids)]
     terminated = [_event(i, "terminated", 600, SIZE + n) for n, i in enumerate(ids)]
     for events in (running, terminated):

@@ -15,13 +15,12 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 
-from bench.report import Figure
+from bench.report import Figure, count_calls
 from chalicelib.alerts import AlertPublisher
 from chalicelib.clients import Clients
 from chalicelib.settings import Settings
 from chalicelib.summaries import ProgressAggregator, SummaryStore
 from local.provision import provision
-from tests.aws_faults import count_calls
 from tests.streams import Workers
 
 FINISHED = 1000

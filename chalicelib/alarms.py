@@ -81,7 +81,7 @@ def alarm_names(instance_id: str) -> list[str]:
 
 def instance_of(alarm_name: str) -> str | None:
     """The instance id in a per-instance alarm name, or None for any other name."""
-    match = _ALARM_NAME.match(alarm_name)
+    match = _ALARM_NAME.fullmatch(alarm_name)
     if match is None or match.group(2) not in {k.suffix for k in ALARM_KINDS}:
         return None
     return match.group(1)

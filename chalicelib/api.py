@@ -1,8 +1,12 @@
 """The fleet routes of the HTTP API (SPEC §7): health, fleet status, alert history.
 
 Answers come from maintained state (the fleet snapshot, the alert history): no EC2
-or CloudWatch sweep per request. Every route but `/health` requires IAM (SigV4)
-authorization when deployed.
+or CloudWatch sweep per request. Every route but `/health` and `/openapi.json` requires
+IAM (SigV4) authorization when deployed.
+
+Per-user isolation (`chalicelib.access`): a fleet-wide reader gets the fleet's snapshot
+and alert feed; anyone else gets the snapshot and feed of their own instances, which the
+fleet tick and the alert consumer keep beside the fleet's. Either is one read.
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ from typing import Any
 
 from chalice.app import Blueprint, IAMAuthorizer
 
-from chalicelib.api_arrays import limit_param
+from chalicelib.api_arrays import limit_param, request_viewer
 from chalicelib.fleet import empty_snapshot
-from chalicelib.stats import SNAPSHOT
+from chalicelib.openapi import document
+from chalicelib.stats import SNAPSHOT, owner_snapshot_key
 
 ALERTS_LIMIT_DEFAULT = 20
 
@@ -32,9 +37,18 @@ def health() -> dict[str, Any]:
     return {"status": "ok"}
 
 
+@api.route("/openapi.json", methods=["GET"])
+def openapi_document() -> dict[str, Any]:
+    """The API's OpenAPI description, unauthenticated like `/health` (SPEC §7)."""
+    return document()
+
+
 @api.route("/fleet", methods=["GET"], authorizer=_iam)
 def fleet_status() -> dict[str, Any]:
-    snapshot: dict[str, Any] | None = _runtime().stats().get_document(SNAPSHOT)
+    runtime = _runtime()
+    viewer = request_viewer(api.current_request, runtime.settings())
+    key = SNAPSHOT if viewer.everything else owner_snapshot_key(viewer.owner)
+    snapshot: dict[str, Any] | None = runtime.stats().get_document(key)
     if snapshot is None:
         return empty_snapshot()
     snapshot.get("unhealthy", {}).pop("alerted", None)
@@ -43,6 +57,9 @@ def fleet_status() -> dict[str, Any]:
 
 @api.route("/alerts", methods=["GET"], authorizer=_iam)
 def alert_history() -> dict[str, Any]:
+    runtime = _runtime()
+    viewer = request_viewer(api.current_request, runtime.settings())
     params = dict(api.current_request.query_params or {})
     limit = limit_param(params, ALERTS_LIMIT_DEFAULT)
-    return {"alerts": _runtime().history().latest(limit)}
+    owner = None if viewer.everything else viewer.owner
+    return {"alerts": runtime.history().latest(limit, owner)}

@@ -19,10 +19,13 @@ if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_logs import CloudWatchLogsClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sts import STSClient
 
+# AWS/Billing metrics exist only here, so the billing alarms live here too.
+BILLING_REGION = "us-east-1"
 RETRY_CONFIG = Config(
     retries={"mode": "adaptive", "max_attempts": 10},
     connect_timeout=5,
@@ -57,12 +60,24 @@ class Clients:
         return self._make("cloudwatch")  # type: ignore[no-any-return]
 
     @cached_property
+    def billing_cloudwatch(self) -> CloudWatchClient:
+        """CloudWatch in us-east-1 (billing metrics and alarms), whatever the region;
+        the same client as `cloudwatch` when the stack runs there."""
+        if self.region == BILLING_REGION:
+            return self.cloudwatch
+        return self._session.client("cloudwatch", region_name=BILLING_REGION, config=self._config)
+
+    @cached_property
     def dynamodb(self) -> DynamoDBClient:
         return self._make("dynamodb")  # type: ignore[no-any-return]
 
     @cached_property
     def ec2(self) -> EC2Client:
         return self._make("ec2")  # type: ignore[no-any-return]
+
+    @cached_property
+    def logs(self) -> CloudWatchLogsClient:
+        return self._make("logs")  # type: ignore[no-any-return]
 
     @cached_property
     def secretsmanager(self) -> SecretsManagerClient:

@@ -10,8 +10,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
+
+# The SPEC's time format is defined once, beside the row contract the workers' kit
+# shares; re-exported here, where the backend has always imported it from.
+from chalicelib.rows import epoch_ms as epoch_ms
+from chalicelib.rows import iso as iso
+from chalicelib.rows import iso_ms as iso_ms
 
 STATE_CHANGE = "EC2 Instance State-change Notification"
 SPOT_WARNING = "EC2 Spot Instance Interruption Warning"
@@ -90,7 +96,7 @@ def _envelope(event: Any, detail_type: str) -> tuple[Mapping[str, Any], datetime
     if not isinstance(detail, Mapping):
         raise MalformedEvent("detail is missing or not an object")
     instance_id = detail.get("instance-id")
-    if not isinstance(instance_id, str) or not _INSTANCE_ID.match(instance_id):
+    if not isinstance(instance_id, str) or not _INSTANCE_ID.fullmatch(instance_id):
         raise MalformedEvent(f"detail.instance-id {instance_id!r} is not an instance id")
     event_id = event.get("id")
     if not isinstance(event_id, str) or not event_id:
@@ -137,21 +143,3 @@ def latest_per_instance(changes: list[StateChange]) -> dict[str, StateChange]:
         if current is None or (change.time, change.rank) > (current.time, current.rank):
             latest[change.instance_id] = change
     return latest
-
-
-def iso(moment: datetime) -> str:
-    """ISO-8601 UTC with a trailing `Z`, as the SPEC wants every time."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").replace(".000000Z", "Z")
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def epoch_ms(moment: datetime) -> int:
-    """Milliseconds since the epoch of an aware time, exactly (no float rounding)."""
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
-
-
-def iso_ms(milliseconds: int) -> str:
-    """`iso` of a time given in epoch milliseconds."""
-    return iso(datetime.fromtimestamp(milliseconds / 1000, tz=UTC))

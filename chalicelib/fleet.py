@@ -4,36 +4,45 @@ spawn's guide tries `ALARM(spawn-instance-*-status)` in a composite alarm to cat
 "more than 5 % of the fleet unhealthy"; CloudWatch accepts no wildcards there and a
 composite cannot express a percentage. Instead each tick counts the running managed
 instances and those failing a status check, publishes `Spawn/Fleet`
-`UnhealthyPercent`, and one metric alarm, `spawn-fleet-unhealthy`, watches it.
-`GET /fleet` reads the stored snapshot: no EC2 or CloudWatch sweep per request.
+`UnhealthyPercent`, and one metric alarm, `spawn-fleet-unhealthy` (kept by the console
+setup, `chalicelib.console`), watches it. `GET /fleet` reads the stored snapshot: no
+EC2 or CloudWatch sweep per request.
+
+Per-user isolation (`chalicelib.access`): from the same registry rows, the tick also
+stores one snapshot per owner (`spawn:iam-user`) of the owner's instances only, written
+in batches of 25, and removes the snapshot of an owner whose rows are all gone. A
+caller who is not a fleet-wide reader gets their own. In it, interruptions in the last
+hour and 24 h count the owner's instances whose latest interruption falls in the window
+(from the rows' marks; registry rows outlive their instances by 7 days), and `total`
+comes from the owner's all-time counter.
 """
 
 from __future__ import annotations
 
-import logging
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from chalicelib.alarms import ALARM_KINDS
 from chalicelib.alerts import Alert, AlertPublisher
-from chalicelib.ec2_events import iso
+from chalicelib.ec2_events import epoch_ms, iso
 from chalicelib.instances import Registry
 from chalicelib.metrics import emit
-from chalicelib.stats import SNAPSHOT, Stats
-
-if TYPE_CHECKING:
-    from mypy_boto3_cloudwatch import CloudWatchClient
-
-logger = logging.getLogger(__name__)
+from chalicelib.stats import (
+    SNAPSHOT,
+    SNAPSHOT_OWNERS,
+    Stats,
+    owner_snapshot_key,
+)
 
 NAMESPACE = "Spawn/Fleet"
-FLEET_ALARM = "spawn-fleet-unhealthy"
 EMPTY_TOTALS = {"last_hour": 0, "last_24h": 0, "total": 0}
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
 
 
 def is_unhealthy(row: Mapping[str, Any]) -> bool:
@@ -78,6 +87,32 @@ def snapshot(
     }
 
 
+def owner_snapshots(
+    rows: Iterable[Mapping[str, Any]], totals: Mapping[str, int], now: datetime
+) -> dict[str, dict[str, Any]]:
+    """One `GET /fleet` document per owner named on the rows, over that owner's rows.
+
+    `totals` is each owner's all-time interruption count; the hour and 24 h figures
+    count the owner's instances whose latest interruption (`interrupted_ms`) falls in
+    the window.
+    """
+    by_owner: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for row in rows:
+        if row.get("owner"):
+            by_owner[str(row["owner"])].append(row)
+    now_ms = epoch_ms(now)
+    documents = {}
+    for owner, owned in sorted(by_owner.items()):
+        ages = [now_ms - int(r["interrupted_ms"]) for r in owned if r.get("interrupted_ms")]
+        interruptions = {
+            "last_hour": sum(1 for age in ages if age < HOUR_MS),
+            "last_24h": sum(1 for age in ages if age < DAY_MS),
+            "total": totals.get(owner, 0),
+        }
+        documents[owner] = snapshot(owned, interruptions, now)
+    return documents
+
+
 def _count(rows: list[Mapping[str, Any]], key: str) -> dict[str, int]:
     return dict(sorted(Counter(str(r.get(key) or "unknown") for r in rows).items()))
 
@@ -89,27 +124,6 @@ def empty_snapshot() -> dict[str, Any]:
     return document
 
 
-def fleet_alarm_request(threshold: float, critical_topic_arn: str) -> dict[str, Any]:
-    """The `spawn-fleet-unhealthy` alarm: `UnhealthyPercent` above the threshold."""
-    return {
-        "AlarmName": FLEET_ALARM,
-        "AlarmDescription": (
-            f"More than {threshold:g} % of the running spawn fleet fails a status check"
-        ),
-        "Namespace": NAMESPACE,
-        "MetricName": "UnhealthyPercent",
-        "Statistic": "Maximum",
-        "Period": 60,
-        "EvaluationPeriods": 2,
-        "DatapointsToAlarm": 2,
-        "Threshold": float(threshold),
-        "ComparisonOperator": "GreaterThanThreshold",
-        "TreatMissingData": "notBreaching",
-        "AlarmActions": [critical_topic_arn],
-        "OKActions": [critical_topic_arn],
-    }
-
-
 @dataclass
 class FleetHealth:
     """The fleet tick.
@@ -117,24 +131,20 @@ class FleetHealth:
     Args:
         registry: the instances table.
         stats: the stats table (interruption totals, the snapshot).
-        cloudwatch: for the fleet alarm.
         alerts: sends `fleet_unhealthy` when the threshold is crossed.
         threshold: `UNHEALTHY_PERCENT_THRESHOLD`.
-        critical_topic_arn: the fleet alarm's action.
     """
 
     registry: Registry
     stats: Stats
-    cloudwatch: CloudWatchClient
     alerts: AlertPublisher
     threshold: float
-    critical_topic_arn: str
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-    _alarm_checked: bool = field(default=False, init=False)
 
     def tick(self) -> dict[str, Any]:
         now = self.clock()
-        document = snapshot(self.registry.all(), self.stats.interruption_totals(now), now)
+        rows = self.registry.all()
+        document = snapshot(rows, self.stats.interruption_totals(now), now)
         running = document["instances"]["running"]
         unhealthy = document["unhealthy"]
         emit(
@@ -143,9 +153,9 @@ class FleetHealth:
                 "ActiveInstances": (MetricUnit.Count, running),
                 "UnhealthyInstances": (MetricUnit.Count, unhealthy["count"]),
                 "UnhealthyPercent": (MetricUnit.Percent, unhealthy["percent"]),
+                "ActiveArrays": (MetricUnit.Count, len(document["active_arrays"])),
             },
         )
-        self.ensure_alarm()
         previous = self.stats.get_document(SNAPSHOT) or {}
         over = unhealthy["percent"] > self.threshold
         document["unhealthy"]["alerted"] = bool(
@@ -166,16 +176,20 @@ class FleetHealth:
             )
             document["unhealthy"]["alerted"] = True
         self.stats.put_document(SNAPSHOT, document)
+        self.store_owner_snapshots(rows, now)
         return document
 
-    def ensure_alarm(self) -> None:
-        """Create or correct `spawn-fleet-unhealthy`; checked once per process."""
-        if self._alarm_checked:
-            return
-        wanted = fleet_alarm_request(self.threshold, self.critical_topic_arn)
-        found = self.cloudwatch.describe_alarms(AlarmNames=[FLEET_ALARM])["MetricAlarms"]
-        current = found[0] if found else {}
-        if any(current.get(key) != value for key, value in wanted.items()):
-            self.cloudwatch.put_metric_alarm(**wanted)
-            logger.info("fleet alarm created or updated", extra={"threshold": self.threshold})
-        self._alarm_checked = True
+    def store_owner_snapshots(self, rows: list[dict[str, Any]], now: datetime) -> None:
+        """Store each owner's snapshot and remove those of owners no row names any more."""
+        owners = sorted({str(r["owner"]) for r in rows if r.get("owner")})
+        totals = self.stats.owner_interruptions(owners)
+        documents = owner_snapshots(rows, totals, now)
+        listed = self.stats.get_document(SNAPSHOT_OWNERS) or {}
+        vanished = set(listed.get("owners", [])) - set(owners)
+        self.stats.write_documents(
+            {owner_snapshot_key(o): d for o, d in documents.items()},
+            deleted=sorted(owner_snapshot_key(o) for o in vanished),
+        )
+        # Written last: if anything above fails, the next tick still knows whom to remove.
+        if listed.get("owners") != owners:
+            self.stats.put_document(SNAPSHOT_OWNERS, {"owners": owners})

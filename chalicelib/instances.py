@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from chalicelib.access import owner_key
 from chalicelib.alarms import chunked
 from chalicelib.ec2_events import STATE_RANK, StateChange, iso, iso_ms
 from chalicelib.settings import Settings
@@ -31,6 +32,8 @@ ARRAY_ID_TAG = "spawn:job-array-id"
 ARRAY_NAME_TAG = "spawn:job-array-name"
 ARRAY_SIZE_TAG = "spawn:job-array-size"
 ARRAY_INDEX_TAG = "spawn:job-array-index"
+# The launching principal's ARN, written by spawn on every instance (SPEC §7).
+OWNER_TAG = "spawn:iam-user"
 # EC2 accepts at most 200 values in one filter.
 FILTER_VALUES_MAX = 200
 BATCH_GET_MAX = 100
@@ -61,6 +64,11 @@ class InstanceFacts:
     @property
     def array_id(self) -> str | None:
         return self.tags.get(ARRAY_ID_TAG) or None
+
+    @property
+    def owner(self) -> str | None:
+        """Who launched it: `spawn:iam-user`, normalised by `access.owner_key`."""
+        return owner_key(self.tags.get(OWNER_TAG))
 
     def membership(self) -> dict[str, Any]:
         """Array membership from spawn's tags; malformed numbers are left out."""
@@ -322,5 +330,6 @@ def _facts_values(facts: InstanceFacts) -> dict[str, Any]:
         "availability_zone": facts.availability_zone,
         "lifecycle": facts.lifecycle,
         "launch_time": facts.launch_time,
+        "owner": facts.owner,
         **facts.membership(),
     }

@@ -61,12 +61,14 @@ RETRY_CAP_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class Owner:
-    """Whether an instance is managed, and the array it belongs to."""
+    """Whether an instance is managed, the array it belongs to, and who launched it
+    (`user`, the normalised `spawn:iam-user`)."""
 
     managed: bool
     array_id: str | None = None
     array_index: int | None = None
     instance_type: str | None = None
+    user: str | None = None
 
 
 @dataclass
@@ -110,11 +112,16 @@ class Interruptions:
         }
         if array_id:
             marks["array_id"] = array_id
+        user = owner.user if owner.managed else None
+        if user:
+            # The per-owner /fleet counts this instance's interruption from its row.
+            marks["owner"] = user
         counters = interruption_increments(
             self.settings.stats_table,
             warning.instance_id,
             warning.time,
             array_id,
+            user,
             self.counter_shards,
         )
         newer = "attribute_not_exists(#interrupted_ms) OR #interrupted_ms < :interrupted_ms"
@@ -174,6 +181,7 @@ class Interruptions:
                 row.get("array_id"),
                 row.get("array_index"),
                 row.get("instance_type"),
+                row.get("owner"),
             )
         facts = describe(self.ec2, [instance_id]).get(instance_id)
         if facts is None:
@@ -184,6 +192,7 @@ class Interruptions:
             facts.array_id,
             membership["array_index"],
             facts.instance_type,
+            facts.owner,
         )
 
     def _once(

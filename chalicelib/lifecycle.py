@@ -202,8 +202,9 @@ class Lifecycle:
         )
 
     def _register_arrays(self, facts: Iterable[InstanceFacts]) -> None:
-        """Name and declared size of each array coming up, so progress can count the
-        workers that have not reported yet (one write per array per batch)."""
+        """Name, declared size and owner of each array coming up, so progress can count
+        the workers that have not reported yet and the API can tell whose array it is
+        (one write per array per batch)."""
         if self.arrays is None:
             return
         seen: dict[str, InstanceFacts] = {}
@@ -212,7 +213,9 @@ class Lifecycle:
                 seen.setdefault(item.array_id, item)
         for array_id, item in seen.items():
             membership = item.membership()
-            self.arrays.register_array(array_id, membership["array_name"], membership["array_size"])
+            self.arrays.register_array(
+                array_id, membership["array_name"], membership["array_size"], item.owner
+            )
 
     def _record(
         self, change: StateChange, facts: InstanceFacts | None, outcome: BatchOutcome

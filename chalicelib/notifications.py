@@ -5,6 +5,11 @@ the instance's health (the newest `StateChangeTime` wins, so duplicated or reord
 notifications leave the right final state) and is kept in the alert history, which
 expires after `ALERT_RETENTION_DAYS`. Anything else on the topics, including this
 system's own alerts, is recognised and skipped.
+
+The history is one feed (a partition, newest first) for the whole fleet, plus one feed
+per owner: a change of an instance whose registry row names its owner (`spawn:iam-user`)
+is written to both, so `GET /alerts` reads one partition whoever asks (per-user
+isolation, `chalicelib.access`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,11 @@ ALARM_STATES = frozenset({"OK", "ALARM", "INSUFFICIENT_DATA"})
 FEED = "alarm-changes"
 _serialize = TypeSerializer().serialize
 _deserialize = TypeDeserializer().deserialize
+
+
+def owner_feed(owner: str) -> str:
+    """The history partition of one owner's instances."""
+    return f"{FEED}#{owner}"
 
 
 class NotAnAlarmNotification(ValueError):
@@ -122,9 +132,11 @@ class AlertHistory:
         self.retention = retention
         self.clock = clock
 
-    def add(self, change: AlarmChange, topic_arn: str, array_id: str | None) -> None:
+    def add(
+        self, change: AlarmChange, topic_arn: str, array_id: str | None, owner: str | None = None
+    ) -> None:
+        """Keep `change` in the fleet's feed, and in `owner`'s when it is known."""
         entry = {
-            "feed": FEED,
             "seen_at": f"{iso(change.changed_at)}#{change.alarm_name}#{change.new_state}",
             "alarm_name": change.alarm_name,
             "new_state": change.new_state,
@@ -138,13 +150,16 @@ class AlertHistory:
             "expires_at": int((self.clock() + self.retention).timestamp()),
         }
         item = {k: _serialize(v) for k, v in entry.items() if v is not None}
-        self.dynamodb.put_item(TableName=self.table, Item=item)
+        for feed in (FEED, owner_feed(owner)) if owner else (FEED,):
+            self.dynamodb.put_item(TableName=self.table, Item={**item, "feed": {"S": feed}})
 
-    def latest(self, limit: int) -> list[dict[str, Any]]:
+    def latest(self, limit: int, owner: str | None = None) -> list[dict[str, Any]]:
+        """The `limit` newest changes of the fleet, or of `owner`'s instances only."""
+        feed = FEED if owner is None else owner_feed(owner)
         response = self.dynamodb.query(
             TableName=self.table,
             KeyConditionExpression="feed = :feed",
-            ExpressionAttributeValues={":feed": {"S": FEED}},
+            ExpressionAttributeValues={":feed": {"S": feed}},
             ScanIndexForward=False,
             Limit=limit,
         )
@@ -180,10 +195,10 @@ class Notifications:
                 "skipping a message that is not an alarm notification", extra={"reason": str(exc)}
             )
             return "skipped"
-        array_id = None
+        array_id = owner = None
         if change.instance_id and change.check:
-            array_id = self._record_health(change)
-        self.history.add(change, topic_arn, array_id)
+            array_id, owner = self._record_health(change)
+        self.history.add(change, topic_arn, array_id, owner)
         logger.info(
             "alarm state change",
             extra={
@@ -194,7 +209,8 @@ class Notifications:
         )
         return "recorded"
 
-    def _record_health(self, change: AlarmChange) -> str | None:
+    def _record_health(self, change: AlarmChange) -> tuple[str | None, str | None]:
+        """Record the check's state on the instance; returns its (array id, owner)."""
         assert change.instance_id is not None
         assert change.check is not None
         state_key, time_key = f"check_{change.check}_state", f"check_{change.check}_ms"
@@ -205,7 +221,11 @@ class Notifications:
             f"attribute_exists(#last_event_ms) AND (attribute_not_exists(#{time_key})"
             f" OR #{time_key} < :{time_key})",
         )
-        if previous is None:
-            row = self.registry.get(change.instance_id)
-            return str(row["array_id"]) if row and row.get("array_id") else None
-        return str(previous["array_id"]) if previous.get("array_id") else None
+        row = self.registry.get(change.instance_id) if previous is None else previous
+        if not row:
+            return None, None
+        return _text(row.get("array_id")), _text(row.get("owner"))
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value else None

@@ -16,8 +16,13 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from chalicelib.alarms import AlarmStore
 from chalicelib.alerts import AlertPublisher
 from chalicelib.api_arrays import ArraysDeps
-from chalicelib.clients import Clients
+from chalicelib.api_history import HistoryDeps
+from chalicelib.clients import BILLING_REGION, Clients
+from chalicelib.console.alarms import Topics
+from chalicelib.console.description import Deployment
+from chalicelib.console.setup import ConsoleSetup
 from chalicelib.fleet import FleetHealth
+from chalicelib.history import HistoryStore
 from chalicelib.instances import Registry
 from chalicelib.interruptions import Interruptions
 from chalicelib.lifecycle import Lifecycle
@@ -113,14 +118,7 @@ def notifications() -> Notifications:
 @cache
 def fleet() -> FleetHealth:
     config = settings()
-    return FleetHealth(
-        registry(),
-        stats(),
-        clients().cloudwatch,
-        alerts(),
-        threshold=config.unhealthy_percent_threshold,
-        critical_topic_arn=clients().topic_arn(config.critical_topic),
-    )
+    return FleetHealth(registry(), stats(), alerts(), threshold=config.unhealthy_percent_threshold)
 
 
 @cache
@@ -136,9 +134,15 @@ def progress() -> ProgressAggregator:
         settings(),
         alerts(),
         stats().array_info,
+        history=array_history(),
         ec2=clients().ec2,
         registry=registry(),
     )
+
+
+@cache
+def array_history() -> HistoryStore:
+    return HistoryStore(clients().dynamodb, settings().stats_table)
 
 
 @cache
@@ -149,5 +153,30 @@ def arrays_deps() -> ArraysDeps:
         clients().dynamodb,
         config,
         clients().secret(config.cursor_secret_id).encode(),
-        stats().array_info,
+        stats(),
+    )
+
+
+@cache
+def history_deps() -> HistoryDeps:
+    return HistoryDeps(array_history(), arrays_deps())
+
+
+def console() -> ConsoleSetup:
+    config = settings()
+    aws = clients()
+    billing = None if config.billing_alarm_topic == "auto" else config.billing_alarm_topic
+    topics = Topics(
+        alerts=aws.topic_arn(config.alerts_topic),
+        critical=aws.topic_arn(config.critical_topic),
+        billing=billing,
+    )
+    return ConsoleSetup(
+        config,
+        Deployment(aws.region, aws.account_id, topics),
+        {aws.region: aws.cloudwatch, BILLING_REGION: aws.billing_cloudwatch},
+        aws.logs,
+        aws.dynamodb,
+        # Alarm writes share the account's quota with every lifecycle copy.
+        alarm_limiter=RateLimiter(config.alarm_api_tps / (config.lifecycle_max_concurrency + 1)),
     )

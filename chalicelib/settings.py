@@ -14,7 +14,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from functools import lru_cache
 
+from chalicelib.access import ISOLATION_MODES, check_readers
+
 _NAME = re.compile(r"^[A-Za-z0-9_.:/-]{1,256}$")
+_BILLING_TOPIC = re.compile(r"^arn:aws[a-z-]*:sns:us-east-1:\d{12}:[A-Za-z0-9_-]{1,256}$")
+_API_NAME = re.compile(r"^[A-Z][A-Za-z]{2,63}$")
+# The retention periods CloudWatch Logs accepts (PutRetentionPolicy).
+LOG_RETENTION_CHOICES = frozenset(
+    {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827}
+    | {2192, 2557, 2922, 3288, 3653}
+)
 
 
 class SettingsError(ValueError):
@@ -51,6 +60,14 @@ class Settings:
     enable_recover_action: bool = False
     count_unmanaged_interruptions: bool = False
     cursor_secret_id: str = "spawn-fleet-monitor/cursor-secret"  # noqa: S105 - a name
+    api_isolation: str = "iam"
+    fleet_readers: tuple[str, ...] = ()
+    array_dashboard_retention_hours: float = 24.0
+    low_throughput_tasks_per_minute: float = 1.0
+    worker_log_retention_days: int = 7
+    error_log_retention_days: int = 30
+    billing_alarm_topic: str = "auto"
+    console_skip_calls: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -76,7 +93,7 @@ class Settings:
         for field in fields(self):
             value = getattr(self, field.name)
             var = field.name.upper()
-            if isinstance(value, str) and not _NAME.match(value):
+            if isinstance(value, str) and not _NAME.fullmatch(value):
                 raise SettingsError(f"setting {var}={value!r} is not a valid resource name")
             number = isinstance(value, int | float) and not isinstance(value, bool)
             if number and (not math.isfinite(value) or value < 0):
@@ -93,6 +110,34 @@ class Settings:
             )
         if self.stall_after_seconds == 0:
             raise SettingsError("setting STALL_AFTER_SECONDS must be positive")
+        if self.api_isolation not in ISOLATION_MODES:
+            raise SettingsError(
+                f"setting API_ISOLATION={self.api_isolation!r} must be one of "
+                + " or ".join(ISOLATION_MODES)
+            )
+        try:
+            check_readers(self.fleet_readers)
+        except ValueError as exc:
+            raise SettingsError(f"setting FLEET_READERS is invalid: {exc}") from None
+        for var, days in (
+            ("WORKER_LOG_RETENTION_DAYS", self.worker_log_retention_days),
+            ("ERROR_LOG_RETENTION_DAYS", self.error_log_retention_days),
+        ):
+            if days not in LOG_RETENTION_CHOICES:
+                raise SettingsError(
+                    f"setting {var}={days} is not a retention CloudWatch Logs accepts "
+                    f"({', '.join(map(str, sorted(LOG_RETENTION_CHOICES)))})"
+                )
+        if self.billing_alarm_topic != "auto" and not _BILLING_TOPIC.fullmatch(
+            self.billing_alarm_topic
+        ):
+            raise SettingsError(
+                "setting BILLING_ALARM_TOPIC must be `auto` or the ARN of an SNS topic in "
+                "us-east-1, where billing alarms live"
+            )
+        for call in self.console_skip_calls:
+            if not _API_NAME.fullmatch(call):
+                raise SettingsError(f"setting CONSOLE_SKIP_CALLS: {call!r} is not an API name")
 
 
 def _coerce(raw: str, default: object) -> object:

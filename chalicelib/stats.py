@@ -1,4 +1,5 @@
-"""Fleet counters and the fleet snapshot, in the stats table (`STATS_TABLE`).
+"""Fleet counters, fleet snapshots and array registrations, in the stats table
+(`STATS_TABLE`).
 
 Interruptions are counted into an all-time counter and per-hour buckets (which expire)
 holding a count per minute, so "last hour" and "last 24 h" are a handful of key reads
@@ -12,23 +13,41 @@ counter, every concurrent count collides; with sixteen, two counts collide only 
 their instances share a shard. The per-instance marks in the registry stay the source
 of truth for *whether* an instance was counted; readers sum the shards, all of them
 in one `BatchGetItem` per 100 keys.
+
+Arrays are registered from their instances' spawn tags (name, declared size, owner).
+A sparse global secondary index, `owner-arrays` (hash `owner`, range `array_id`),
+holds only the registrations that carry an owner, so one owner's arrays are a Query
+that reads just their page, whatever the number of arrays (per-user isolation,
+`chalicelib.access`). The fleet snapshot is stored once for the fleet and once per
+owner.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import zlib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+from chalicelib.alarms import chunked
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+logger = logging.getLogger(__name__)
+
 COUNTER_SHARDS = 16
 SNAPSHOT = "fleet#snapshot"
-HOUR_BUCKET_TTL = timedelta(days=3)
+# The owners that have a snapshot of their own, so a vanished owner's can be removed.
+SNAPSHOT_OWNERS = "fleet#snapshot-owners"
+OWNER_INDEX = "owner-arrays"
+# DynamoDB's limits per BatchGetItem and BatchWriteItem request.
 BATCH_GET_MAX = 100
+BATCH_WRITE_MAX = 25
+HOUR_BUCKET_TTL = timedelta(days=3)
 
 
 def counter_shard(instance_id: str, shards: int = COUNTER_SHARDS) -> int:
@@ -53,8 +72,47 @@ def array_key(array_id: str, shard: int) -> str:
     return f"interruptions#array#{array_id}#{shard:02d}"
 
 
+def owner_interruptions_key(owner: str, shard: int) -> str:
+    """A shard of the all-time interruption counter of one owner's instances."""
+    return f"interruptions#owner#{owner}#{shard:02d}"
+
+
 def rebalance_key(shard: int) -> str:
     return f"rebalance#all#{shard:02d}"
+
+
+def owner_snapshot_key(owner: str) -> str:
+    """Where the `GET /fleet` document of one owner's instances is stored."""
+    return f"{SNAPSHOT}#owner#{owner}"
+
+
+def registration_key(array_id: str) -> str:
+    return f"array#{array_id}"
+
+
+@dataclass(frozen=True)
+class ArrayRecord:
+    """An array as registered from its instances' spawn tags."""
+
+    array_id: str
+    name: str | None
+    size: int | None
+    owner: str | None
+
+    @property
+    def info(self) -> tuple[str | None, int | None]:
+        """(name, declared size), as `progress_view` takes them."""
+        return self.name, self.size
+
+
+def _record(item: Mapping[str, Any], array_id: str) -> ArrayRecord:
+    size = item.get("size", {}).get("N")
+    return ArrayRecord(
+        array_id=array_id,
+        name=item.get("name", {}).get("S"),
+        size=int(size) if size is not None else None,
+        owner=item.get("owner", {}).get("S"),
+    )
 
 
 def increment(
@@ -86,6 +144,7 @@ def interruption_increments(
     instance_id: str,
     at: datetime,
     array_id: str | None,
+    owner: str | None = None,
     shards: int = COUNTER_SHARDS,
 ) -> list[dict[str, Any]]:
     """Every counter one interruption adds to, in the instance's shard."""
@@ -96,6 +155,8 @@ def interruption_increments(
     ]
     if array_id:
         entries.append(increment(table, array_key(array_id, shard)))
+    if owner:
+        entries.append(increment(table, owner_interruptions_key(owner, shard)))
     return entries
 
 
@@ -149,9 +210,7 @@ class Stats:
         """The number attributes of counter items by key (absent items are left out);
         ≤ 100 keys a call."""
         found: dict[str, dict[str, int]] = {}
-        wanted = list(dict.fromkeys(keys))
-        for start in range(0, len(wanted), BATCH_GET_MAX):
-            chunk = wanted[start : start + BATCH_GET_MAX]
+        for chunk in chunked(list(dict.fromkeys(keys)), BATCH_GET_MAX):
             request: dict[str, Any] = {self.table: {"Keys": [{"key": {"S": k}} for k in chunk]}}
             while request:
                 response = self.dynamodb.batch_get_item(RequestItems=request)
@@ -173,6 +232,20 @@ class Stats:
     def array_interruptions(self, array_id: str) -> int:
         return self._sum(array_key(array_id, s) for s in range(self.shards))
 
+    def owner_interruptions(self, owners: Iterable[str]) -> dict[str, int]:
+        """All-time interruptions of each owner's instances (absent owners count 0)."""
+        wanted = list(owners)
+        items = self.counters(
+            owner_interruptions_key(o, s) for o in wanted for s in range(self.shards)
+        )
+        return {
+            o: sum(
+                items.get(owner_interruptions_key(o, s), {}).get("count", 0)
+                for s in range(self.shards)
+            )
+            for o in wanted
+        }
+
     def rebalance_total(self) -> int:
         return self._sum(rebalance_key(s) for s in range(self.shards))
 
@@ -190,21 +263,100 @@ class Stats:
             Item={"key": {"S": key}, "document": {"S": json.dumps(document, sort_keys=True)}},
         )
 
-    def register_array(self, array_id: str, name: str | None, size: int | None) -> None:
-        """Remember an array's name and declared size, from its instances' spawn tags."""
-        item: dict[str, Any] = {"key": {"S": f"array#{array_id}"}}
+    def write_documents(
+        self, documents: Mapping[str, Mapping[str, Any]], deleted: Iterable[str] = ()
+    ) -> None:
+        """Store many documents and delete others, 25 to a BatchWriteItem."""
+        requests: list[dict[str, Any]] = [
+            {
+                "PutRequest": {
+                    "Item": {
+                        "key": {"S": key},
+                        "document": {"S": json.dumps(document, sort_keys=True)},
+                    }
+                }
+            }
+            for key, document in documents.items()
+        ]
+        requests += [{"DeleteRequest": {"Key": {"key": {"S": key}}}} for key in deleted]
+        for chunk in chunked(requests, BATCH_WRITE_MAX):
+            pending: dict[str, Any] = {self.table: list(chunk)}
+            while pending:
+                response = self.dynamodb.batch_write_item(RequestItems=pending)
+                pending = dict(response.get("UnprocessedItems") or {})
+
+    def register_array(
+        self, array_id: str, name: str | None, size: int | None, owner: str | None = None
+    ) -> None:
+        """Remember an array's name, declared size and owner, from its instances' spawn
+        tags.
+
+        The first owner recorded stays: an instance that someone else tags later with
+        the same array id cannot take the array over (that is logged).
+        """
+        assignments = {"array_id": ("#array_id = :array_id", {"S": array_id})}
         if name:
-            item["name"] = {"S": name}
+            assignments["name"] = ("#name = :name", {"S": name})
         if size is not None:
-            item["size"] = {"N": str(size)}
-        self.dynamodb.put_item(TableName=self.table, Item=item)
+            assignments["size"] = ("#size = :size", {"N": str(size)})
+        if owner:
+            assignments["owner"] = ("#owner = if_not_exists(#owner, :owner)", {"S": owner})
+        response = self.dynamodb.update_item(
+            TableName=self.table,
+            Key={"key": {"S": registration_key(array_id)}},
+            UpdateExpression="SET " + ", ".join(a for a, _ in assignments.values()),
+            ExpressionAttributeNames={f"#{attr}": attr for attr in assignments},
+            ExpressionAttributeValues={f":{attr}": v for attr, (_, v) in assignments.items()},
+            ReturnValues="ALL_NEW",
+        )
+        kept = response.get("Attributes", {}).get("owner", {}).get("S")
+        if owner and kept != owner:
+            logger.warning(
+                "array already registered to another owner; owner kept",
+                extra={"array_id": array_id},
+            )
+
+    def array_record(self, array_id: str) -> ArrayRecord | None:
+        """The array's registration, or None if no instance of it was ever seen."""
+        item = self.dynamodb.get_item(
+            TableName=self.table, Key={"key": {"S": registration_key(array_id)}}
+        ).get("Item")
+        return None if item is None else _record(item, array_id)
 
     def array_info(self, array_id: str) -> tuple[str | None, int | None] | None:
         """(name, declared size) of an array seen on instances, or None if never seen."""
-        item = self.dynamodb.get_item(
-            TableName=self.table, Key={"key": {"S": f"array#{array_id}"}}
-        ).get("Item")
-        if item is None:
-            return None
-        size = item.get("size", {}).get("N")
-        return item.get("name", {}).get("S"), int(size) if size is not None else None
+        record = self.array_record(array_id)
+        return None if record is None else record.info
+
+    def arrays_of(
+        self, owner: str, limit: int, after: str | None = None
+    ) -> tuple[list[ArrayRecord], str | None]:
+        """Up to `limit` of one owner's arrays in array id order, after array id `after`,
+        and the id to resume after (None at the end): a Query of `owner-arrays` reading
+        at most `limit + 1` registrations."""
+        found: list[ArrayRecord] = []
+        start = after
+        while len(found) <= limit:
+            request: dict[str, Any] = {
+                "TableName": self.table,
+                "IndexName": OWNER_INDEX,
+                "KeyConditionExpression": "#owner = :owner",
+                "ExpressionAttributeNames": {"#owner": "owner"},
+                "ExpressionAttributeValues": {":owner": {"S": owner}},
+                "Limit": limit + 1 - len(found),
+            }
+            if start is not None:
+                request["ExclusiveStartKey"] = {
+                    "owner": {"S": owner},
+                    "array_id": {"S": start},
+                    "key": {"S": registration_key(start)},
+                }
+            response = self.dynamodb.query(**request)
+            found.extend(_record(item, item["array_id"]["S"]) for item in response["Items"])
+            last = response.get("LastEvaluatedKey")
+            if last is None:
+                break
+            start = last["array_id"]["S"]
+        if len(found) > limit:
+            return found[:limit], found[limit - 1].array_id
+        return found, None

@@ -45,13 +45,12 @@ from botocore.exceptions import ClientError
 
 from chalicelib.alerts import AlertPublisher
 from chalicelib.ec2_events import epoch_ms, iso
+from chalicelib.history import HistoryStore
 from chalicelib.instances import Registry, array_has_live_instances
 from chalicelib.metrics import emit
 from chalicelib.progress import (
     Change,
     Counts,
-    Invalid,
-    Row,
     Summary,
     Watermark,
     alerts_due,
@@ -60,9 +59,9 @@ from chalicelib.progress import (
     fold_stalled,
     progress_view,
     sequence_key,
-    validate_row,
     with_recount,
 )
+from chalicelib.rows import Invalid, Row, validate_row
 from chalicelib.settings import Settings
 
 if TYPE_CHECKING:
@@ -233,6 +232,25 @@ class SummaryStore:
             return None
         self.items_read += 1
         return from_item(item)
+
+    def get_many(self, array_ids: list[str]) -> dict[str, Summary]:
+        """The summaries of up to 100 arrays in one BatchGetItem (eventually consistent,
+        for display); arrays without one are absent."""
+        found: dict[str, Summary] = {}
+        if not array_ids:
+            return found
+        keys = [{"array_id": {"S": array_id}} for array_id in dict.fromkeys(array_ids)]
+        if len(keys) > 100:
+            raise ValueError("at most 100 arrays per BatchGetItem")
+        request: dict[str, Any] = {self.table: {"Keys": keys}}
+        while request:
+            response = self.dynamodb.batch_get_item(RequestItems=request)
+            for item in response["Responses"].get(self.table, []):
+                self.items_read += 1
+                summary = from_item(item)
+                found[summary.array_id] = summary
+            request = dict(response.get("UnprocessedKeys") or {})
+        return found
 
     def save(self, summary: Summary) -> Summary:
         """Write `summary` if nobody saved the array since it was read; returns it as saved.
@@ -523,6 +541,7 @@ class ProgressAggregator:
         alerts: sends the SPEC §8 array alerts.
         array_info: (name, declared size) of an array, from the instances registry.
         clock: the current time (default: `utc_now`).
+        history: records each unfinished array's counts on every tick (default: none).
         ec2: an EC2 client, to learn whether any instance of an array is left; without
             one an array is over only when every worker finished or was lost.
         registry: the instances table, for why a worker was lost (interrupted or not).
@@ -541,10 +560,12 @@ class ProgressAggregator:
         alerts: AlertPublisher,
         array_info: ArrayInfo,
         clock: Callable[[], datetime] = utc_now,
+        history: HistoryStore | None = None,
         ec2: EC2Client | None = None,
         registry: Registry | None = None,
     ) -> None:
         self.rows = ProgressRows(dynamodb, settings.progress_table)
+        self.history = history
         self.store = store
         self.settings = settings
         self.alerts = alerts
@@ -777,6 +798,8 @@ class ProgressAggregator:
         summary = self._gone_check(summary, now)
         info = self.array_info(summary.array_id)
         stall_after = self.settings.stall_after_seconds
+        if self.history is not None:
+            self.history.record(progress_view(summary, info, now, stall_after), now)
         published: dict[str, tuple[MetricUnit, float]] | None = None
         sent: set[str] = set()
         for _ in range(SAVE_ATTEMPTS):

@@ -31,7 +31,10 @@ def main() -> int:
         f"scheduled functions every {config.tick_seconds:g}s; simulated fleet "
         f"{'on' if config.simulate else 'off (SFM_SIMULATE=0)'}; Ctrl-C stops everything"
     )
-    stopping.wait()
+    # Wake now and then: a signal that lands on another thread only runs its Python
+    # handler once the main thread runs again.
+    while not stopping.wait(0.5):
+        pass
     log("stopping ...")
     stack.stop()
     log("stopped")

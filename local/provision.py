@@ -83,9 +83,7 @@ def _create(
     elif kind == "AWS::SQS::Queue":
         sqs = session.client("sqs")
         attributes: dict[str, Any] = {
-            key: json.dumps(value) if isinstance(value, dict) else str(value)
-            for key, value in props.items()
-            if key != "QueueName"
+            key: _attribute(value) for key, value in props.items() if key != "QueueName"
         }
         url = sqs.create_queue(QueueName=props["QueueName"], Attributes=attributes)["QueueUrl"]  # type: ignore[arg-type]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
@@ -122,6 +120,15 @@ def _create(
         raise ValueError(f"{logical}: the local stack cannot provision {kind}")
 
 
+def _attribute(value: Any) -> str:
+    """A CloudFormation queue property as an SQS attribute string (`true`, not `True`)."""
+    if isinstance(value, dict):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
 def _table(client: Any, logical: str, props: dict[str, Any], done: Provisioned) -> None:
     name = props["TableName"]
     request: dict[str, Any] = {
@@ -139,6 +146,11 @@ def _table(client: Any, logical: str, props: dict[str, Any], done: Provisioned) 
     if "TimeToLiveSpecification" in props:
         client.update_time_to_live(
             TableName=name, TimeToLiveSpecification=props["TimeToLiveSpecification"]
+        )
+    if "PointInTimeRecoverySpecification" in props:
+        client.update_continuous_backups(
+            TableName=name,
+            PointInTimeRecoverySpecification=props["PointInTimeRecoverySpecification"],
         )
     done.names[logical], done.arns[logical] = name, table["TableArn"]
     if "LatestStreamArn" in table:

@@ -5,34 +5,41 @@ come and go, workers report progress and spot capacity gets reclaimed. This modu
 both halves of that world against whatever AWS endpoint the boto3 clients it is given point
 at (the moto server locally):
 
-* the *spawn CLI and its workers*: it launches job arrays with spawn's tags and writes
-  progress rows to the progress table in the shape of SPEC section 4;
+* the *spawn CLI and its workers*: it launches job arrays with spawn's tags (including
+  `spawn:iam-user`, the launching principal's ARN from `sts:GetCallerIdentity`, as
+  spawn writes it), and each worker writes its progress rows (SPEC section 4) with the
+  workers' kit, `spawn_report`, as a Python worker would, so the local stack exercises
+  the kit;
 * *AWS itself*: it sends the EventBridge events EC2 would send on its own (state changes,
   spot interruption warnings, rebalance recommendations) to the default bus.
 
 It deliberately talks to AWS only through the clients handed to it and imports nothing
 from the application (`app`, `chalicelib`): the simulation must exercise the same public
-contract a real fleet does, so it can never reach into the monitor's internals.
+contract a real fleet does, so it can never reach into the monitor's internals. The kit
+is what real workers install, so it is fair game.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from spawn_report import Identity, Reporter, ReportError, Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
     from mypy_boto3_ec2.client import EC2Client
     from mypy_boto3_events.client import EventBridgeClient
     from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
+    from mypy_boto3_sts.client import STSClient
 
 __all__ = ["DEFAULT_ARRAYS", "ArrayPlan", "FleetSimulator"]
 
@@ -59,11 +66,6 @@ REBALANCE = "EC2 Instance Rebalance Recommendation"
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _iso_z(when: datetime) -> str:
-    """ISO-8601 UTC with a `Z`, to the second, as `date -u +%Y-%m-%dT%H:%M:%SZ` writes it."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ class _Worker:
     tasks_total: int
     duration: float
     fail_at: int | None
+    reporter: Reporter
     # EC2 side: pending -> running -> shutting-down -> terminated.
     ec2_state: str = "pending"
     # Worker side: None until it first reports, then running | completed | failed.
@@ -149,6 +152,7 @@ class FleetSimulator:
         ec2: EC2Client,
         events: EventBridgeClient,
         dynamodb: DynamoDBClient,
+        sts: STSClient,
         progress_table: str,
         arrays: Sequence[ArrayPlan] = DEFAULT_ARRAYS,
         rng: random.Random,
@@ -165,6 +169,8 @@ class FleetSimulator:
         self._ec2 = ec2
         self._events = events
         self._dynamodb = dynamodb
+        self._sts = sts
+        self._launched_by: str | None = None
         self._table = progress_table
         self._plans = tuple(arrays)
         self._rng = rng
@@ -174,6 +180,16 @@ class FleetSimulator:
         self._arrays: list[_Array] = []
         self._outbox: list[PutEventsRequestEntryTypeDef] = []
         self._round = 0
+        # Workers report through the kit: each row goes out at once (no batching wait,
+        # no background flusher), and a failure raises so `run` logs it.
+        self._spool = tempfile.TemporaryDirectory(prefix="spawn-simulator-")
+        self._kit = Settings(
+            spool_dir=Path(self._spool.name),
+            progress_table=progress_table,
+            flush_seconds=0.0,
+            strict=True,
+            background=False,
+        )
 
     # ------------------------------------------------------------------ public API
 
@@ -201,7 +217,7 @@ class FleetSimulator:
         while not stop.is_set():
             try:
                 self.step()
-            except (BotoCoreError, ClientError) as exc:
+            except (BotoCoreError, ClientError, ReportError) as exc:
                 self._log(f"simulator: step failed: {exc}")
             stop.wait(interval)
 
@@ -220,6 +236,7 @@ class FleetSimulator:
             {"Key": "spawn:job-array-id", "Value": array_id},
             {"Key": "spawn:job-array-name", "Value": plan.name},
             {"Key": "spawn:job-array-size", "Value": str(plan.size)},
+            {"Key": "spawn:iam-user", "Value": self._caller_arn()},
         ]
         params: dict[str, Any] = {
             "ImageId": DEFAULT_IMAGE_ID,
@@ -242,6 +259,7 @@ class FleetSimulator:
         array = _Array(plan=plan, array_id=array_id)
         for index, instance in enumerate(response["Instances"]):
             instance_id = instance["InstanceId"]
+            hostname = self._hostname(instance.get("PrivateIpAddress"))
             duration = plan.task_seconds * self._rng.uniform(0.7, 1.3)
             tasks_total = self._rng.randint(80, 120)
             fails = self._rng.random() < FAILURE_PROBABILITY
@@ -252,11 +270,17 @@ class FleetSimulator:
                     index=index,
                     instance_id=instance_id,
                     instance_arn=f"arn:aws:ec2:{region}:{account}:instance/{instance_id}",
-                    hostname=self._hostname(instance.get("PrivateIpAddress")),
+                    hostname=hostname,
                     spot=plan.spot,
                     tasks_total=tasks_total,
                     duration=duration,
                     fail_at=self._rng.randint(1, tasks_total - 1) if fails else None,
+                    reporter=Reporter(
+                        self._kit,
+                        identity=Identity(array_id, index, instance_id, hostname, region),
+                        dynamodb=self._dynamodb,
+                        clock=lambda: self._clock().timestamp(),
+                    ),
                 )
             )
         # Record the members before tagging them, so a failure while tagging cannot leave
@@ -278,6 +302,12 @@ class FleetSimulator:
             f"simulator: round {self._round}: launched {array_id} "
             f"({plan.size} x {plan.instance_type}, {lifecycle})"
         )
+
+    def _caller_arn(self) -> str:
+        """Who launches, as spawn resolves it: once, from `GetCallerIdentity`."""
+        if self._launched_by is None:
+            self._launched_by = self._sts.get_caller_identity()["Arn"]
+        return self._launched_by
 
     def _hostname(self, private_ip: str | None) -> str:
         if not private_ip:
@@ -309,7 +339,7 @@ class FleetSimulator:
         self._state_change(worker, "running", now)
         worker.status = "running"
         worker.last_tick = now
-        self._report(worker, now)
+        self._report(worker)
 
     def _work(self, worker: _Worker, now: datetime) -> bool:
         """Advance one running worker; return True when its instance should go away."""
@@ -343,14 +373,14 @@ class FleetSimulator:
         if worker.fail_at is not None and target >= worker.fail_at:
             worker.status = "failed"
             worker.error_count += 1
-            self._report(worker, now, f"task {target} failed: exit status 1")
+            self._report(worker, f"task {target} failed: exit status 1")
             self._log(f"simulator: {worker.array_id}[{worker.index}] failed at task {target}")
             return True
         if target >= worker.tasks_total:
             worker.status = "completed"
-            self._report(worker, now)
+            self._report(worker)
             return True
-        self._report(worker, now)
+        self._report(worker)
         return False
 
     def _interrupt(self, worker: _Worker, now: datetime) -> None:
@@ -366,7 +396,7 @@ class FleetSimulator:
         worker.interrupted = True
         # A spawn worker watches instance metadata for the notice and reports before it dies.
         worker.status = "failed"
-        self._report(worker, now, "spot interruption notice received: instance terminating")
+        self._report(worker, "spot interruption notice received: instance terminating")
         self._log(f"simulator: spot interruption for {worker.array_id}[{worker.index}]")
 
     def _terminate(self, workers: list[_Worker], now: datetime) -> None:
@@ -392,23 +422,16 @@ class FleetSimulator:
 
     # ------------------------------------------------------------------ progress rows
 
-    def _report(self, worker: _Worker, now: datetime, message: str | None = None) -> None:
-        """Write the worker's progress row, as a spawn worker's `put-item` does."""
+    def _report(self, worker: _Worker, message: str | None = None) -> None:
+        """Write the worker's progress row with the kit, as a Python worker would."""
         assert worker.status is not None
-        item: dict[str, AttributeValueTypeDef] = {
-            "array_id": {"S": worker.array_id},
-            "task_index": {"N": str(worker.index)},
-            "status": {"S": worker.status},
-            "tasks_completed": {"N": str(worker.tasks_completed)},
-            "last_update": {"S": _iso_z(now)},
-            "instance_id": {"S": worker.instance_id},
-            "hostname": {"S": worker.hostname},
-            "tasks_total": {"N": str(worker.tasks_total)},
-            "error_count": {"N": str(worker.error_count)},
-        }
-        if message:
-            item["message"] = {"S": message}
-        self._dynamodb.put_item(TableName=self._table, Item=item)
+        worker.reporter.progress(
+            worker.status,
+            worker.tasks_completed,
+            tasks_total=worker.tasks_total,
+            error_count=worker.error_count,
+            message=message,
+        )
 
     # ------------------------------------------------------------------ events
 

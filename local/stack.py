@@ -37,8 +37,32 @@ CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
 REGION = "us-east-1"
 # The local stack hands an SQS batch to its function after at most this long.
 LOCAL_BATCH_WINDOW_SECONDS = 0.5
-# moto has no CloudWatch quota; the demo need not wait at AWS's 3 calls a second.
-LOCAL_DEFAULTS = {"ALARM_API_TPS": "50"}
+# How long `stop` waits for the stack's threads (daemons: the process exits anyway).
+STOP_SECONDS = 10.0
+# moto has no CloudWatch quota; the demo need not wait at AWS's 3 calls a second. The
+# local API has no IAM auth, so no caller identity: everything is visible (SPEC §7).
+# moto lacks composite alarms, anomaly detectors and saved queries: the console setup
+# skips those calls (and says so once). Finished arrays' dashboards go after 3 minutes.
+LOCAL_DEFAULTS = {
+    "ALARM_API_TPS": "50",
+    "API_ISOLATION": "off",
+    "CONSOLE_SKIP_CALLS": ",".join(
+        (
+            "PutCompositeAlarm",
+            "PutAnomalyDetector",
+            "DescribeAnomalyDetectors",
+            "DeleteAnomalyDetector",
+            "PutQueryDefinition",
+            "DescribeQueryDefinitions",
+            "DeleteQueryDefinition",
+        )
+    ),
+    "ARRAY_DASHBOARD_RETENTION_HOURS": "0.05",
+}
+# Scheduled functions run every tick, except these: the console setup runs once at
+# start (before the API answers) and then at its own, slower pace.
+RUN_AT_START = frozenset({"setup"})
+LOCAL_INTERVAL_SECONDS = {"setup": 60.0}
 
 _current = threading.local()
 
@@ -367,9 +391,13 @@ class LocalStack:
 
     def _schedule(self, function: Function) -> None:
         rule_arn = f"arn:aws:events:{REGION}:{lambda_runtime.ACCOUNT}:rule/{function.name}"
+        interval = LOCAL_INTERVAL_SECONDS.get(function.name, self.config.tick_seconds)
+        if function.name in RUN_AT_START:
+            with contextlib.suppress(Exception):  # logged by invoke; the next run retries
+                function.invoke(lambda_runtime.scheduled_event(rule_arn))
 
         def tick() -> None:
-            while not self.stop_event.wait(self.config.tick_seconds):
+            while not self.stop_event.wait(interval):
                 with contextlib.suppress(Exception):
                     function.invoke(lambda_runtime.scheduled_event(rule_arn))
 
@@ -448,6 +476,7 @@ class LocalStack:
             ec2=self.session.client("ec2"),
             events=self.session.client("events"),
             dynamodb=self.session.client("dynamodb"),
+            sts=self.session.client("sts"),
             progress_table=os.environ["PROGRESS_TABLE"],
             rng=random.Random(),
             interruption_probability=0.005,
@@ -458,8 +487,10 @@ class LocalStack:
         self.stop_event.set()
         with contextlib.suppress(Exception):
             self._api.server.shutdown()
+        # One deadline for all threads, not one each: a dozen busy ones cannot add up.
+        deadline = time.monotonic() + STOP_SECONDS
         for thread in self.threads:
-            thread.join(timeout=5)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         with contextlib.suppress(Exception):
             self._moto.stop()
         if isinstance(sys.stdout, EmfStdout):

@@ -39,3 +39,19 @@ def session(fake_aws_credentials: None) -> Iterator[boto3.Session]:
 
     with mock_aws():
         yield boto3.Session(region_name="us-east-1")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say loudly when the browser test could not run (no Chromium on this machine)."""
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else ""
+        if "BROWSER TEST SKIPPED" in reason:
+            terminalreporter.write_sep("!", "BROWSER TEST SKIPPED", red=True, bold=True)
+            terminalreporter.write_line(f"  {reason}", red=True, bold=True)
+            terminalreporter.write_line(
+                "  The web view was NOT tested in a browser. Install Chromium: "
+                "apt-get install chromium chromium-driver",
+                red=True,
+                bold=True,
+            )
+            return

@@ -1,11 +1,12 @@
 """The local stack (`python -m local`, what `make run` starts) as a fixture.
 
 Started once per test session in its own process, with the simulated fleet off so
-tests control every event, and a one-second tick.
+tests control every event, a one-second tick and a short array dashboard retention.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -76,23 +77,27 @@ def eventually(check: Callable[[], T], timeout: float = 10.0, interval: float = 
         time.sleep(interval)
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@contextlib.contextmanager
+def start_stack(directory: Path, **env: str) -> Iterator[Stack]:
+    """Run `python -m local` (simulator off, one-second tick) until the block ends."""
     aws_port, api_port = free_port(), free_port()
-    log_path = tmp_path_factory.mktemp("stack") / "stack.log"
-    env = {
+    log_path = directory / "stack.log"
+    environment = {
         **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
         "SFM_AWS_PORT": str(aws_port),
         "SFM_API_PORT": str(api_port),
         "SFM_TICK_SECONDS": "1",
         "SFM_SIMULATE": "0",
+        # A finished array's dashboard goes 3.6 s after it finishes.
+        "ARRAY_DASHBOARD_RETENTION_HOURS": "0.001",
         "PYTHONUNBUFFERED": "1",
+        **env,
     }
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "local"],
             cwd=ROOT,
-            env=env,
+            env=environment,
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,
@@ -108,3 +113,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     yield running
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=30) == 0, running.log()[-3000:]
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with start_stack(tmp_path_factory.mktemp("stack")) as running:
+        yield running

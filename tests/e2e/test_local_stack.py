@@ -367,3 +367,38 @@ def test_a_worker_whose_instance_terminates_counts_as_lost(stack: Stack) -> None
     assert body["lost_workers"] == {"spot_interruption": 0, "instance_ended": 1}
     [row] = stack.get(f"/arrays/{array_id}/workers?status=lost")[1]["workers"]
     assert (row["instance_id"], row["lost_cause"]) == (instance, "instance_ended")
+
+
+def test_an_array_is_registered_under_its_launcher_and_everyone_sees_it_locally(
+    stack: Stack,
+) -> None:
+    launcher = "arn:aws:sts::123456789012:assumed-role/Dev/e2e@example.com"
+    array_id = "owned-20261126-0a0b0c"
+    tags = {
+        **TAGS,
+        "spawn:job-array-id": array_id,
+        "spawn:job-array-name": "owned",
+        "spawn:job-array-size": "1",
+        "spawn:iam-user": launcher,
+    }
+    [instance] = launch(stack, tags=tags)
+    running(stack, instance)
+
+    def registered() -> list[str]:
+        found = stack.client("dynamodb").query(
+            TableName="spawn-fleet-stats",
+            IndexName="owner-arrays",
+            KeyConditionExpression="#owner = :owner",
+            ExpressionAttributeNames={"#owner": "owner"},
+            # The owner is stored normalised: the role name folded, the session kept.
+            ExpressionAttributeValues={
+                ":owner": {"S": "arn:aws:sts::123456789012:assumed-role/dev/e2e@example.com"}
+            },
+        )
+        return [item["array_id"]["S"] for item in found["Items"]]
+
+    assert eventually(registered, timeout=5) == [array_id]
+    # The local API has no IAM identity and isolation off: a request without one sees it.
+    status, body = stack.get(f"/arrays/{array_id}/progress")
+    assert status == 200
+    assert (body["name"], body["workers"]["pending"]) == ("owned", 1)

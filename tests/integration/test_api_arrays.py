@@ -21,6 +21,7 @@ from chalicelib.alerts import AlertPublisher
 from chalicelib.api_arrays import ArraysDeps, arrays_api
 from chalicelib.clients import Clients
 from chalicelib.settings import Settings
+from chalicelib.stats import Stats
 from chalicelib.summaries import ProgressAggregator, SummaryStore
 from local.provision import Provisioned
 from tests.conftest import ROOT
@@ -35,17 +36,19 @@ class Api:
     """A tiny app with the blueprint, its dependencies pointing at moto."""
 
     def __init__(self, session: boto3.Session, infra: Provisioned) -> None:
-        self.settings = Settings()
+        # As `chalice.test.Client` sends no IAM identity, these tests see everything, as
+        # the local stack does; isolation is tested in test_api_isolation.py.
+        self.settings = Settings(api_isolation="off")
         clients = Clients(session)
         self.dynamodb = clients.dynamodb
         self.store = SummaryStore(self.dynamodb, self.settings.arrays_table)
-        self.registry: dict[str, tuple[str | None, int | None]] = {}
+        self.stats = Stats(self.dynamodb, self.settings.stats_table)
         self.deps = ArraysDeps(
             store=self.store,
             dynamodb=self.dynamodb,
             settings=self.settings,
             cursor_secret=b"test-cursor-secret",
-            array_info=self.registry.get,
+            arrays=self.stats,
             clock=lambda: NOW,
         )
         self.aggregator = ProgressAggregator(
@@ -53,7 +56,7 @@ class Api:
             self.store,
             self.settings,
             AlertPublisher(clients.sns, infra.arns["AlertsTopic"], infra.arns["CriticalTopic"]),
-            self.registry.get,
+            self.stats.array_info,
             clock=lambda: NOW,
         )
         self.app = Chalice(app_name="test-arrays")
@@ -96,7 +99,7 @@ def api(
     for n in range(5):
         harness.write(f"small-{n}", 0, "completed")
         harness.aggregator.recount(f"small-{n}")
-    harness.registry[BIG] = ("render", 100)
+    harness.stats.register_array(BIG, "render", 100)
     with Client(harness.app) as client:
         yield harness, client
 
@@ -129,7 +132,7 @@ def test_progress_has_the_spec_shape(api: tuple[Api, Client]) -> None:
 
 def test_an_array_known_only_from_its_tags_is_all_pending(api: tuple[Api, Client]) -> None:
     harness, client = api
-    harness.registry["new-20260127-000000"] = ("new", 8)
+    harness.stats.register_array("new-20260127-000000", "new", 8)
     status, body = harness.get(client, "/arrays/new-20260127-000000/progress")
     assert status == 200
     assert body["workers"]["pending"] == body["workers"]["total"] == 8

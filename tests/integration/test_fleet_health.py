@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 
 from chalicelib.alerts import AlertPublisher
-from chalicelib.fleet import FLEET_ALARM, FleetHealth
+from chalicelib.fleet import FleetHealth
 from chalicelib.stats import SNAPSHOT, Stats
 from local.provision import Provisioned
-from tests.aws_faults import count_calls
 from tests.integration.conftest import T0, Fleet
 
 
@@ -24,10 +23,8 @@ def health(fleet: Fleet, infra: Provisioned) -> FleetHealth:
     return FleetHealth(
         fleet.registry,
         Stats(fleet.clients.dynamodb, fleet.settings.stats_table),
-        fleet.cloudwatch,
         alerts,
         threshold=5.0,
-        critical_topic_arn=infra.arns["CriticalTopic"],
         clock=lambda: T0 + timedelta(minutes=5),
     )
 
@@ -66,6 +63,7 @@ def test_tick_publishes_figures_stores_the_snapshot_and_alerts_once(
     assert stored["instances"]["running"] == 10
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     assert [d["UnhealthyPercent"] for d in emf] == [[10.0], [10.0]]
+    assert [d["ActiveArrays"] for d in emf] == [[1.0], [1.0]]
     assert all(d["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [[]] for d in emf)
     messages = fleet.session.client("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10)[
         "Messages"
@@ -73,28 +71,3 @@ def test_tick_publishes_figures_stores_the_snapshot_and_alerts_once(
     bodies = [json.loads(m["Body"]) for m in messages]
     assert [b["MessageAttributes"]["event_type"]["Value"] for b in bodies] == ["fleet_unhealthy"]
     assert bodies[0]["Subject"].startswith("Fleet unhealthy: 1 of 10")
-
-
-def test_fleet_alarm_is_created_once_and_corrected_if_changed(
-    fleet: Fleet, infra: Provisioned, health: FleetHealth
-) -> None:
-    calls = count_calls(fleet.cloudwatch)
-    health.tick()
-    health.tick()
-    assert calls.get("PutMetricAlarm") == 1
-    assert calls.get("DescribeAlarms") == 1
-    [alarm] = fleet.cloudwatch.describe_alarms(AlarmNames=[FLEET_ALARM])["MetricAlarms"]
-    assert alarm["Threshold"] == 5.0
-    assert alarm["AlarmActions"] == [infra.arns["CriticalTopic"]]
-
-    stricter = FleetHealth(
-        health.registry,
-        health.stats,
-        fleet.cloudwatch,
-        health.alerts,
-        2.0,
-        infra.arns["CriticalTopic"],
-    )
-    stricter.ensure_alarm()
-    [alarm] = fleet.cloudwatch.describe_alarms(AlarmNames=[FLEET_ALARM])["MetricAlarms"]
-    assert alarm["Threshold"] == 2.0

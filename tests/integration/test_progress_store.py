@@ -369,16 +369,12 @@ def test_the_largest_summary_the_bounds_allow_saves(harness: Harness) -> None:
     # shards' watermarks.
     from chalicelib.progress import (
         FOLD_MARGIN_SECONDS,
-        HOSTNAME_MAX,
-        INSTANCE_ID_MAX,
-        MESSAGE_MAX,
-        NUMBER_MAX,
         RATE_WINDOW_SECONDS,
         RECENT_ROWS,
         SAMPLE_EVERY_SECONDS,
-        Row,
         Watermark,
     )
+    from chalicelib.rows import HOSTNAME_MAX, INSTANCE_ID_MAX, MESSAGE_MAX, NUMBER_MAX, Row
 
     second = int(T0.timestamp())
     widest = harness.settings.stall_after_seconds + FOLD_MARGIN_SECONDS + 1

@@ -58,6 +58,7 @@ class Aws:
     dynamodb: Any
     sqs: Any
     queue_url: str
+    sts: Any
 
 
 @pytest.fixture
@@ -95,6 +96,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
             dynamodb=dynamodb,
             sqs=sqs,
             queue_url=queue_url,
+            sts=boto3.client("sts", region_name=REGION),
         )
 
 
@@ -113,6 +115,7 @@ def make_sim(
         ec2=aws.ec2,
         events=aws.events,
         dynamodb=aws.dynamodb,
+        sts=aws.sts,
         progress_table=table,
         arrays=arrays,
         rng=random.Random(seed),
@@ -186,6 +189,7 @@ def test_launch_tags_every_member_with_spawn_tags_and_its_own_index(aws: Aws) ->
 
     launched = instances(aws)
     assert len(launched) == RENDER.size + TRAIN.size
+    launcher = aws.sts.get_caller_identity()["Arn"]
     for plan in (RENDER, TRAIN):
         members = [i for i in launched if tags_of(i).get("spawn:job-array-name") == plan.name]
         assert len(members) == plan.size
@@ -199,6 +203,8 @@ def test_launch_tags_every_member_with_spawn_tags_and_its_own_index(aws: Aws) ->
             tags = tags_of(instance)
             assert tags["spawn:managed"] == "true"
             assert tags["spawn:job-array-size"] == str(plan.size)
+            # As spawn does: the launching principal, for per-user isolation.
+            assert tags["spawn:iam-user"] == launcher
             assert tags["Name"] == f"{plan.name}-{tags['spawn:job-array-index']}"
             assert instance["InstanceType"] == plan.instance_type
             assert instance.get("InstanceLifecycle") == ("spot" if plan.spot else None)
@@ -361,6 +367,7 @@ def test_run_logs_aws_errors_and_keeps_stepping(aws: Aws) -> None:
         ec2=aws.ec2,
         events=aws.events,
         dynamodb=aws.dynamodb,
+        sts=aws.sts,
         progress_table="no-such-table",
         arrays=[TRAIN],
         rng=random.Random(1),

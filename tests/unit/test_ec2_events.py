@@ -44,6 +44,11 @@ def _broken(mutate: Any) -> dict[str, Any]:
         ("not an object", "not a JSON object"),
         (_broken(lambda e: e.pop("detail")), "detail"),
         (_broken(lambda e: e["detail"].update({"instance-id": "x; drop"})), "instance-id"),
+        # A `$`-anchored pattern once let a trailing newline through into alarm names.
+        (
+            _broken(lambda e: e["detail"].update({"instance-id": "i-0123456789abcdef0\n"})),
+            "instance-id",
+        ),
         (_broken(lambda e: e["detail"].update({"state": "exploded"})), "state"),
         (_broken(lambda e: e.update({"time": "yesterday"})), "time"),
         (_broken(lambda e: e.update({"detail-type": "Something Else"})), "detail-type"),

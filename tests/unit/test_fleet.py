@@ -3,7 +3,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.fleet import fleet_alarm_request, is_unhealthy, snapshot
+from chalicelib.ec2_events import epoch_ms
+from chalicelib.fleet import is_unhealthy, owner_snapshots, snapshot
 
 NOW = datetime(2026, 1, 27, 12, 0, tzinfo=UTC)
 TOTALS = {"last_hour": 1, "last_24h": 3, "total": 9}
@@ -70,11 +71,23 @@ def test_an_empty_fleet_is_zero_percent_unhealthy() -> None:
     }
 
 
-def test_fleet_alarm_watches_the_percentage_with_the_critical_topic() -> None:
-    request = fleet_alarm_request(7.5, "arn:critical")
-    assert request["AlarmName"] == "spawn-fleet-unhealthy"
-    assert (request["Namespace"], request["MetricName"]) == ("Spawn/Fleet", "UnhealthyPercent")
-    assert request["Threshold"] == 7.5
-    assert request["ComparisonOperator"] == "GreaterThanThreshold"
-    assert request["AlarmActions"] == ["arn:critical"]
-    assert "Dimensions" not in request
+def test_each_owner_gets_a_snapshot_of_their_rows_only() -> None:
+    now_ms = epoch_ms(NOW)
+    rows = [
+        row("i-1", owner="alice", check_status_state="ALARM", check_status_ms=2000),
+        row("i-2", owner="alice", interrupted_ms=now_ms - 3_599_999),  # just inside the hour
+        row("i-3", owner="alice", interrupted_ms=now_ms - 3_600_000),  # just outside
+        row("i-4", owner="alice", state="terminated", interrupted_ms=now_ms - 86_400_000),
+        row("i-5", owner="bob", array_id="b-1"),
+        row("i-6"),  # no owner: in the fleet's snapshot only
+    ]
+    documents = owner_snapshots(rows, {"alice": 7}, NOW)
+    assert sorted(documents) == ["alice", "bob"]
+    alice, bob = documents["alice"], documents["bob"]
+    assert alice == snapshot(rows[:4], alice["interruptions"], NOW)
+    assert alice["interruptions"] == {"last_hour": 1, "last_24h": 2, "total": 7}
+    assert alice["unhealthy"]["instance_ids"] == ["i-1"]
+    assert (alice["instances"]["total"], alice["instances"]["running"]) == (3, 3)
+    assert bob["interruptions"] == {"last_hour": 0, "last_24h": 0, "total": 0}
+    assert (bob["instances"]["total"], bob["active_arrays"]) == (1, ["b-1"])
+    assert owner_snapshots([row("i-6")], {}, NOW) == {}

@@ -14,13 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chalicelib.progress import (
-    ARRAY_ID_MAX,
-    HOSTNAME_MAX,
-    INSTANCE_ID_MAX,
-    LOST_CAUSES,
     Change,
-    Invalid,
-    Row,
     Summary,
     Watermark,
     alerts_due,
@@ -30,9 +24,18 @@ from chalicelib.progress import (
     progress_view,
     recount,
     sequence_key,
-    validate_row,
     with_recount,
 )
+from chalicelib.rows import (
+    ARRAY_ID_MAX,
+    HOSTNAME_MAX,
+    INSTANCE_ID_MAX,
+    LOST_CAUSES,
+    Invalid,
+    Row,
+    validate_row,
+)
+from tests.conftest import load_event
 
 ARRAY = "render-20260127-a1b2c3"
 T0 = datetime(2026, 1, 27, 10, 0, tzinfo=UTC)
@@ -631,3 +634,23 @@ def test_incremental_summary_equals_a_recount_of_the_final_rows(
     assert all(r in current for r in summary.recent)
     keys = [(r.last_update_ms, r.task_index) for r in summary.recent]
     assert keys == sorted(keys, reverse=True)
+
+
+# --- the row contract shared with the workers' kit ----------------------------------------
+
+
+def test_the_shared_sample_rows_classify_as_the_workers_kit_does() -> None:
+    """The same rows as tests/unit/kit/test_rows.py, here as the stream delivers them."""
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+    samples = load_event("progress-rows.json")
+    serializer, deserializer = TypeSerializer(), TypeDeserializer()
+
+    def as_streamed(image: dict[str, Any]) -> dict[str, Any]:
+        return {k: deserializer.deserialize(serializer.serialize(v)) for k, v in image.items()}
+
+    assert all(isinstance(validate_row(as_streamed(r)), Row) for r in samples["valid"])
+    assert all(isinstance(validate_row(as_streamed(r)), Invalid) for r in samples["invalid"])
+    counts = recount(as_streamed(r) for r in samples["valid"] + samples["invalid"]).counts
+    assert (counts.running, counts.completed, counts.failed) == (1, 1, 1)
+    assert counts.invalid == len(samples["invalid"])

@@ -47,3 +47,36 @@ def test_values_are_read_and_typed() -> None:
 def test_a_bad_value_fails_naming_the_variable(variable: str, value: str) -> None:
     with pytest.raises(SettingsError, match=variable):
         Settings.from_env({variable: value})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("WORKER_LOG_RETENTION_DAYS", "10"),
+        ("ERROR_LOG_RETENTION_DAYS", "0"),
+        ("BILLING_ALARM_TOPIC", "arn:aws:sns:eu-west-1:123456789012:billing"),
+        ("BILLING_ALARM_TOPIC", "billing"),
+        ("CONSOLE_SKIP_CALLS", "PutDashboard, put dashboard"),
+        ("ARRAY_DASHBOARD_RETENTION_HOURS", "-1"),
+        ("LOW_THROUGHPUT_TASKS_PER_MINUTE", "fast"),
+    ],
+)
+def test_a_bad_console_setting_fails_naming_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=variable):
+        Settings.from_env({variable: value})
+
+
+def test_console_settings_are_read() -> None:
+    settings = Settings.from_env(
+        {
+            "BILLING_ALARM_TOPIC": "arn:aws:sns:us-east-1:123456789012:billing",
+            "CONSOLE_SKIP_CALLS": "PutCompositeAlarm, PutAnomalyDetector",
+            "ARRAY_DASHBOARD_RETENTION_HOURS": "0.5",
+            "WORKER_LOG_RETENTION_DAYS": "14",
+        }
+    )
+    assert settings.billing_alarm_topic == "arn:aws:sns:us-east-1:123456789012:billing"
+    assert settings.console_skip_calls == ("PutCompositeAlarm", "PutAnomalyDetector")
+    assert settings.array_dashboard_retention_hours == 0.5
+    assert settings.worker_log_retention_days == 14
+    assert Settings.from_env({"CONSOLE_SKIP_CALLS": ""}).console_skip_calls == ()

@@ -1,0 +1,1 @@
+"""Operator tools run from a checkout (not deployed)."""
