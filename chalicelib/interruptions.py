@@ -11,12 +11,14 @@ first count publishes metrics; the alert is sent once per interruption and remem
 so a retry after a failed publish sends it and a duplicate does not.
 
 Which warning is new is told by EC2's own time on it, not by the order of our writes.
-EC2 sends one warning per interruption, and each interruption ends the run (the
-instance stops, hibernates or terminates about two minutes later), so a warning later
-than the last one counted is a new interruption of a later run, even when that run's
-`running` event is not recorded yet; a copy of a warning carries its original time.
-(A warning delivered only after a later one was counted is taken for a copy.)
-Rebalance recommendations are counted once per recorded run.
+EC2 sends one warning per interruption, two minutes ahead, and the interruption ends the
+run (the instance stops, hibernates or terminates). A later interruption of the same
+instance needs it to run again first, so its warning comes at least those two minutes
+after the previous one: a warning that late is a new interruption of a later run, even
+when that run's `running` event is not recorded yet. One within two minutes of the last
+counted, or before it, is the same interruption again (a redelivery, or a copy sent
+again with a new time). (A warning delivered only after a later one was counted is
+taken for a copy.) Rebalance recommendations are counted once per recorded run.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -52,6 +54,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 NAMESPACE = "Spawn/SpotInterruptions"
+# EC2's notice ahead of an interruption: no new interruption can be warned sooner.
+INTERRUPTION_NOTICE = timedelta(minutes=2)
 # Waits before retrying a conflicting transaction: random up to 25 ms, doubling, at most
 # 1 s; ten attempts wait about 2.5 s on average, 4.6 s at most, well inside the timeout.
 TRANSACTION_ATTEMPTS = 10
@@ -124,9 +128,17 @@ class Interruptions:
             user,
             self.counter_shards,
         )
-        newer = "attribute_not_exists(#interrupted_ms) OR #interrupted_ms < :interrupted_ms"
+        after_the_last = "attribute_not_exists(#interrupted_ms) OR #interrupted_ms <= :notice"
+        notice = {"notice": epoch_ms(warning.time - INTERRUPTION_NOTICE)}
         if self._once(
-            warning.instance_id, "interrupted_ms", warning.time, owner, marks, counters, newer
+            warning.instance_id,
+            "interrupted_ms",
+            warning.time,
+            owner,
+            marks,
+            counters,
+            after_the_last,
+            notice,
         ):
             emit(NAMESPACE, {"Count": (MetricUnit.Count, 1)})
             if array_id:
@@ -204,9 +216,11 @@ class Interruptions:
         marks: dict[str, Any],
         counters: list[dict[str, Any]],
         condition: str,
+        condition_values: dict[str, Any] | None = None,
     ) -> bool:
         """Mark the instance (`field_ms` = `at`) and add to `counters`, atomically, if
-        `condition` holds on the instance's item (`:{field_ms}` is `at`).
+        `condition` holds on the instance's item (`:{field_ms}` is `at`; other values
+        are `condition_values`).
 
         Returns whether this call counted. Concurrent transactions on the same counters
         (a capacity reclaim interrupts many instances at once) are retried here.
@@ -215,7 +229,9 @@ class Interruptions:
         values: dict[str, Any] = {**marks, field_ms: at_ms, "managed": owner.managed}
         if not owner.managed:
             values["expires_at"] = int(self.clock().timestamp()) + GONE_RETENTION_SECONDS
-        mark = {"Update": self.registry.update_request(instance_id, values, condition)}
+        mark = {
+            "Update": self.registry.update_request(instance_id, values, condition, condition_values)
+        }
         for attempt in range(TRANSACTION_ATTEMPTS):
             try:
                 self.dynamodb.transact_write_items(TransactItems=[mark, *counters])  # type: ignore[list-item]

@@ -284,3 +284,18 @@ def test_a_mass_reclaim_of_100_instances_in_a_second_is_counted_exactly(
     assert result.conflicts > 0  # the burst did collide
     assert (result.failed, result.counted, result.duplicates) == (0, 100, 0)
     assert result.stored_total == 100
+
+
+def test_a_warning_sent_again_within_the_two_minute_notice_is_the_same_interruption(
+    harness: Harness,
+) -> None:
+    # Found by the end-to-end test: three PutEvents of one warning straddled a second,
+    # and the later-stamped copy counted as a second interruption.
+    [instance] = harness.fleet.launch()
+    first = harness.warning(instance, "w-1")
+    again = harness.warning(instance, "w-2")
+    again["time"] = "2026-01-27T11:31:52Z"  # 100 s after the first (11:30:12)
+    assert harness.handler.on_warning(first) == "counted"
+    assert harness.handler.on_warning(again) == "duplicate"
+    assert harness.totals()["total"] == 1
+    assert len(harness.alerts()) == 1
