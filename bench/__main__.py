@@ -14,7 +14,14 @@ import time
 
 from bench.report import Figure
 
-BENCHMARKS = ("bench.lifecycle", "bench.progress", "bench.console", "bench.worker_kit")
+BENCHMARKS = (
+    "bench.lifecycle",
+    "bench.interruptions",
+    "bench.tick",
+    "bench.progress",
+    "bench.console",
+    "bench.worker_kit",
+)
 
 
 def main(names: list[str]) -> int:

@@ -46,7 +46,7 @@ ARRAY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 LIMIT = re.compile(r"^[0-9]{1,3}$")
 LIMIT_DEFAULT = 50
 LIMIT_MAX = 100
-WORKER_STATUSES = ("running", "completed", "failed", "invalid")
+WORKER_STATUSES = ("running", "completed", "failed", "lost", "invalid")
 
 arrays_api = Blueprint(__name__)
 _iam = IAMAuthorizer()

@@ -36,7 +36,6 @@ from chalicelib.stats import (
     SNAPSHOT,
     SNAPSHOT_OWNERS,
     Stats,
-    owner_interruptions_key,
     owner_snapshot_key,
 )
 
@@ -183,8 +182,7 @@ class FleetHealth:
     def store_owner_snapshots(self, rows: list[dict[str, Any]], now: datetime) -> None:
         """Store each owner's snapshot and remove those of owners no row names any more."""
         owners = sorted({str(r["owner"]) for r in rows if r.get("owner")})
-        counted = self.stats.counts([owner_interruptions_key(o) for o in owners])
-        totals = {o: counted.get(owner_interruptions_key(o), 0) for o in owners}
+        totals = self.stats.owner_interruptions(owners)
         documents = owner_snapshots(rows, totals, now)
         listed = self.stats.get_document(SNAPSHOT_OWNERS) or {}
         vanished = set(listed.get("owners", [])) - set(owners)

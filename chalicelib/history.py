@@ -2,9 +2,9 @@
 
 The progress tick (once a minute per unfinished array, and once more as it finishes)
 hands each array's progress view to `HistoryStore.record`, which appends one point:
-time, total, completed, failed, running and lost (None until the summary counts lost
-workers). Points live in two items of the stats table per array, so a read is one
-BatchGetItem of two keys whatever the array's size or age:
+time, total, completed, failed, running and lost (None in points recorded before the
+summary counted lost workers). Points live in two items of the stats table per array,
+so a read is one BatchGetItem of two keys whatever the array's size or age:
 
 * `history#{array_id}` (recent) is rewritten by every tick; it holds the last hours,
   one point per 10 s for the first hour (a tick faster than a minute, as the local

@@ -36,8 +36,10 @@ ARRAY_INDEX_TAG = "spawn:job-array-index"
 OWNER_TAG = "spawn:iam-user"
 # EC2 accepts at most 200 values in one filter.
 FILTER_VALUES_MAX = 200
+BATCH_GET_MAX = 100
 GONE_RETENTION_SECONDS = 7 * 24 * 3600
 LIVE_STATES = frozenset({"pending", "running"})
+NOT_ENDED_STATES = ("pending", "running", "stopping", "stopped", "shutting-down")
 
 _serialize = TypeSerializer().serialize
 _deserialize = TypeDeserializer().deserialize
@@ -143,6 +145,21 @@ def describe_managed_running(ec2: EC2Client, settings: Settings) -> dict[str, In
     return found
 
 
+def array_has_live_instances(ec2: EC2Client, array_id: str) -> bool:
+    """Whether EC2 still has any instance of the array that is not terminated (stopped
+    counts: it may run again). EC2 filters after it paginates, so an empty page may
+    still have a next one; the first instance found ends the search."""
+    filters = [
+        {"Name": f"tag:{ARRAY_ID_TAG}", "Values": [array_id]},
+        {"Name": "instance-state-name", "Values": list(NOT_ENDED_STATES)},
+    ]
+    pages = ec2.get_paginator("describe_instances").paginate(
+        Filters=filters,  # type: ignore[arg-type]
+        PaginationConfig={"PageSize": 1000},
+    )
+    return any(r.get("Instances") for page in pages for r in page.get("Reservations", []))
+
+
 class Registry:
     """The instances table: one item per instance, written by several handlers.
 
@@ -239,8 +256,13 @@ class Registry:
             values["running_since_ms"] = change.epoch_ms
         if facts is not None:
             values.update(_facts_values(facts))
+        remove: tuple[str, ...] = ()
         if change.state == "terminated" or managed is False:
             values["expires_at"] = int(self.clock()) + GONE_RETENTION_SECONDS
+        elif managed:
+            # Running managed again (say, opted back in across a stop/start): an earlier
+            # TTL mark would have DynamoDB delete the row of a watched instance.
+            remove = ("expires_at",)
         # A first sighting, an exact repeat, or newer than the recorded change (by time,
         # then by rank within one second) unless the recorded state is final.
         condition = (
@@ -249,7 +271,9 @@ class Registry:
             " OR (#state <> :terminated AND (#last_event_ms < :last_event_ms"
             " OR (#last_event_ms = :last_event_ms AND #state_rank < :state_rank)))"
         )
-        return self.update(change.instance_id, values, condition, {"terminated": "terminated"})
+        return self.update(
+            change.instance_id, values, condition, {"terminated": "terminated"}, remove
+        )
 
     def adopt(self, facts: InstanceFacts, observed_ms: int) -> bool:
         """Record a running managed instance the events missed, unless already known.
@@ -276,6 +300,21 @@ class Registry:
         )
         item = response.get("Item")
         return None if item is None else {k: _deserialize(v) for k, v in item.items()}
+
+    def get_many(self, instance_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Consistent reads of many items, 100 keys per `BatchGetItem`; absent ones are
+        left out."""
+        found: dict[str, dict[str, Any]] = {}
+        for chunk in chunked(sorted(set(instance_ids)), BATCH_GET_MAX):
+            keys = [{"instance_id": {"S": i}} for i in chunk]
+            request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
+            while request:
+                response = self.dynamodb.batch_get_item(RequestItems=request)
+                for item in response["Responses"].get(self.table, []):
+                    row = {k: _deserialize(v) for k, v in item.items()}
+                    found[str(row["instance_id"])] = row
+                request = dict(response.get("UnprocessedKeys") or {})
+        return found
 
     def all(self) -> list[dict[str, Any]]:
         """Every recorded instance (the table holds live instances and recent tombstones)."""

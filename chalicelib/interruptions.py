@@ -1,10 +1,24 @@
 """Spot interruption warnings and rebalance recommendations (SPEC §3, §6, §8).
 
-An interruption is counted exactly once per instance however often EventBridge
-delivers the warning: one DynamoDB transaction marks the instance interrupted (only
-if it was not already) and adds to the counters, so either both happen or neither.
-Only a first count publishes metrics; the alert is sent once per interruption and
-remembered, so a retry after a failed publish sends it and a duplicate does not.
+An interruption is counted exactly once however often EventBridge delivers the
+warning: one DynamoDB transaction marks the instance interrupted (only if this warning
+is newer than the last one counted) and adds to the counters, so either both happen or
+neither. The counters are sharded by instance (`chalicelib.stats`), so the transactions
+of a mass reclaim rarely touch the same items; those that do are cancelled by DynamoDB
+(`TransactionConflict`) and retried with jittered, growing waits (about 5 s at most),
+and since the mark is in the same transaction, a retry can never count twice. Only a
+first count publishes metrics; the alert is sent once per interruption and remembered,
+so a retry after a failed publish sends it and a duplicate does not.
+
+Which warning is new is told by EC2's own time on it, not by the order of our writes.
+EC2 sends one warning per interruption, two minutes ahead, and the interruption ends the
+run (the instance stops, hibernates or terminates). A later interruption of the same
+instance needs it to run again first, so its warning comes at least those two minutes
+after the previous one: a warning that late is a new interruption of a later run, even
+when that run's `running` event is not recorded yet. One within two minutes of the last
+counted, or before it, is the same interruption again (a redelivery, or a copy sent
+again with a new time). (A warning delivered only after a later one was counted is
+taken for a copy.) Rebalance recommendations are counted once per recorded run.
 """
 
 from __future__ import annotations
@@ -14,7 +28,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -31,7 +45,7 @@ from chalicelib.ec2_events import (
 from chalicelib.instances import GONE_RETENTION_SECONDS, Registry, describe
 from chalicelib.metrics import emit
 from chalicelib.settings import Settings
-from chalicelib.stats import REBALANCE_TOTAL, increment, interruption_increments
+from chalicelib.stats import COUNTER_SHARDS, interruption_increments, rebalance_increments
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -40,7 +54,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 NAMESPACE = "Spawn/SpotInterruptions"
-TRANSACTION_ATTEMPTS = 6
+# EC2's notice ahead of an interruption: no new interruption can be warned sooner.
+INTERRUPTION_NOTICE = timedelta(minutes=2)
+# Waits before retrying a conflicting transaction: random up to 25 ms, doubling, at most
+# 1 s; ten attempts wait about 2.5 s on average, 4.6 s at most, well inside the timeout.
+TRANSACTION_ATTEMPTS = 10
+RETRY_BASE_SECONDS = 0.025
+RETRY_CAP_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +85,9 @@ class Interruptions:
         ec2: an EC2 client, for the tags of instances not yet registered.
         registry: the instances table.
         alerts: the alert publisher.
+        clock / sleep: the current time and how to wait (injectable for tests).
+        counter_shards: how many items each counter is split into (`COUNTER_SHARDS`;
+            the readers in `chalicelib.stats` must use the same number).
     """
 
     settings: Settings
@@ -74,6 +97,7 @@ class Interruptions:
     alerts: AlertPublisher
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     sleep: Callable[[float], None] = time.sleep
+    counter_shards: int = COUNTER_SHARDS
 
     def on_warning(self, event: Any) -> str:
         """Count, record, publish and alert; returns what happened (for the log)."""
@@ -96,8 +120,26 @@ class Interruptions:
         if user:
             # The per-owner /fleet counts this instance's interruption from its row.
             marks["owner"] = user
-        counters = interruption_increments(self.settings.stats_table, warning.time, array_id, user)
-        if self._once(warning.instance_id, "interrupted_ms", warning.time, owner, marks, counters):
+        counters = interruption_increments(
+            self.settings.stats_table,
+            warning.instance_id,
+            warning.time,
+            array_id,
+            user,
+            self.counter_shards,
+        )
+        after_the_last = "attribute_not_exists(#interrupted_ms) OR #interrupted_ms <= :notice"
+        notice = {"notice": epoch_ms(warning.time - INTERRUPTION_NOTICE)}
+        if self._once(
+            warning.instance_id,
+            "interrupted_ms",
+            warning.time,
+            owner,
+            marks,
+            counters,
+            after_the_last,
+            notice,
+        ):
             emit(NAMESPACE, {"Count": (MetricUnit.Count, 1)})
             if array_id:
                 emit(NAMESPACE, {"Count": (MetricUnit.Count, 1)}, {"ArrayId": array_id})
@@ -121,10 +163,23 @@ class Interruptions:
         owner = self._owner(recommendation.instance_id)
         if not owner.managed and not self.settings.count_unmanaged_interruptions:
             return "ignored"
-        counters = [increment(self.settings.stats_table, REBALANCE_TOTAL)]
+        counters = rebalance_increments(
+            self.settings.stats_table, recommendation.instance_id, self.counter_shards
+        )
         marks = {"rebalance_at": iso(recommendation.time)}
+        # Once per run: the first recommendation, or one in a run recorded as begun since.
+        per_run = (
+            "attribute_not_exists(#rebalance_ms) OR (#rebalance_ms < #running_since_ms"
+            " AND :rebalance_ms >= #running_since_ms)"
+        )
         if not self._once(
-            recommendation.instance_id, "rebalance_ms", recommendation.time, owner, marks, counters
+            recommendation.instance_id,
+            "rebalance_ms",
+            recommendation.time,
+            owner,
+            marks,
+            counters,
+            per_run,
         ):
             return "duplicate"
         emit(NAMESPACE, {"RebalanceRecommendations": (MetricUnit.Count, 1)})
@@ -160,10 +215,12 @@ class Interruptions:
         owner: Owner,
         marks: dict[str, Any],
         counters: list[dict[str, Any]],
+        condition: str,
+        condition_values: dict[str, Any] | None = None,
     ) -> bool:
-        """Mark the instance (`field_ms` = `at`) and add to `counters`, atomically, once
-        per run of the instance: a stop/hibernate spot instance that runs again can be
-        interrupted again, but a late copy of an earlier warning is not counted.
+        """Mark the instance (`field_ms` = `at`) and add to `counters`, atomically, if
+        `condition` holds on the instance's item (`:{field_ms}` is `at`; other values
+        are `condition_values`).
 
         Returns whether this call counted. Concurrent transactions on the same counters
         (a capacity reclaim interrupts many instances at once) are retried here.
@@ -172,11 +229,9 @@ class Interruptions:
         values: dict[str, Any] = {**marks, field_ms: at_ms, "managed": owner.managed}
         if not owner.managed:
             values["expires_at"] = int(self.clock().timestamp()) + GONE_RETENTION_SECONDS
-        condition = (
-            f"attribute_not_exists(#{field_ms}) OR (#{field_ms} < #running_since_ms"
-            f" AND :{field_ms} >= #running_since_ms)"
-        )
-        mark = {"Update": self.registry.update_request(instance_id, values, condition)}
+        mark = {
+            "Update": self.registry.update_request(instance_id, values, condition, condition_values)
+        }
         for attempt in range(TRANSACTION_ATTEMPTS):
             try:
                 self.dynamodb.transact_write_items(TransactItems=[mark, *counters])  # type: ignore[list-item]
@@ -187,7 +242,8 @@ class Interruptions:
                     return False
                 if "TransactionConflict" not in codes or attempt == TRANSACTION_ATTEMPTS - 1:
                     raise
-                self.sleep(random.uniform(0, 0.05 * 2**attempt))  # noqa: S311 - jitter
+                longest = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2**attempt)
+                self.sleep(random.uniform(0, longest))  # noqa: S311 - jitter
         return False
 
 

@@ -5,7 +5,19 @@ parses every message (malformed ones are logged and dropped), keeps only the new
 change per instance, reads the tags of all instances that came up in one
 `DescribeInstances`, records each change in the registry only if it is newer than
 what is there, then creates alarms (paced) and deletes them (≤ 100 names a call).
-Messages whose instance failed are reported back so SQS redelivers just those.
+Messages whose instance failed are reported back so SQS redelivers just those. When a
+managed instance's termination is recorded, its worker's progress row, if it still says
+`running` on that instance, is marked lost (`chalicelib.progress`).
+
+Alarm calls are paced, so other copies of this handler record changes meanwhile. Every
+alarm call is therefore followed by a fresh read of the registry, and corrected (then
+read again) until the alarms agree with it: after a put, alarms of an instance no
+longer watched are deleted; after a delete, alarms of an instance watched again (a
+restart another copy recorded meanwhile, whose alarms it made before this delete) are
+put back. "Watched" means the registry says `running` and managed, for this run or a
+newer one: alarms belong to the instance, not to a run. Whatever the interleaving, the
+copy whose call lands last reads the registry after it, so the final alarms match the
+final registry. The reads after a batch of deletes are one `BatchGetItem` per 100.
 """
 
 from __future__ import annotations
@@ -13,9 +25,9 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.alarms import AlarmStore, Watched, alarm_names
 from chalicelib.ec2_events import (
@@ -27,6 +39,7 @@ from chalicelib.ec2_events import (
 from chalicelib.instances import LIVE_STATES, InstanceFacts, Registry, describe
 from chalicelib.settings import Settings
 from chalicelib.stats import Stats
+from chalicelib.summaries import ProgressRows
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -34,6 +47,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ALARMS_REMOVED_ON = frozenset({"stopped", "terminated"})
+# Each round follows another copy's newer change; more than this and the changes come
+# faster than alarm calls can follow, which the reconciler's next run settles.
+SETTLE_ROUNDS = 4
 
 
 @dataclass(frozen=True)
@@ -85,6 +101,9 @@ class Lifecycle:
         ec2: an EC2 client, for tags.
         registry: the instances table.
         alarms: CloudWatch alarm I/O.
+        arrays: where array names and sizes from spawn's tags are kept (optional).
+        workers: the progress table, to mark lost the worker of an instance that
+            terminated without a final report (optional).
     """
 
     settings: Settings
@@ -92,6 +111,7 @@ class Lifecycle:
     registry: Registry
     alarms: AlarmStore
     arrays: Stats | None = None
+    workers: ProgressRows | None = None
 
     def handle(self, messages: Sequence[Message]) -> BatchOutcome:
         parsed, malformed = parse_messages(messages)
@@ -122,16 +142,14 @@ class Lifecycle:
             elif action:
                 to_delete[instance_id] = alarm_names(instance_id)
 
-        for watched, change in to_put:
+        for watched, _ in to_put:
             try:
-                # Puts are paced, so a newer change (say, terminated, handled by another
-                # invocation) may have been recorded since: check before and after.
-                if not self._still_running(change):
+                # A newer change may have been recorded while earlier puts were paced.
+                if not self._still_watched(watched.instance_id):
                     continue
                 self.alarms.put([watched])
                 outcome.alarms_put += len(alarm_names(watched.instance_id))
-                if not self._still_running(change):
-                    self.alarms.delete(alarm_names(watched.instance_id))
+                self._settle(watched, put=True, outcome=outcome)
             except Exception:
                 logger.exception(
                     "creating alarms failed", extra={"instance_id": watched.instance_id}
@@ -142,15 +160,46 @@ class Lifecycle:
             try:
                 self.alarms.delete(names)
                 outcome.alarms_deleted += len(names)
+                rows = self.registry.get_many(to_delete)
             except Exception:
                 logger.exception("deleting alarms failed", extra={"instances": len(to_delete)})
                 for instance_id in to_delete:
                     outcome.failed.extend(ids_by_instance[instance_id])
+                return outcome
+            for instance_id in to_delete:
+                row = rows.get(instance_id, {})
+                if not _watched(row):
+                    continue
+                try:
+                    again = Watched(instance_id, row.get("array_id"))
+                    self._settle(again, put=False, outcome=outcome)
+                except Exception:
+                    logger.exception("restoring alarms failed", extra={"instance_id": instance_id})
+                    outcome.failed.extend(ids_by_instance[instance_id])
         return outcome
 
-    def _still_running(self, change: StateChange) -> bool:
-        row = self.registry.get(change.instance_id) or {}
-        return row.get("state") == "running" and row.get("last_event_ms") == change.epoch_ms
+    def _still_watched(self, instance_id: str) -> bool:
+        return _watched(self.registry.get(instance_id) or {})
+
+    def _settle(self, watched: Watched, put: bool, outcome: BatchOutcome) -> None:
+        """After a put (`put`) or a delete of an instance's alarms, read the registry and
+        correct the alarms until they agree with it (see the module docstring)."""
+        names = alarm_names(watched.instance_id)
+        for _ in range(SETTLE_ROUNDS):
+            wanted = self._still_watched(watched.instance_id)
+            if wanted == put:
+                return
+            if wanted:
+                self.alarms.put([watched])
+                outcome.alarms_put += len(names)
+            else:
+                self.alarms.delete(names)
+                outcome.alarms_deleted += len(names)
+            put = wanted
+        logger.warning(
+            "alarms of an instance kept changing; the reconciler settles them",
+            extra={"instance_id": watched.instance_id},
+        )
 
     def _register_arrays(self, facts: Iterable[InstanceFacts]) -> None:
         """Name, declared size and owner of each array coming up, so progress can count
@@ -196,8 +245,18 @@ class Lifecycle:
             return None
         outcome.recorded += 1
         was_managed = bool(previous.get("managed"))
+        if change.state == "terminated" and was_managed and self.workers is not None:
+            # A retried message repeats this (the record accepts an exact repeat).
+            self.workers.mark_gone_instance(
+                {**previous, "instance_id": change.instance_id}, change.time
+            )
         if change.state == "running":
             if managed and current is not None:
                 return Watched(change.instance_id, current.array_id)
             return was_managed  # opted out while stopped: its alarms go
         return change.state in ALARMS_REMOVED_ON and was_managed
+
+
+def _watched(row: Mapping[str, Any]) -> bool:
+    """The registry says running and managed (this run or a newer one)."""
+    return row.get("state") == "running" and row.get("managed") is True

@@ -20,6 +20,7 @@ from functools import cache
 from typing import Any
 
 from chalicelib.api_arrays import ARRAY_ID, LIMIT_DEFAULT, LIMIT_MAX, WORKER_STATUSES
+from chalicelib.rows import LOST_CAUSES, STATUSES
 
 VERSION = "1.0.0"
 TIME_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z$"
@@ -50,7 +51,8 @@ COUNTS_BY = {"type": "object", "additionalProperties": COUNT}
 PERCENT = {"type": "number", "minimum": 0, "maximum": 100}
 ROW_FIELDS = {
     "task_index": COUNT,
-    "status": {"type": "string", "enum": ["running", "completed", "failed"]},
+    # A running row whose instance ended without a final report shows as lost (SPEC §7).
+    "status": {"type": "string", "enum": [*STATUSES, "lost"]},
     "tasks_completed": COUNT,
     "last_update": TIME,
     "instance_id": TEXT,
@@ -58,6 +60,7 @@ ROW_FIELDS = {
     "tasks_total": nullable(COUNT),
     "error_count": nullable(COUNT),
     "message": nullable(TEXT),
+    "lost_cause": nullable({"type": "string", "enum": list(LOST_CAUSES)}),
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -136,10 +139,10 @@ SCHEMAS: dict[str, Any] = {
             "running": COUNT,
             "completed": COUNT,
             "failed": COUNT,
+            "lost": COUNT,
             "stalled": COUNT,
             "invalid": COUNT,
         },
-        {"lost": COUNT},
     ),
     "ArrayProgress": obj(
         {
@@ -147,6 +150,11 @@ SCHEMAS: dict[str, Any] = {
             "name": nullable(TEXT),
             "size": nullable(COUNT),
             "workers": ref("WorkerCounts"),
+            "lost_workers": obj({cause: COUNT for cause in LOST_CAUSES}),
+            "instances_gone": {
+                "type": "boolean",
+                "description": "no instance of the array is left in EC2: the array is over",
+            },
             "tasks_completed": COUNT,
             "percent_complete": PERCENT,
             "started_at": nullable(TIME),

@@ -10,6 +10,15 @@ Rows are given as plain Python values (what `TypeDeserializer` returns: numbers 
 A row that breaks the SPEC §4 shape becomes `Invalid` with a reason; it counts as a
 worker that reported, in no status, and never hides the valid rows.
 
+A worker whose instance ended without a final report is *lost* (SPEC §7): its row still
+says `running`, and the backend marks it (`lost_instance_id`, `lost_cause`, `lost_at`,
+written beside the worker's attributes when the instance's termination is recorded, or
+when every instance of the array is gone). A `running` row whose mark names its own
+`instance_id` counts as lost, apart from running, with its cause (`spot_interruption`
+or `instance_ended`); a worker that writes its row again (PutItem) drops the mark. Being
+part of the row, the mark reaches the summary through the stream like any change, and a
+recount sees it too, so both paths count it alike.
+
 Example:
     >>> change = Change(shard="s", sequence=sequence_key("1"), old=None, new=row, approx_time=t)
     >>> summary = apply_changes(Summary.new("render-20260127-a1b2c3"), [change])
@@ -39,26 +48,39 @@ ETA_MIN_SPAN_SECONDS = 60
 # so a reader whose clock lags the aggregator's by up to a minute still counts exactly.
 FOLD_MARGIN_SECONDS = 60
 SEQUENCE_DIGITS = 40
+# DynamoDB Streams keeps records 24 hours, so a shard whose newest applied record is
+# older than this cannot replay anything any more: its watermark can go.
+WATERMARK_KEEP_MS = 25 * 3600 * 1000
 _ARRAY_ID_NAME = re.compile(r"^(?P<name>.+)-\d{8}-[0-9a-f]{6}$")
 
 
 @dataclass(frozen=True)
 class Counts:
-    """Workers by status (`invalid` rows count in no status) and tasks done."""
+    """Workers by status (`invalid` rows count in no status; `lost` ones apart from
+    `running`, `lost_interrupted` of them by a spot interruption) and tasks done."""
 
     running: int = 0
     completed: int = 0
     failed: int = 0
     invalid: int = 0
     tasks_completed: int = 0
+    lost: int = 0
+    lost_interrupted: int = 0
 
     @property
     def reported(self) -> int:
-        return self.running + self.completed + self.failed + self.invalid
+        return self.running + self.completed + self.failed + self.lost + self.invalid
 
     @property
     def finished(self) -> int:
-        return self.completed + self.failed
+        return self.completed + self.failed + self.lost
+
+
+class Watermark(NamedTuple):
+    """The last stream record applied from one shard: its sequence key and creation time."""
+
+    sequence: str
+    seen_ms: int
 
 
 @dataclass(frozen=True)
@@ -74,14 +96,25 @@ class Summary:
         recent: the latest valid rows, newest first.
         first_update_ms / last_update_ms: earliest and latest `last_update` ever seen.
         samples: (epoch second, completed + failed) for the completion rate.
-        watermarks: last applied stream sequence number per stream, zero-padded.
+        watermarks: per stream shard, the last applied sequence number (zero-padded) and
+            the creation time of that record; shards silent for longer than the stream
+            keeps records are dropped, so the item stays small.
         recounted_at_ms: when the last full recount's Query started; stream records
             created before it are already in the counts.
+        recount_ended_ms: when that Query ended. A record created between the two may or
+            may not be in the recount (a Query is not a snapshot): applying it sets
+            `recount_again`, and the array is recounted once it is quiet.
         last_change_ms: creation time of the newest stream change applied; a recount
             waits until the array has been quiet for a while (see `quiet_since`).
         version: bumped by every save (optimistic concurrency).
         finished_alerted / failing_alerted / stalled_alerted: alerts already sent.
         final_published: the finished figures are published; nothing changed since.
+        instances_gone: no instance of the array is left in EC2 (checked at most every
+            few minutes, `gone_checked_ms`, while no worker is reporting): the array is
+            over once its running rows are marked lost.
+        finished_at_ms: when the tick first saw the array finished.
+        active: the tick looks at the array. An array finished (or idle) for long enough
+            leaves the tick's set; any change of its rows brings it back.
     """
 
     array_id: str
@@ -92,14 +125,20 @@ class Summary:
     first_update_ms: int | None = None
     last_update_ms: int | None = None
     samples: tuple[tuple[int, int], ...] = ()
-    watermarks: Mapping[str, str] = field(default_factory=dict)
+    watermarks: Mapping[str, Watermark] = field(default_factory=dict)
     recounted_at_ms: int | None = None
+    recount_ended_ms: int | None = None
+    recount_again: bool = False
     last_change_ms: int | None = None
     version: int = 0
     finished_alerted: bool = False
     failing_alerted: bool = False
     stalled_alerted: bool = False
     final_published: bool = False
+    instances_gone: bool = False
+    gone_checked_ms: int | None = None
+    finished_at_ms: int | None = None
+    active: bool = True
 
     @classmethod
     def new(cls, array_id: str) -> Summary:
@@ -115,7 +154,9 @@ class Summary:
 class Change(NamedTuple):
     """One stream record: a row's old image out, its new image in.
 
-    `sequence` must come from `sequence_key` so string order is numeric order.
+    `shard` is the stream shard it was read from: sequence numbers are ordered only
+    within a shard. `sequence` must come from `sequence_key` so string order is numeric
+    order.
     """
 
     shard: str
@@ -148,6 +189,8 @@ class _Tally:
             "completed": base.counts.completed,
             "failed": base.counts.failed,
             "invalid": base.counts.invalid,
+            "lost": base.counts.lost,
+            "lost_interrupted": base.counts.lost_interrupted,
         }
         self.tasks = base.counts.tasks_completed
         self.by_second = dict(base.running_by_second)
@@ -161,9 +204,11 @@ class _Tally:
         if isinstance(parsed, Invalid):
             self.counts["invalid"] += sign
             return
-        self.counts[parsed.status] += sign
+        self.counts[parsed.shown_status] += sign
+        if parsed.lost_cause == "spot_interruption":
+            self.counts["lost_interrupted"] += sign
         self.tasks += sign * parsed.tasks_completed
-        if parsed.status == "running":
+        if parsed.shown_status == "running":
             second = parsed.second
             if self.fold is not None and second <= self.fold:
                 second = self.fold
@@ -218,10 +263,15 @@ def _sampled(
 def apply_changes(summary: Summary, changes: Iterable[Change]) -> Summary:
     """Apply stream changes in order; each moves one worker between counts.
 
-    A change whose sequence number is at or below its stream's watermark was applied
+    A change whose sequence number is at or below its shard's watermark was applied
     already (Lambda retried the batch) and is skipped; so is one created before the last
     recount's Query began, which that recount already counted. Returns `summary` itself
     when nothing was applied.
+
+    Watermarks are per shard because sequence numbers are ordered only within one:
+    when an array's partition splits, Lambda reads the parent shard first and then the
+    two children at once, whose numbers interleave. Within a shard a batch's records of
+    one array are applied and saved together, so what was applied is always a prefix.
     """
     tally = _Tally(summary)
     watermarks = dict(summary.watermarks)
@@ -229,21 +279,30 @@ def apply_changes(summary: Summary, changes: Iterable[Change]) -> Summary:
     moved = False
     advanced = False
     last_change_ms = summary.last_change_ms
+    recount_again = summary.recount_again
+    instances_gone = summary.instances_gone
     for change in changes:
         mark = watermarks.get(change.shard)
-        if mark is not None and change.sequence <= mark:
+        if mark is not None and change.sequence <= mark.sequence:
             continue
-        watermarks[change.shard] = change.sequence
-        advanced = True
         created_ms = epoch_ms(change.approx_time)
+        seen_ms = created_ms if mark is None else max(mark.seen_ms, created_ms)
+        watermarks[change.shard] = Watermark(change.sequence, seen_ms)
+        advanced = True
         # ApproximateCreationDateTime is rounded down to the second: only a record a
         # whole second before the recount's Query is certainly in it.
         if summary.recounted_at_ms is not None and created_ms + 1000 <= summary.recounted_at_ms:
             continue
+        if summary.recount_ended_ms is not None and created_ms <= summary.recount_ended_ms:
+            recount_again = True
         if change.old is not None:
             tally.move(validate_row(change.old), -1)
         if change.new is not None:
-            tally.move(validate_row(change.new), 1)
+            new = validate_row(change.new)
+            tally.move(new, 1)
+            # A worker reporting as running: the array has a live instance after all.
+            if isinstance(new, Row) and new.shown_status == "running":
+                instances_gone = False
         moved = True
         last_change_ms = max(last_change_ms or 0, created_ms)
         samples = _sampled(
@@ -253,11 +312,26 @@ def apply_changes(summary: Summary, changes: Iterable[Change]) -> Summary:
         )
     if not advanced:
         return summary
+    newest = max(mark.seen_ms for mark in watermarks.values())
+    watermarks = {
+        shard: mark
+        for shard, mark in watermarks.items()
+        if mark.seen_ms >= newest - WATERMARK_KEEP_MS
+    }
     updated = replace(
-        summary, watermarks=watermarks, samples=samples, last_change_ms=last_change_ms
+        summary,
+        watermarks=watermarks,
+        samples=samples,
+        last_change_ms=last_change_ms,
+        recount_again=recount_again,
     )
     if moved:
-        updated = replace(tally.apply_to(updated), final_published=False)
+        updated = replace(
+            tally.apply_to(updated),
+            final_published=False,
+            active=True,
+            instances_gone=instances_gone,
+        )
     return updated
 
 
@@ -270,11 +344,16 @@ def recount(rows: Iterable[Mapping[str, Any]]) -> Summary:
     return tally.apply_to(Summary.new(""))
 
 
-def with_recount(summary: Summary, rows: Iterable[Mapping[str, Any]], now: datetime) -> Summary:
+def with_recount(
+    summary: Summary, rows: Iterable[Mapping[str, Any]], started: datetime, ended: datetime
+) -> Summary:
     """Replace the row-derived parts of `summary` with a recount of `rows`.
 
-    `now` is when the Query began. Watermarks, samples and alert flags are kept; first and
-    last update only ever widen (rows are overwritten, so the earliest update is history).
+    `started` and `ended` bound the Query. `summary` must have been read before the
+    Query began and be saved only if no other writer saved it since (its version), so no
+    change applied during the Query is overwritten. Watermarks, samples and alert flags
+    are kept; first and last update only ever widen (rows are overwritten, so the
+    earliest update is history).
     """
     fresh = recount(rows)
     first = [t for t in (summary.first_update_ms, fresh.first_update_ms) if t is not None]
@@ -292,7 +371,9 @@ def with_recount(summary: Summary, rows: Iterable[Mapping[str, Any]], now: datet
         recent=fresh.recent,
         first_update_ms=min(first) if first else None,
         last_update_ms=max(last) if last else None,
-        recounted_at_ms=epoch_ms(now),
+        recounted_at_ms=epoch_ms(started),
+        recount_ended_ms=epoch_ms(ended),
+        recount_again=False,
         final_published=summary.final_published and same,
     )
 
@@ -358,14 +439,17 @@ def progress_view(
     """
     name, size = registry_info or (None, None)
     counts = summary.counts
-    running, completed, failed, invalid = (
-        max(0, n) for n in (counts.running, counts.completed, counts.failed, counts.invalid)
+    running, completed, failed, lost, invalid = (
+        max(0, n)
+        for n in (counts.running, counts.completed, counts.failed, counts.lost, counts.invalid)
     )
-    reported = running + completed + failed + invalid
+    interrupted = min(lost, max(0, counts.lost_interrupted))
+    reported = running + completed + failed + lost + invalid
     total = max(size or 0, reported)
     stalled = min(running, max(0, summary.stalled(now, stall_after)))
-    percent = round((completed + failed) / total * 100, 1) if total else 0.0
-    eta_seconds = _eta_seconds(summary, total - completed - failed, now) if total else None
+    over = completed + failed + lost
+    percent = round(over / total * 100, 1) if total else 0.0
+    eta_seconds = _eta_seconds(summary, total - over, now) if total else None
     return {
         "array_id": summary.array_id,
         "name": array_name(summary.array_id, name),
@@ -376,9 +460,12 @@ def progress_view(
             "running": running,
             "completed": completed,
             "failed": failed,
+            "lost": lost,
             "stalled": stalled,
             "invalid": invalid,
         },
+        "lost_workers": {"spot_interruption": interrupted, "instance_ended": lost - interrupted},
+        "instances_gone": summary.instances_gone,
         "tasks_completed": max(0, counts.tasks_completed),
         "percent_complete": percent,
         "started_at": None if summary.first_update_ms is None else iso_ms(summary.first_update_ms),
@@ -390,11 +477,14 @@ def progress_view(
 
 
 def finished(view: Mapping[str, Any]) -> bool:
-    """Every worker completed or failed: none pending, running or invalid (SPEC §8)."""
+    """The array is over (SPEC §8): every worker completed, failed or was lost, none
+    pending, running or invalid; or every instance of the array is gone and no worker is
+    still counted running (those that never reported stay pending)."""
     workers = view["workers"]
-    return bool(
-        workers["total"] > 0 and workers["completed"] + workers["failed"] == workers["total"]
-    )
+    if workers["total"] <= 0:
+        return False
+    over = workers["completed"] + workers["failed"] + workers["lost"]
+    return bool(over == workers["total"] or (view["instances_gone"] and workers["running"] == 0))
 
 
 def alerts_due(
@@ -417,11 +507,12 @@ def alerts_due(
         alerts.append(Alert(event_type, severity, subject, facts, summary.array_id, now))
 
     if finished(view) and not finished_alerted:
+        never = f" ({workers['pending']} never reported)" if workers["pending"] else ""
         alert(
             "array_finished",
-            "warning" if workers["failed"] else "info",
+            "warning" if workers["failed"] or workers["lost"] or workers["pending"] else "info",
             f"Array {label} finished: {workers['completed']} completed, "
-            f"{workers['failed']} failed of {workers['total']}",
+            f"{workers['failed']} failed, {workers['lost']} lost of {workers['total']}{never}",
         )
         finished_alerted = True
     failed_percent = workers["failed"] / workers["total"] * 100 if workers["total"] else 0.0

@@ -30,7 +30,7 @@ from chalicelib.notifications import AlertHistory, Notifications
 from chalicelib.pacing import RateLimiter
 from chalicelib.settings import Settings, get_settings
 from chalicelib.stats import Stats
-from chalicelib.summaries import ProgressAggregator, SummaryStore
+from chalicelib.summaries import ProgressAggregator, ProgressRows, SummaryStore
 
 SERVICE = "spawn-fleet-monitor"
 logger = Logger(service=SERVICE)
@@ -86,8 +86,13 @@ def alerts() -> AlertPublisher:
 
 
 @cache
+def progress_rows() -> ProgressRows:
+    return ProgressRows(clients().dynamodb, settings().progress_table)
+
+
+@cache
 def lifecycle() -> Lifecycle:
-    return Lifecycle(settings(), clients().ec2, registry(), alarm_store(), stats())
+    return Lifecycle(settings(), clients().ec2, registry(), alarm_store(), stats(), progress_rows())
 
 
 @cache
@@ -130,6 +135,8 @@ def progress() -> ProgressAggregator:
         alerts(),
         stats().array_info,
         history=array_history(),
+        ec2=clients().ec2,
+        registry=registry(),
     )
 
 

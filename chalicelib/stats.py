@@ -1,9 +1,18 @@
 """Fleet counters, fleet snapshots and array registrations, in the stats table
 (`STATS_TABLE`).
 
-Interruptions are counted into an all-time counter and per-minute and per-hour
-buckets (which expire), so "last hour" and "last 24 h" are a handful of key reads
+Interruptions are counted into an all-time counter and per-hour buckets (which expire)
+holding a count per minute, so "last hour" and "last 24 h" are a handful of key reads
 instead of a scan of history.
+
+Every counter is split into `COUNTER_SHARDS` items, and each interruption adds to the
+items of the shard its instance id hashes to. A mass spot reclaim interrupts hundreds
+of instances within seconds, and DynamoDB cancels a transaction that writes an item
+another transaction in flight is writing (`TransactionConflict`): with one item per
+counter, every concurrent count collides; with sixteen, two counts collide only when
+their instances share a shard. The per-instance marks in the registry stay the source
+of truth for *whether* an instance was counted; readers sum the shards, all of them
+in one `BatchGetItem` per 100 keys.
 
 Arrays are registered from their instances' spawn tags (name, declared size, owner).
 A sparse global secondary index, `owner-arrays` (hash `owner`, range `array_id`),
@@ -17,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,8 +39,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-INTERRUPTIONS_TOTAL = "interruptions#all"
-REBALANCE_TOTAL = "rebalance#all"
+COUNTER_SHARDS = 16
 SNAPSHOT = "fleet#snapshot"
 # The owners that have a snapshot of their own, so a vanished owner's can be removed.
 SNAPSHOT_OWNERS = "fleet#snapshot-owners"
@@ -38,25 +47,38 @@ OWNER_INDEX = "owner-arrays"
 # DynamoDB's limits per BatchGetItem and BatchWriteItem request.
 BATCH_GET_MAX = 100
 BATCH_WRITE_MAX = 25
-MINUTE_BUCKET_TTL = timedelta(days=2)
 HOUR_BUCKET_TTL = timedelta(days=3)
 
 
-def minute_key(at: datetime) -> str:
-    return f"interruptions#minute#{at:%Y-%m-%dT%H:%M}"
+def counter_shard(instance_id: str, shards: int = COUNTER_SHARDS) -> int:
+    """The counter shard an instance's counts go to (stable across processes)."""
+    return zlib.crc32(instance_id.encode()) % shards
 
 
-def hour_key(at: datetime) -> str:
-    return f"interruptions#hour#{at:%Y-%m-%dT%H}"
+def total_key(shard: int) -> str:
+    return f"interruptions#all#{shard:02d}"
 
 
-def array_key(array_id: str) -> str:
-    return f"interruptions#array#{array_id}"
+def hour_key(at: datetime, shard: int) -> str:
+    return f"interruptions#hour#{at:%Y-%m-%dT%H}#{shard:02d}"
 
 
-def owner_interruptions_key(owner: str) -> str:
-    """The all-time interruption counter of one owner's instances."""
-    return f"interruptions#owner#{owner}"
+def minute_attribute(at: datetime) -> str:
+    """The attribute of an hour bucket counting the interruptions of one minute."""
+    return f"m{at:%M}"
+
+
+def array_key(array_id: str, shard: int) -> str:
+    return f"interruptions#array#{array_id}#{shard:02d}"
+
+
+def owner_interruptions_key(owner: str, shard: int) -> str:
+    """A shard of the all-time interruption counter of one owner's instances."""
+    return f"interruptions#owner#{owner}#{shard:02d}"
+
+
+def rebalance_key(shard: int) -> str:
+    return f"rebalance#all#{shard:02d}"
 
 
 def owner_snapshot_key(owner: str) -> str:
@@ -93,14 +115,21 @@ def _record(item: Mapping[str, Any], array_id: str) -> ArrayRecord:
     )
 
 
-def increment(table: str, key: str, expires: datetime | None = None) -> dict[str, Any]:
-    """A `TransactWriteItems` entry adding one to a counter (safe inside a transaction
-    whose other entry guarantees it runs once)."""
+def increment(
+    table: str, key: str, expires: datetime | None = None, minute: str | None = None
+) -> dict[str, Any]:
+    """A `TransactWriteItems` entry adding one to a counter, and to its `minute` count
+    if given (safe inside a transaction whose other entry guarantees it runs once)."""
+    names = {"#count": "count"}
+    additions = ["#count :one"]
+    if minute is not None:
+        names["#minute"] = minute
+        additions.append("#minute :one")
     update: dict[str, Any] = {
         "TableName": table,
         "Key": {"key": {"S": key}},
-        "UpdateExpression": "ADD #count :one",
-        "ExpressionAttributeNames": {"#count": "count"},
+        "UpdateExpression": "ADD " + ", ".join(additions),
+        "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": {":one": {"N": "1"}},
     }
     if expires is not None:
@@ -111,38 +140,57 @@ def increment(table: str, key: str, expires: datetime | None = None) -> dict[str
 
 
 def interruption_increments(
-    table: str, at: datetime, array_id: str | None, owner: str | None = None
+    table: str,
+    instance_id: str,
+    at: datetime,
+    array_id: str | None,
+    owner: str | None = None,
+    shards: int = COUNTER_SHARDS,
 ) -> list[dict[str, Any]]:
-    """Every counter one interruption adds to."""
+    """Every counter one interruption adds to, in the instance's shard."""
+    shard = counter_shard(instance_id, shards)
     entries = [
-        increment(table, INTERRUPTIONS_TOTAL),
-        increment(table, minute_key(at), at + MINUTE_BUCKET_TTL),
-        increment(table, hour_key(at), at + HOUR_BUCKET_TTL),
+        increment(table, total_key(shard)),
+        increment(table, hour_key(at, shard), at + HOUR_BUCKET_TTL, minute_attribute(at)),
     ]
     if array_id:
-        entries.append(increment(table, array_key(array_id)))
+        entries.append(increment(table, array_key(array_id, shard)))
     if owner:
-        entries.append(increment(table, owner_interruptions_key(owner)))
+        entries.append(increment(table, owner_interruptions_key(owner, shard)))
     return entries
 
 
-def window_keys(now: datetime) -> tuple[list[str], list[str]]:
-    """Minute keys of the last 60 minutes and hour keys of the last 24 hours (both
-    including the current, partial bucket)."""
-    minutes = [minute_key(now - timedelta(minutes=m)) for m in range(60)]
-    hours = [hour_key(now - timedelta(hours=h)) for h in range(24)]
-    return minutes, hours
+def rebalance_increments(
+    table: str, instance_id: str, shards: int = COUNTER_SHARDS
+) -> list[dict[str, Any]]:
+    return [increment(table, rebalance_key(counter_shard(instance_id, shards)))]
 
 
-def totals_from(counts: Mapping[str, int], now: datetime) -> dict[str, int]:
-    """Interruption totals from counter values: last hour (to the minute), last 24 h
-    (to the hour) and all time."""
-    minutes, hours = window_keys(now)
-    return {
-        "last_hour": sum(counts.get(k, 0) for k in minutes),
-        "last_24h": sum(counts.get(k, 0) for k in hours),
-        "total": counts.get(INTERRUPTIONS_TOTAL, 0),
-    }
+def window_keys(now: datetime, shards: int = COUNTER_SHARDS) -> list[str]:
+    """Every shard of the hour buckets of the last 24 hours (including the current,
+    partial one) and of the all-time counter."""
+    hours = [hour_key(now - timedelta(hours=h), s) for h in range(24) for s in range(shards)]
+    return [*hours, *(total_key(s) for s in range(shards))]
+
+
+def totals_from(
+    items: Mapping[str, Mapping[str, int]], now: datetime, shards: int = COUNTER_SHARDS
+) -> dict[str, int]:
+    """Interruption totals from the counter items (`key` → attributes): last hour (to
+    the minute), last 24 h (to the hour) and all time."""
+    last_hour = 0
+    for m in range(60):
+        at = now - timedelta(minutes=m)
+        last_hour += sum(
+            items.get(hour_key(at, s), {}).get(minute_attribute(at), 0) for s in range(shards)
+        )
+    last_day = sum(
+        items.get(hour_key(now - timedelta(hours=h), s), {}).get("count", 0)
+        for h in range(24)
+        for s in range(shards)
+    )
+    total = sum(items.get(total_key(s), {}).get("count", 0) for s in range(shards))
+    return {"last_hour": last_hour, "last_24h": last_day, "total": total}
 
 
 class Stats:
@@ -153,25 +201,53 @@ class Stats:
         table: `STATS_TABLE`.
     """
 
-    def __init__(self, dynamodb: DynamoDBClient, table: str) -> None:
+    def __init__(self, dynamodb: DynamoDBClient, table: str, shards: int = COUNTER_SHARDS) -> None:
         self.dynamodb = dynamodb
         self.table = table
+        self.shards = shards
 
-    def counts(self, keys: list[str]) -> dict[str, int]:
-        """Counter values by key (absent counters are left out); ≤ 100 keys a call."""
-        found: dict[str, int] = {}
-        for chunk in chunked(keys, BATCH_GET_MAX):
+    def counters(self, keys: Iterable[str]) -> dict[str, dict[str, int]]:
+        """The number attributes of counter items by key (absent items are left out);
+        ≤ 100 keys a call."""
+        found: dict[str, dict[str, int]] = {}
+        for chunk in chunked(list(dict.fromkeys(keys)), BATCH_GET_MAX):
             request: dict[str, Any] = {self.table: {"Keys": [{"key": {"S": k}} for k in chunk]}}
             while request:
                 response = self.dynamodb.batch_get_item(RequestItems=request)
                 for item in response["Responses"].get(self.table, []):
-                    found[item["key"]["S"]] = int(item.get("count", {}).get("N", "0"))
+                    found[item["key"]["S"]] = {
+                        name: int(value["N"]) for name, value in item.items() if "N" in value
+                    }
                 request = dict(response.get("UnprocessedKeys") or {})
         return found
 
+    def _sum(self, keys: Iterable[str]) -> int:
+        return sum(item.get("count", 0) for item in self.counters(keys).values())
+
     def interruption_totals(self, now: datetime) -> dict[str, int]:
-        minutes, hours = window_keys(now)
-        return totals_from(self.counts([*minutes, *hours, INTERRUPTIONS_TOTAL]), now)
+        """Interruptions in the last hour, the last 24 h and in all (SPEC §7 `/fleet`)."""
+        items = self.counters(window_keys(now, self.shards))
+        return totals_from(items, now, self.shards)
+
+    def array_interruptions(self, array_id: str) -> int:
+        return self._sum(array_key(array_id, s) for s in range(self.shards))
+
+    def owner_interruptions(self, owners: Iterable[str]) -> dict[str, int]:
+        """All-time interruptions of each owner's instances (absent owners count 0)."""
+        wanted = list(owners)
+        items = self.counters(
+            owner_interruptions_key(o, s) for o in wanted for s in range(self.shards)
+        )
+        return {
+            o: sum(
+                items.get(owner_interruptions_key(o, s), {}).get("count", 0)
+                for s in range(self.shards)
+            )
+            for o in wanted
+        }
+
+    def rebalance_total(self) -> int:
+        return self._sum(rebalance_key(s) for s in range(self.shards))
 
     def get_document(self, key: str) -> dict[str, Any] | None:
         """A JSON document stored with `put_document`, or None."""

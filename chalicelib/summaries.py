@@ -4,15 +4,30 @@ The arrays table holds one small item per array (`chalicelib.progress.Summary`).
 progress table's stream (`NEW_AND_OLD_IMAGES`) keeps it current: a batch costs one
 GetItem and one conditional PutItem per array it touches, however many rows changed.
 The progress table itself is only ever read by a Query on one `array_id` (a recount, a
-page of workers), never Scanned.
+page of workers), never Scanned; the only write to it is the lost mark on the row of a
+worker whose instance ended.
 
-Why a retried batch cannot double-count: each summary remembers the last stream
-sequence number applied (its watermark) and skips records at or below it. The Lambda
-event does not name the shard, so the watermark is kept per stream (`eventSourceARN`).
-That is sound because every row of one array shares the partition key `array_id`, so
-its records come from one shard, in order, and Lambda finishes a parent shard before
-its children. (Were a hot array's item collection ever split across partitions, records
-could be skipped; the periodic recount puts the counts right again.)
+The tick looks only at active arrays: a summary carries the key of a sparse index
+(`active-arrays`, keys only) while the tick must look at it, and loses it an hour after
+its array finished (or three days after its last change). Its reads are one index
+Query and one consistent `BatchGetItem` per 100 active arrays, however many arrays were
+ever seen; a new row of a retired array brings it back. While no worker of an array
+reports, EC2 is asked (every few minutes at most) whether any of its instances is left;
+when none is, the workers still running are marked lost and the array is over.
+
+Why a retried batch cannot double-count: each summary remembers, per stream shard, the
+last sequence number applied (its watermark) and skips records at or below it.
+Sequence numbers are ordered only within a shard, and a hot array's item collection
+can be split across partitions, so one array's records can come from several shards
+at once (two children of a split, read in parallel, interleave). A plain Lambda stream
+event does not name its shard, and `DescribeStream` cannot tell it either: every open
+shard's range is open-ended, so siblings' ranges overlap. The event source mapping is
+therefore given a tumbling window (`TumblingWindowInSeconds` in
+`infra/resources.json`), which makes Lambda name the shard in every event
+(`shardId`); the handler answers with the window's (empty) `state`, as Lambda then
+requires. Without a `shardId` the stream ARN stands in for the shard, which is exact
+only while each array's rows sit on one shard. Watermarks of shards silent for longer
+than the stream keeps records (24 h) are dropped.
 """
 
 from __future__ import annotations
@@ -29,13 +44,15 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from chalicelib.alerts import AlertPublisher
-from chalicelib.ec2_events import epoch_ms
+from chalicelib.ec2_events import epoch_ms, iso
 from chalicelib.history import HistoryStore
+from chalicelib.instances import Registry, array_has_live_instances
 from chalicelib.metrics import emit
 from chalicelib.progress import (
     Change,
     Counts,
     Summary,
+    Watermark,
     alerts_due,
     apply_changes,
     finished,
@@ -49,10 +66,23 @@ from chalicelib.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_ec2 import EC2Client
 
 logger = logging.getLogger(__name__)
 
 NAMESPACE = "Spawn/Arrays"
+# The arrays table's sparse index of arrays the tick looks at (infra/resources.json).
+ACTIVE_INDEX = "active-arrays"
+TICK_KEY = "tick"
+ACTIVE = "active"
+BATCH_GET_MAX = 100
+# A finished array leaves the tick's set this long after it finished; one with no change
+# for this long (stalled for good, its instances unknown) too. A new row brings it back.
+RETIRE_AFTER_FINISHED_SECONDS = 3600
+RETIRE_AFTER_IDLE_SECONDS = 3 * 24 * 3600
+# While no worker of an array reports, EC2 is asked at most this often whether any of
+# its instances is left.
+GONE_CHECK_SECONDS = 300
 # Writers of one summary are the stream handler, the tick and a recount; a few retries
 # outlast any realistic collision.
 SAVE_ATTEMPTS = 5
@@ -88,6 +118,8 @@ def to_item(summary: Summary) -> dict[str, Any]:
         "completed": counts.completed,
         "failed": counts.failed,
         "invalid": counts.invalid,
+        "lost": counts.lost,
+        "lost_interrupted": counts.lost_interrupted,
         "tasks_completed": counts.tasks_completed,
         "running_by_second": {str(s): n for s, n in summary.running_by_second.items()},
         "stall_fold": summary.stall_fold,
@@ -95,13 +127,20 @@ def to_item(summary: Summary) -> dict[str, Any]:
         "first_update_ms": summary.first_update_ms,
         "last_update_ms": summary.last_update_ms,
         "samples": [list(sample) for sample in summary.samples],
-        "watermarks": dict(summary.watermarks),
+        "watermarks": {shard: list(mark) for shard, mark in summary.watermarks.items()},
         "recounted_at_ms": summary.recounted_at_ms,
+        "recount_ended_ms": summary.recount_ended_ms,
+        "recount_again": summary.recount_again,
         "last_change_ms": summary.last_change_ms,
         "finished_alerted": summary.finished_alerted,
         "failing_alerted": summary.failing_alerted,
         "stalled_alerted": summary.stalled_alerted,
         "final_published": summary.final_published,
+        "instances_gone": summary.instances_gone,
+        "gone_checked_ms": summary.gone_checked_ms,
+        "finished_at_ms": summary.finished_at_ms,
+        # The key of the sparse index the tick reads: present only while active.
+        TICK_KEY: ACTIVE if summary.active else None,
     }
     return {k: _serialize(v) for k, v in values.items() if v is not None}
 
@@ -110,12 +149,24 @@ def _optional_int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
+def _watermark(stored: Any) -> Watermark:
+    # Items saved before watermarks were per shard hold the sequence alone; with no time
+    # they are dropped at the next save, as their key (the stream ARN) is no longer used.
+    if isinstance(stored, str):
+        return Watermark(stored, 0)
+    sequence, seen_ms = stored
+    return Watermark(str(sequence), int(seen_ms))
+
+
 def from_item(item: Mapping[str, Any]) -> Summary:
     """The summary stored in a DynamoDB item (typed attribute values)."""
     values = {k: _deserialize(v) for k, v in item.items()}
     array_id = str(values["array_id"])
     recent = []
     for stored in values.get("recent", []):
+        if stored.get("status") == "lost":
+            # Shown as lost: stored back as the marked running row it is.
+            stored = {**stored, "status": "running", "lost_instance_id": stored.get("instance_id")}
         row = validate_row({**stored, "array_id": array_id})
         # Stored rows were valid when written; one that is not is dropped, not shown.
         if isinstance(row, Row):
@@ -128,6 +179,8 @@ def from_item(item: Mapping[str, Any]) -> Summary:
             failed=int(values.get("failed", 0)),
             invalid=int(values.get("invalid", 0)),
             tasks_completed=int(values.get("tasks_completed", 0)),
+            lost=int(values.get("lost", 0)),
+            lost_interrupted=int(values.get("lost_interrupted", 0)),
         ),
         running_by_second={int(s): int(n) for s, n in values.get("running_by_second", {}).items()},
         stall_fold=_optional_int(values.get("stall_fold")),
@@ -135,14 +188,22 @@ def from_item(item: Mapping[str, Any]) -> Summary:
         first_update_ms=_optional_int(values.get("first_update_ms")),
         last_update_ms=_optional_int(values.get("last_update_ms")),
         samples=tuple((int(t), int(n)) for t, n in values.get("samples", [])),
-        watermarks={str(k): str(v) for k, v in values.get("watermarks", {}).items()},
+        watermarks={
+            str(shard): _watermark(mark) for shard, mark in values.get("watermarks", {}).items()
+        },
         recounted_at_ms=_optional_int(values.get("recounted_at_ms")),
+        recount_ended_ms=_optional_int(values.get("recount_ended_ms")),
+        recount_again=bool(values.get("recount_again", False)),
         last_change_ms=_optional_int(values.get("last_change_ms")),
         version=int(values.get("version", 0)),
         finished_alerted=bool(values.get("finished_alerted", False)),
         failing_alerted=bool(values.get("failing_alerted", False)),
         stalled_alerted=bool(values.get("stalled_alerted", False)),
         final_published=bool(values.get("final_published", False)),
+        instances_gone=bool(values.get("instances_gone", False)),
+        gone_checked_ms=_optional_int(values.get("gone_checked_ms")),
+        finished_at_ms=_optional_int(values.get("finished_at_ms")),
+        active=values.get(TICK_KEY) == ACTIVE,
     )
 
 
@@ -238,11 +299,34 @@ class SummaryStore:
             return found[:limit], found[limit - 1].array_id
         return found, None
 
-    def scan(self) -> Iterator[Summary]:
-        """Every summary (for the tick)."""
-        for page in self.dynamodb.get_paginator("scan").paginate(TableName=self.table):
+    def active(self) -> Iterator[Summary]:
+        """Every summary the tick looks at: the keys from the sparse index (only active
+        summaries carry its key), then the summaries, read consistently, 100 a call.
+        Costs reads in proportion to active arrays, however many arrays were ever seen."""
+        pages = self.dynamodb.get_paginator("query").paginate(
+            TableName=self.table,
+            IndexName=ACTIVE_INDEX,
+            KeyConditionExpression="#tick = :active",
+            ExpressionAttributeNames={"#tick": TICK_KEY},
+            ExpressionAttributeValues={":active": {"S": ACTIVE}},
+        )
+        for page in pages:
             self.items_read += len(page["Items"])
-            yield from (from_item(item) for item in page["Items"])
+            keys = [{"array_id": item["array_id"]} for item in page["Items"]]
+            for start in range(0, len(keys), BATCH_GET_MAX):
+                yield from self._batch_get(keys[start : start + BATCH_GET_MAX])
+
+    def _batch_get(self, keys: list[dict[str, Any]]) -> Iterator[Summary]:
+        request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
+        found: list[Summary] = []
+        while request:
+            response = self.dynamodb.batch_get_item(RequestItems=request)
+            items = response["Responses"].get(self.table, [])
+            self.items_read += len(items)
+            found.extend(from_item(item) for item in items)
+            request = dict(response.get("UnprocessedKeys") or {})
+        # A summary retired between the index read and this one is no longer active.
+        yield from sorted((s for s in found if s.active), key=lambda s: s.array_id)
 
 
 def _plain(value: Any) -> Any:
@@ -275,17 +359,26 @@ def worker_json(image: Mapping[str, Any], now: datetime, stall_after: int) -> di
             },
         }
     line_ms = epoch_ms(now) - stall_after * 1000
-    stalled = parsed.status == "running" and parsed.last_update_ms < line_ms
+    stalled = parsed.shown_status == "running" and parsed.last_update_ms < line_ms
     return {**parsed.to_json(), "stalled": stalled}
 
 
 def row_status(image: Mapping[str, Any]) -> str:
     parsed = validate_row(image)
-    return "invalid" if isinstance(parsed, Invalid) else parsed.status
+    return "invalid" if isinstance(parsed, Invalid) else parsed.shown_status
+
+
+def lost_cause(instance: Mapping[str, Any]) -> str:
+    """Why a worker was lost, from its instance's registry row: spot reclaimed the
+    instance (its last warning said terminate), or the instance ended otherwise."""
+    if instance.get("interruption_action") == "terminate":
+        return "spot_interruption"
+    return "instance_ended"
 
 
 class ProgressRows:
-    """Reads of the progress table, always a Query on one `array_id` (never a Scan).
+    """The progress table: reads are always a Query on one `array_id` (never a Scan);
+    the only write is the lost mark on a row whose worker's instance ended.
 
     `items_read` counts the items the Queries returned, for benchmarks.
     """
@@ -294,6 +387,49 @@ class ProgressRows:
         self.dynamodb = dynamodb
         self.table = progress_table
         self.items_read = 0
+
+    def mark_lost(
+        self, array_id: str, task_index: int, instance_id: str, cause: str, at: datetime
+    ) -> bool:
+        """Mark a worker lost (see `chalicelib.progress`): only a row still `running` on
+        that very instance, so a final status written in time, or the task taken over
+        by another instance, is never touched. Returns whether a row was marked."""
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key={"array_id": {"S": array_id}, "task_index": {"N": str(task_index)}},
+                UpdateExpression="SET #instance = :instance, #cause = :cause, #at = :at",
+                ConditionExpression="#status = :running AND #instance_id = :instance",
+                ExpressionAttributeNames={
+                    "#instance": "lost_instance_id",
+                    "#cause": "lost_cause",
+                    "#at": "lost_at",
+                    "#status": "status",
+                    "#instance_id": "instance_id",
+                },
+                ExpressionAttributeValues={
+                    ":instance": {"S": instance_id},
+                    ":cause": {"S": cause},
+                    ":at": {"S": iso(at)},
+                    ":running": {"S": "running"},
+                },
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def mark_gone_instance(self, instance: Mapping[str, Any], at: datetime) -> bool:
+        """Mark lost the worker of an instance that ended, from its registry row (which
+        holds its array and index, from spawn's tags); False if it has none, or its
+        worker had already reported a final status."""
+        array_id, index = instance.get("array_id"), instance.get("array_index")
+        if not array_id or index is None:
+            return False
+        return self.mark_lost(
+            str(array_id), int(index), str(instance["instance_id"]), lost_cause(instance), at
+        )
 
     def _query(
         self, array_id: str, limit: int | None, after: str | None, consistent: bool
@@ -406,6 +542,9 @@ class ProgressAggregator:
         array_info: (name, declared size) of an array, from the instances registry.
         clock: the current time (default: `utc_now`).
         history: records each unfinished array's counts on every tick (default: none).
+        ec2: an EC2 client, to learn whether any instance of an array is left; without
+            one an array is over only when every worker finished or was lost.
+        registry: the instances table, for why a worker was lost (interrupted or not).
 
     Example:
         >>> aggregator.handle_stream(event)   # the stream Lambda
@@ -422,6 +561,8 @@ class ProgressAggregator:
         array_info: ArrayInfo,
         clock: Callable[[], datetime] = utc_now,
         history: HistoryStore | None = None,
+        ec2: EC2Client | None = None,
+        registry: Registry | None = None,
     ) -> None:
         self.rows = ProgressRows(dynamodb, settings.progress_table)
         self.history = history
@@ -430,6 +571,8 @@ class ProgressAggregator:
         self.alerts = alerts
         self.array_info = array_info
         self.clock = clock
+        self.ec2 = ec2
+        self.registry = registry
         self.conflicts = 0
 
     @property
@@ -437,17 +580,23 @@ class ProgressAggregator:
         """DynamoDB items read so far, summaries and progress rows together."""
         return self.store.items_read + self.rows.items_read
 
-    def handle_stream(self, event: Mapping[str, Any]) -> dict[str, list[dict[str, str]]]:
-        """Apply a DynamoDB stream batch; returns Lambda's partial-batch response.
+    def handle_stream(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply a DynamoDB stream batch (all from one shard); returns Lambda's
+        partial-batch response, with the tumbling window's `state` when there is one.
 
         For each array whose summary could not be saved, the response names its first
         record, so Lambda resumes there; records of arrays already saved that it replays
         are skipped by their watermark.
         """
-        records = event.get("Records") if isinstance(event, Mapping) else None
+        if not isinstance(event, Mapping):
+            return {"batchItemFailures": []}
+        records = event.get("Records")
+        shard = event.get("shardId")
+        if not isinstance(shard, str) or not shard:
+            shard = None
         by_array: dict[str, list[tuple[str, Change]]] = {}
         for record in records if isinstance(records, list) else []:
-            parsed = self._parse(record)
+            parsed = self._parse(record, shard)
             if parsed is not None:
                 array_id, sequence, change = parsed
                 by_array.setdefault(array_id, []).append((sequence, change))
@@ -458,9 +607,11 @@ class ProgressAggregator:
             except Exception:
                 logger.exception("array summary update failed", extra={"array_id": array_id})
                 failures.append({"itemIdentifier": changes[0][0]})
+        if "window" in event:
+            return {"state": {}, "batchItemFailures": failures}
         return {"batchItemFailures": failures}
 
-    def _parse(self, record: Any) -> tuple[str, str, Change] | None:
+    def _parse(self, record: Any, shard: str | None) -> tuple[str, str, Change] | None:
         """(array id, raw sequence number, change) of a record; None, logged, if unusable."""
         try:
             data = record["dynamodb"]
@@ -490,8 +641,8 @@ class ProgressAggregator:
                 extra={"event_id": _event_id(record)},
             )
             return None
-        shard = record.get("eventSourceARN") or "stream"
-        return array_id, sequence, Change(str(shard), key, old, new, approx)
+        source = shard or record.get("eventSourceARN") or "stream"
+        return array_id, sequence, Change(str(source), key, old, new, approx)
 
     def _apply(self, array_id: str, changes: list[Change]) -> None:
         for _ in range(SAVE_ATTEMPTS):
@@ -507,20 +658,27 @@ class ProgressAggregator:
                 self.conflicts += 1
         raise ConflictError(f"summary of {array_id} kept changing; {SAVE_ATTEMPTS} attempts")
 
-    def recount(self, array_id: str) -> Summary:
-        """Recount one array from a paginated Query of its rows, and save it."""
+    def recount(self, array_id: str) -> Summary | None:
+        """Recount one array from a paginated Query of its rows, and save it; None when
+        the stream changed the summary during the Query (tried again once quiet).
+
+        The summary is read before the Query and saved only if its version has not
+        moved: a change the stream applied meanwhile may be missing from rows the Query
+        had already read, and overwriting it would lose it until the next recount.
+        """
         started = self.clock()
+        summary = self.store.get(array_id) or Summary.new(array_id)
         rows = self.rows.all(array_id)
-        for _ in range(SAVE_ATTEMPTS):
-            summary = self.store.get(array_id) or Summary.new(array_id)
-            updated = fold_stalled(
-                with_recount(summary, rows, started), started, self.settings.stall_after_seconds
-            )
-            try:
-                return self.store.save(updated)
-            except ConflictError:
-                self.conflicts += 1
-        raise ConflictError(f"summary of {array_id} kept changing; {SAVE_ATTEMPTS} attempts")
+        ended = self.clock()
+        updated = fold_stalled(
+            with_recount(summary, rows, started, ended), ended, self.settings.stall_after_seconds
+        )
+        try:
+            return self.store.save(updated)
+        except ConflictError:
+            self.conflicts += 1
+            logger.info("recount left for later: the array changed", extra={"array_id": array_id})
+            return None
 
     def _recount_due(self, summary: Summary, now: datetime) -> bool:
         """Due every `RECOUNT_EVERY_SECONDS`, but only once the array is quiet.
@@ -535,35 +693,109 @@ class ProgressAggregator:
             now_ms - summary.last_change_ms < RECOUNT_QUIET_SECONDS * 1000
         ):
             return False
-        if summary.recounted_at_ms is None:
+        if summary.recounted_at_ms is None or summary.recount_again:
             return True
         return now_ms - summary.recounted_at_ms >= self.settings.recount_every_seconds * 1000
 
     def tick(self, now: datetime) -> TickReport:
-        """Publish metrics, send due alerts and recount where due, for every array that
-        changed since its last publish or is not finished.
+        """Publish metrics, send due alerts, recount where due and end arrays whose
+        instances are all gone, for every active array (the sparse index: reads in
+        proportion to active arrays, not to every array ever seen).
 
         A finished array publishes its final figures once (`final_published`) and is
-        then left alone until a row of it changes.
+        then left alone until a row of it changes; an hour after it finished (or three
+        days after its last change, finished or not) it leaves the active set.
         """
         report = TickReport()
         read_before = self.items_read
-        for summary in self.store.scan():
+        for summary in self.store.active():
             report.arrays += 1
-            if summary.final_published:
-                continue
             try:
-                self._tick_array(summary, now, report)
+                if self._retire_due(summary, now):
+                    self._update(summary.array_id, _retired)
+                elif not summary.final_published:
+                    self._tick_array(summary, now, report)
             except Exception:
                 report.errors += 1
                 logger.exception("array tick failed", extra={"array_id": summary.array_id})
         report.items_read = self.items_read - read_before
         return report
 
+    @staticmethod
+    def _retire_due(summary: Summary, now: datetime) -> bool:
+        now_ms = epoch_ms(now)
+        if summary.final_published and summary.finished_at_ms is not None:
+            return now_ms - summary.finished_at_ms >= RETIRE_AFTER_FINISHED_SECONDS * 1000
+        last = summary.last_change_ms
+        return last is not None and now_ms - last >= RETIRE_AFTER_IDLE_SECONDS * 1000
+
+    def _update(self, array_id: str, change: Callable[[Summary], Summary]) -> Summary | None:
+        """Read, change and save one summary, again on a fresh read after a conflict."""
+        for _ in range(SAVE_ATTEMPTS):
+            summary = self.store.get(array_id)
+            if summary is None:
+                return None
+            updated = change(summary)
+            if updated == summary:
+                return summary
+            try:
+                return self.store.save(updated)
+            except ConflictError:
+                self.conflicts += 1
+        raise ConflictError(f"summary of {array_id} kept changing; {SAVE_ATTEMPTS} attempts")
+
+    def _gone_check(self, summary: Summary, now: datetime) -> Summary:
+        """While no worker reports, ask EC2 (at most every `GONE_CHECK_SECONDS`) whether
+        any instance of the array is left; if none is, mark its running workers lost and
+        the array's instances gone. Arrays never seen on instances are not asked about."""
+        if self.ec2 is None or summary.instances_gone:
+            return summary
+        now_ms = epoch_ms(now)
+        stall_after = self.settings.stall_after_seconds
+        reporting = summary.counts.running - summary.stalled(now, stall_after)
+        checked = summary.gone_checked_ms
+        if reporting > 0 or (checked is not None and now_ms - checked < GONE_CHECK_SECONDS * 1000):
+            return summary
+        if self.array_info(summary.array_id) is None:
+            return summary
+        gone = not array_has_live_instances(self.ec2, summary.array_id)
+        if gone:
+            self._sweep(summary.array_id, now)
+        updated = self._update(
+            summary.array_id,
+            lambda s: replace(s, gone_checked_ms=now_ms, instances_gone=s.instances_gone or gone),
+        )
+        return summary if updated is None else updated
+
+    def _sweep(self, array_id: str, now: datetime) -> None:
+        """Mark lost every worker of a gone array still running on its instance."""
+        stranded = [
+            parsed
+            for parsed in map(validate_row, self.rows.all(array_id))
+            if isinstance(parsed, Row) and parsed.shown_status == "running"
+        ]
+        known = (
+            {} if self.registry is None else self.registry.get_many(r.instance_id for r in stranded)
+        )
+        marked = sum(
+            self.rows.mark_lost(
+                array_id,
+                r.task_index,
+                r.instance_id,
+                lost_cause(known.get(r.instance_id, {})),
+                now,
+            )
+            for r in stranded
+        )
+        logger.info("array's instances are all gone", extra={"array_id": array_id, "lost": marked})
+
     def _tick_array(self, summary: Summary, now: datetime, report: TickReport) -> None:
         if self._recount_due(summary, now):
-            summary = self.recount(summary.array_id)
-            report.recounted += 1
+            recounted = self.recount(summary.array_id)
+            if recounted is not None:
+                summary = recounted
+                report.recounted += 1
+        summary = self._gone_check(summary, now)
         info = self.array_info(summary.array_id)
         stall_after = self.settings.stall_after_seconds
         if self.history is not None:
@@ -584,7 +816,9 @@ class ProgressAggregator:
                     self.alerts.publish(alert)
                     sent.add(alert.event_type)
                     report.alerts += 1
-            updated = replace(updated, final_published=finished(view))
+            done = finished(view)
+            finished_at = (summary.finished_at_ms or epoch_ms(now)) if done else None
+            updated = replace(updated, final_published=done, finished_at_ms=finished_at)
             if updated == summary:
                 return
             try:
@@ -597,6 +831,10 @@ class ProgressAggregator:
                     return
                 summary = fresh
         raise ConflictError(f"summary of {summary.array_id} kept changing")
+
+
+def _retired(summary: Summary) -> Summary:
+    return replace(summary, active=False)
 
 
 def _event_id(record: Any) -> Any:

@@ -106,13 +106,33 @@ def scheduled_event(rule_arn: str) -> dict[str, Any]:
     }
 
 
-def stream_event(records: list[dict[str, Any]], stream_arn: str) -> dict[str, Any]:
-    """The Lambda event for a batch of DynamoDB stream records."""
-    return {
+def stream_event(
+    records: list[dict[str, Any]], stream_arn: str, shard_id: str, window_seconds: int = 0
+) -> dict[str, Any]:
+    """The Lambda event for a batch of DynamoDB stream records from one shard. With a
+    tumbling window (`window_seconds` > 0), Lambda adds the window, its state and the
+    shard's id."""
+    event: dict[str, Any] = {
         "Records": [
             {**record, "eventSourceARN": stream_arn, "awsRegion": REGION} for record in records
         ]
     }
+    if window_seconds > 0:
+        now = time.time()
+        start = now - now % window_seconds
+        event.update(
+            window={"start": _iso(start), "end": _iso(start + window_seconds)},
+            state={},
+            shardId=shard_id,
+            eventSourceARN=stream_arn,
+            isFinalInvokeForWindow=False,
+            isWindowTerminatedEarly=False,
+        )
+    return event
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _now() -> str:

@@ -262,11 +262,15 @@ class LocalStack:
                     Function(function.name, handler, timeout),
                     self.provisioned.stream_arns[table],
                     int(props.get("BatchSize", 100)),
+                    int(props.get("TumblingWindowInSeconds", 0)),
                 )
 
-    def _stream_source(self, function: Function, stream_arn: str, batch_size: int) -> None:
+    def _stream_source(
+        self, function: Function, stream_arn: str, batch_size: int, window_seconds: int
+    ) -> None:
         """Poll every shard of a DynamoDB stream from its start, as Lambda's mapping with
-        TRIM_HORIZON does; a reported failure resumes the shard at that record."""
+        TRIM_HORIZON does; a reported failure resumes the shard at that record. With a
+        tumbling window the event names its shard, as Lambda's does."""
         streams = self.session.client("dynamodbstreams")
 
         def poll() -> None:
@@ -292,7 +296,9 @@ class LocalStack:
                             iterators[shard_id] = page.get("NextShardIterator")
                             continue
                         idle = False
-                        event = lambda_runtime.stream_event(records, stream_arn)
+                        event = lambda_runtime.stream_event(
+                            records, stream_arn, shard_id, window_seconds
+                        )
                         failures: list[dict[str, str]]
                         try:
                             result = function.invoke(event) or {}

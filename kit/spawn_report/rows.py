@@ -11,6 +11,11 @@ the deployment package.
 Every limit a row must respect is a named constant below, in this one place. The code
 runs on Python 3.9 and later, since workers' images may be older than the backend's.
 
+Besides the worker's attributes, a row may carry the backend's *lost* mark
+(`lost_instance_id`, `lost_cause`, `lost_at`): written when the worker's instance ended
+while the row still said `running`. It applies only to a `running` row on the instance
+it names, and a worker's next write of the whole row (PutItem) drops it.
+
 Example:
     >>> validate_row({"array_id": "a", "task_index": 0, "status": "running",
     ...               "tasks_completed": 3, "last_update": "2026-01-27T10:00:00Z",
@@ -38,12 +43,20 @@ REQUIRED_FIELDS = (
     "hostname",
 )
 OPTIONAL_FIELDS = ("tasks_total", "error_count", "message")
-# Recent rows are stored in the summary item (≤ 400 KB): long messages are cut to this.
+# Longest texts a valid row may carry: the backend keeps recent rows in one summary item,
+# which DynamoDB caps at 400 KB, so a longer value makes the row invalid instead of
+# making the summary unsavable. A hostname is at most 253 characters (DNS); array ids
+# are what the API accepts; instance ids leave room for container ids.
+ARRAY_ID_MAX = 128
+INSTANCE_ID_MAX = 128
+HOSTNAME_MAX = 255
+# Messages are free text and may be long; the summary keeps the first this many.
 MESSAGE_MAX = 500
 # Counts above this cannot be real and would not survive DynamoDB's 38-digit numbers
 # once summed; a row carrying one is invalid rather than able to break every save.
 NUMBER_MAX = 10**12
 TIME_TEXT_MAX = 64
+LOST_CAUSES = ("spot_interruption", "instance_ended")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -79,16 +92,22 @@ class Row:
     tasks_total: int | None = None
     error_count: int | None = None
     message: str | None = None
+    lost_cause: str | None = None
 
     @property
     def second(self) -> int:
         return self.last_update_ms // 1000
 
+    @property
+    def shown_status(self) -> str:
+        """The status the API shows and filters on: `lost` for a lost worker."""
+        return "lost" if self.lost_cause else self.status
+
     def to_json(self) -> dict[str, Any]:
         """The row as the API shows it (and as the summary item stores it)."""
         return {
             "task_index": self.task_index,
-            "status": self.status,
+            "status": self.shown_status,
             "tasks_completed": self.tasks_completed,
             "last_update": iso_ms(self.last_update_ms),
             "instance_id": self.instance_id,
@@ -96,6 +115,7 @@ class Row:
             "tasks_total": self.tasks_total,
             "error_count": self.error_count,
             "message": self.message,
+            "lost_cause": self.lost_cause,
         }
 
 
@@ -166,6 +186,8 @@ def validate_row(image: Mapping[str, Any]) -> Row | Invalid:
 
     if array_id is None:
         return invalid(f"array_id {_short(raw_array)} is not a non-empty string")
+    if len(array_id) > ARRAY_ID_MAX:
+        return invalid(f"array_id is {len(array_id)} characters, more than {ARRAY_ID_MAX}")
     if task_index is None:
         return invalid(f"task_index {_short(image.get('task_index'))} is not an integer ≥ 0")
     status = image.get("status")
@@ -180,10 +202,12 @@ def validate_row(image: Mapping[str, Any]) -> Row | Invalid:
     if last_update_ms is None:
         return invalid(f"last_update {_short(image.get('last_update'))} is not ISO-8601 UTC")
     texts: dict[str, str] = {}
-    for name in ("instance_id", "hostname"):
+    for name, longest in (("instance_id", INSTANCE_ID_MAX), ("hostname", HOSTNAME_MAX)):
         value = image.get(name)
         if not isinstance(value, str) or not value:
             return invalid(f"{name} {_short(value)} is not a non-empty string")
+        if len(value) > longest:
+            return invalid(f"{name} is {len(value)} characters, more than {longest}")
         texts[name] = value
     optional: dict[str, int | None] = {}
     for name in ("tasks_total", "error_count"):
@@ -206,4 +230,14 @@ def validate_row(image: Mapping[str, Any]) -> Row | Invalid:
         tasks_total=optional["tasks_total"],
         error_count=optional["error_count"],
         message=message,
+        lost_cause=_lost_cause(image, status, texts["instance_id"]),
     )
+
+
+def _lost_cause(image: Mapping[str, Any], status: str, instance_id: str) -> str | None:
+    """The cause of the backend's lost mark, if it applies to this very row: a mark that
+    names another instance (the task moved) or a row no longer running is ignored."""
+    cause = image.get("lost_cause")
+    if status != "running" or image.get("lost_instance_id") != instance_id:
+        return None
+    return cause if cause in LOST_CAUSES else None

@@ -64,6 +64,8 @@ def test_merge_template_reaches_the_chalice_resources(packaged_resources: dict[s
     ]
     assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert stream["Stream"] == {"Fn::GetAtt": ["ProgressTable", "StreamArn"]}
+    # A tumbling window makes Lambda name each batch's shard: watermarks are per shard.
+    assert 0 < stream["TumblingWindowInSeconds"] <= 900
     # Event sources name their queue and topics by ARN string: order them explicitly.
     assert packaged_resources["Lifecycle"]["DependsOn"] == ["LifecycleQueue"]
     assert packaged_resources["AlertNotifications"]["DependsOn"] == ["AlertsTopic"]

@@ -293,6 +293,7 @@ def test_progress_rows_flow_through_the_stream_to_the_api(stack: Stack) -> None:
         "running": 2,
         "completed": 1,
         "failed": 1,
+        "lost": 0,
         "stalled": 0,
         "invalid": 1,
     }
@@ -328,6 +329,44 @@ def test_a_busy_port_gives_a_clear_error(stack: Stack) -> None:
     assert result.returncode == 2
     assert f"port {port}" in result.stderr
     assert "SFM_API_PORT" in result.stderr
+
+
+def test_a_worker_whose_instance_terminates_counts_as_lost(stack: Stack) -> None:
+    # Through the real stream: the lifecycle marks the row, the mark reaches the summary.
+    array_id = "render-20261126-1o5t00"
+    tags = {**TAGS, "spawn:job-array-id": array_id, "spawn:job-array-index": "0"}
+    [instance] = launch(stack, tags=tags)
+    running(stack, instance)
+    eventually(lambda: len(alarms_of(stack, instance)) == 2, timeout=5)
+    stack.client("dynamodb").put_item(
+        TableName="spawn-progress",
+        Item={
+            "array_id": {"S": array_id},
+            "task_index": {"N": "0"},
+            "status": {"S": "running"},
+            "tasks_completed": {"N": "3"},
+            "last_update": {"S": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")},
+            "instance_id": {"S": instance},
+            "hostname": {"S": "ip-10-0-0-1"},
+        },
+    )
+    stack.client("ec2").terminate_instances(InstanceIds=[instance])
+    put_ec2_event(
+        stack,
+        "ec2-state-change-terminated.json",
+        {"instance-id": instance, "state": "terminated"},
+        datetime.now(UTC) + timedelta(seconds=5),
+    )
+
+    def lost() -> dict[str, Any] | None:
+        code, body = stack.get(f"/arrays/{array_id}/progress")
+        return body if code == 200 and body["workers"]["lost"] == 1 else None
+
+    body = eventually(lost, timeout=10)
+    assert (body["workers"]["running"], body["percent_complete"]) == (0, 100.0)
+    assert body["lost_workers"] == {"spot_interruption": 0, "instance_ended": 1}
+    [row] = stack.get(f"/arrays/{array_id}/workers?status=lost")[1]["workers"]
+    assert (row["instance_id"], row["lost_cause"]) == (instance, "instance_ended")
 
 
 def test_an_array_is_registered_under_its_launcher_and_everyone_sees_it_locally(

@@ -116,6 +116,7 @@ def test_progress_has_the_spec_shape(api: tuple[Api, Client]) -> None:
         "running": 19,
         "completed": 19,
         "failed": 19,
+        "lost": 0,
         "stalled": 4,  # running rows 0, 3, 6, 9 reported 20 minutes ago
         "invalid": 2,
     }

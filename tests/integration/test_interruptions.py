@@ -104,8 +104,7 @@ def test_two_instances_count_two(harness: Harness) -> None:
     harness.handler.on_warning(harness.warning(second, "w-2", action="stop"))
     harness.handler.on_warning(harness.warning(first, "w-3"))  # a re-sent warning, new id
     assert harness.totals()["total"] == 2
-    counts = harness.stats.counts(["interruptions#array#render-20260127-a1b2c3"])
-    assert counts == {"interruptions#array#render-20260127-a1b2c3": 2}
+    assert harness.stats.array_interruptions("render-20260127-a1b2c3") == 2
 
 
 def test_unmanaged_instance_is_not_counted_by_default(harness: Harness) -> None:
@@ -122,7 +121,7 @@ def test_unmanaged_counts_in_the_fleet_figure_only_when_configured(
     [instance] = fleet.launch(tags={"Name": "other", "spawn:job-array-id": "not-ours-1"})
     assert counting.handler.on_warning(counting.warning(instance)) == "counted"
     assert counting.totals()["total"] == 1
-    assert counting.stats.counts(["interruptions#array#not-ours-1"]) == {}
+    assert counting.stats.array_interruptions("not-ours-1") == 0
     documents = _emf(capsys)
     assert [d.get("ArrayId") for d in documents] == [None]
     assert counting.alerts() == []  # not ours to alert about
@@ -157,12 +156,16 @@ def test_a_failed_alert_is_sent_on_retry_without_counting_again(
 
 def test_interruption_of_an_instance_seen_before_its_running_event(harness: Harness) -> None:
     [instance] = harness.fleet.launch()
-    harness.handler.on_warning(harness.warning(instance))
+    assert harness.handler.on_warning(harness.warning(instance)) == "counted"
     harness.fleet.lifecycle.handle([harness.fleet.event(instance, "running")])
     row = harness.fleet.registry.get(instance)
     assert row is not None
     assert row["state"] == "running"  # the interruption's write did not block the lifecycle
     assert row["interruption_action"] == "terminate"
+    assert harness.totals() == {"last_hour": 1, "last_24h": 1, "total": 1}
+    [alert] = harness.alerts()
+    assert alert["Subject"].startswith(f"Spot interruption: {instance}")
+    assert alert["MessageAttributes"]["array_id"]["Value"] == "render-20260127-a1b2c3"
 
 
 def test_rebalance_recommendation_counts_once_and_publishes(harness: Harness, capsys: Any) -> None:
@@ -174,7 +177,7 @@ def test_rebalance_recommendation_counts_once_and_publishes(harness: Harness, ca
     assert document["RebalanceRecommendations"] == 1.0 or document["RebalanceRecommendations"] == [
         1.0
     ]
-    assert harness.stats.counts(["rebalance#all"]) == {"rebalance#all": 1}
+    assert harness.stats.rebalance_total() == 1
     row = harness.fleet.registry.get(instance)
     assert row is not None
     assert "rebalance_at" in row
@@ -204,7 +207,7 @@ def test_a_spot_instance_that_runs_again_can_be_interrupted_again(harness: Harne
     fleet.lifecycle.handle([fleet.event(instance, "running", start + timedelta(minutes=30))])
     assert harness.handler.on_warning(first) == "duplicate"  # a late copy of the first
     assert harness.handler.on_warning(warning_at(40, "w-2")) == "counted"
-    assert harness.stats.counts(["interruptions#all"]) == {"interruptions#all": 2}
+    assert harness.totals()["total"] == 2
     assert len(harness.alerts()) == 2
 
 
@@ -239,4 +242,60 @@ def test_rebalance_of_an_unmanaged_instance_is_not_counted(harness: Harness) -> 
     event = copy.deepcopy(load_event("ec2-rebalance-recommendation.json"))
     event["detail"] = {"instance-id": instance}
     assert harness.handler.on_rebalance(event) == "ignored"
-    assert harness.stats.counts(["rebalance#all"]) == {}
+    assert harness.stats.rebalance_total() == 0
+
+
+def test_a_new_warning_before_the_restarts_running_is_recorded_counts(harness: Harness) -> None:
+    # I: a stop-interrupted spot instance runs again and is warned again before its
+    # restart's running event is recorded: a new interruption, not a duplicate.
+    fleet = harness.fleet
+    [instance] = fleet.launch()
+    start = datetime(2026, 1, 27, 11, 0, tzinfo=UTC)
+    fleet.lifecycle.handle([fleet.event(instance, "running", start)])
+
+    def warning_at(minutes: int, event_id: str) -> dict[str, Any]:
+        event = harness.warning(instance, event_id, action="stop")
+        event["time"] = (start + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return event
+
+    first = warning_at(10, "w-1")
+    assert harness.handler.on_warning(first) == "counted"
+    fleet.lifecycle.handle([fleet.event(instance, "stopped", start + timedelta(minutes=13))])
+    # EC2 starts it again at minute 30; that running event is still on its way.
+    assert harness.handler.on_warning(warning_at(40, "w-2")) == "counted"
+    fleet.lifecycle.handle([fleet.event(instance, "running", start + timedelta(minutes=30))])
+    assert harness.handler.on_warning(first) == "duplicate"  # a late copy of the first
+    assert harness.totals()["total"] == 2
+    subjects = sorted(a["Subject"] for a in harness.alerts())
+    assert (
+        subjects
+        == [f"Spot interruption: {instance} in render-20260127-a1b2c3 will stop in ~2 min"] * 2
+    )
+
+
+def test_a_mass_reclaim_of_100_instances_in_a_second_is_counted_exactly(
+    session: Any,
+) -> None:
+    # E: 100 warnings a second, each transaction in flight 20 ms; DynamoDB cancels those
+    # that touch an item another in-flight transaction writes (moto never does).
+    from bench.interruptions import burst
+
+    result = burst(session, warnings=100, seconds=1.0, threads=10)
+    assert result.conflicts > 0  # the burst did collide
+    assert (result.failed, result.counted, result.duplicates) == (0, 100, 0)
+    assert result.stored_total == 100
+
+
+def test_a_warning_sent_again_within_the_two_minute_notice_is_the_same_interruption(
+    harness: Harness,
+) -> None:
+    # Found by the end-to-end test: three PutEvents of one warning straddled a second,
+    # and the later-stamped copy counted as a second interruption.
+    [instance] = harness.fleet.launch()
+    first = harness.warning(instance, "w-1")
+    again = harness.warning(instance, "w-2")
+    again["time"] = "2026-01-27T11:31:52Z"  # 100 s after the first (11:30:12)
+    assert harness.handler.on_warning(first) == "counted"
+    assert harness.handler.on_warning(again) == "duplicate"
+    assert harness.totals()["total"] == 1
+    assert len(harness.alerts()) == 1

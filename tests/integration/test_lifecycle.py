@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.alarms import alarm_names
-from chalicelib.lifecycle import Message
+from chalicelib.instances import Registry
+from chalicelib.lifecycle import Lifecycle, Message
 from tests.aws_faults import count_calls, throttle
 from tests.integration.conftest import Fleet, later
 
@@ -272,3 +273,88 @@ def test_array_name_and_size_come_from_spawn_tags(fleet: Fleet) -> None:
     fleet.lifecycle.handle([fleet.event(i, "running") for i in instances])
     assert stats.array_info("render-20260127-a1b2c3") == ("render", 40)
     assert stats.array_info("never-seen") is None
+
+
+def test_an_instance_opted_back_in_across_a_stop_start_no_longer_expires(fleet: Fleet) -> None:
+    # J: the opt-out's TTL mark must go when the instance runs managed again, or DynamoDB
+    # deletes the row (health, interruptions) of a running, watched instance.
+    [instance] = fleet.launch()
+    opt_out = [{"Key": "spawn:monitoring", "Value": "off"}]
+    fleet.lifecycle.handle([fleet.event(instance, "running")])
+    fleet.ec2.create_tags(Resources=[instance], Tags=opt_out)
+    fleet.lifecycle.handle([fleet.event(instance, "stopped", later(10))])
+    fleet.lifecycle.handle([fleet.event(instance, "running", later(20))])
+    opted_out = fleet.registry.get(instance)
+    assert opted_out is not None
+    assert "expires_at" in opted_out
+    fleet.lifecycle.handle([fleet.event(instance, "stopped", later(30))])
+    fleet.ec2.delete_tags(Resources=[instance], Tags=opt_out)
+    fleet.lifecycle.handle([fleet.event(instance, "running", later(40))])
+    row = fleet.registry.get(instance)
+    assert row is not None
+    assert row["managed"] is True
+    assert "expires_at" not in row
+    assert fleet.alarmed_instances() == {instance}
+
+
+def test_a_restart_handled_by_another_copy_during_paced_puts_keeps_the_new_runs_alarms(
+    fleet: Fleet,
+) -> None:
+    # B: two copies of the handler at once. While this one paces its puts for the first
+    # run, the other records the stop and the restart and creates the new run's alarms.
+    from chalicelib.clients import Clients
+    from tests.integration.conftest import fast_store
+
+    [instance] = fleet.launch()
+    other_clients = Clients(fleet.session)
+    other = Lifecycle(
+        fleet.settings,
+        other_clients.ec2,
+        Registry(other_clients.dynamodb, fleet.settings.instances_table),
+        fast_store(other_clients, fleet.topic_arn),
+    )
+    puts: list[int] = []
+
+    def restart_meanwhile(**_: object) -> None:
+        puts.append(1)
+        if len(puts) == len(alarm_names(instance)):  # this copy's last put is done
+            assert other.handle([fleet.event(instance, "stopped", later(60))]).failed == []
+            assert other.handle([fleet.event(instance, "running", later(120))]).failed == []
+
+    fleet.cloudwatch.meta.events.register("after-call.cloudwatch.PutMetricAlarm", restart_meanwhile)
+    assert fleet.lifecycle.handle([fleet.event(instance, "running")]).failed == []
+    row = fleet.registry.get(instance)
+    assert row is not None
+    assert (row["state"], row["last_event_ms"]) == ("running", int(later(120).timestamp() * 1000))
+    assert fleet.alarmed_instances() == {instance}  # the running instance stays watched
+
+
+def test_a_restart_handled_by_another_copy_before_this_ones_delete_gets_its_alarms_back(
+    fleet: Fleet,
+) -> None:
+    # B, the delete side (found by the property test): this copy recorded the stop; before
+    # its delete lands, the other copy records the restart and makes the new alarms.
+    from chalicelib.clients import Clients
+    from tests.integration.conftest import fast_store
+
+    [instance] = fleet.launch()
+    fleet.lifecycle.handle([fleet.event(instance, "running")])
+    other_clients = Clients(fleet.session)
+    other = Lifecycle(
+        fleet.settings,
+        other_clients.ec2,
+        Registry(other_clients.dynamodb, fleet.settings.instances_table),
+        fast_store(other_clients, fleet.topic_arn),
+    )
+    deletes: list[int] = []
+
+    def restart_before_the_delete(**_: object) -> None:
+        deletes.append(1)
+        if len(deletes) == 1:
+            assert other.handle([fleet.event(instance, "running", later(120))]).failed == []
+
+    fleet.cloudwatch.meta.events.register(
+        "provide-client-params.cloudwatch.DeleteAlarms", restart_before_the_delete
+    )
+    assert fleet.lifecycle.handle([fleet.event(instance, "stopped", later(60))]).failed == []
+    assert fleet.alarmed_instances() == {instance}

@@ -1,22 +1,18 @@
 """Summaries on moto: the stream handler, recount by Query, and the tick's metrics and alerts.
 
 In-process moto cannot serve DynamoDB Streams (PITFALLS), so the stream records here are
-built the way DynamoDB builds them: typed images (TypeSerializer), Keys, a growing
-SequenceNumber and the stream ARN, next to the real write to the progress table.
+built the way DynamoDB builds them, next to the real write (`tests.streams.Workers`).
 """
 
 from __future__ import annotations
 
-import itertools
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
-from boto3.dynamodb.types import TypeSerializer
 
 from chalicelib.alerts import AlertPublisher
 from chalicelib.clients import Clients
@@ -25,85 +21,10 @@ from chalicelib.settings import Settings
 from chalicelib.summaries import ConflictError, ProgressAggregator, SummaryStore
 from local.provision import Provisioned
 from tests.aws_faults import count_calls
+from tests.streams import T0, Workers
 
-T0 = datetime(2026, 1, 27, 10, 0, tzinfo=UTC)
 A = "render-20260127-a1b2c3"
 B = "train-20260127-d4e5f6"
-_serialize = TypeSerializer().serialize
-
-
-def stamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class Workers:
-    """Writes worker rows to the progress table and makes the stream records DynamoDB
-    would deliver for each write."""
-
-    dynamodb: Any
-    table: str
-    stream_arn: str
-    rows: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
-    sequence: Iterator[int] = field(default_factory=lambda: itertools.count(10**20, 7))
-
-    def _record(
-        self, name: str, key: tuple[str, int], old: Any, new: Any, at: datetime
-    ) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "ApproximateCreationDateTime": int(at.timestamp()),
-            "Keys": {"array_id": {"S": key[0]}, "task_index": {"N": str(key[1])}},
-            "SequenceNumber": str(next(self.sequence)),
-            "SizeBytes": 100,
-            "StreamViewType": "NEW_AND_OLD_IMAGES",
-        }
-        if old is not None:
-            data["OldImage"] = old
-        if new is not None:
-            data["NewImage"] = new
-        return {
-            "eventID": f"evt-{data['SequenceNumber']}",
-            "eventName": name,
-            "eventVersion": "1.1",
-            "eventSource": "aws:dynamodb",
-            "awsRegion": "us-east-1",
-            "dynamodb": data,
-            "eventSourceARN": self.stream_arn,
-        }
-
-    def write(
-        self,
-        array_id: str,
-        index: int,
-        status: str = "running",
-        tasks: int = 0,
-        at: datetime = T0,
-        **extra: Any,
-    ) -> dict[str, Any]:
-        values = {
-            "array_id": array_id,
-            "task_index": index,
-            "status": status,
-            "tasks_completed": tasks,
-            "last_update": stamp(at),
-            "instance_id": f"i-{index:017x}",
-            "hostname": f"ip-10-0-{index // 256}-{index % 256}",
-            **extra,
-        }
-        item = {k: _serialize(v) for k, v in values.items()}
-        self.dynamodb.put_item(TableName=self.table, Item=item)
-        key = (array_id, index)
-        old = self.rows.get(key)
-        self.rows[key] = item
-        return self._record("MODIFY" if old else "INSERT", key, old, item, at)
-
-    def remove(self, array_id: str, index: int, at: datetime = T0) -> dict[str, Any]:
-        key = (array_id, index)
-        self.dynamodb.delete_item(
-            TableName=self.table,
-            Key={"array_id": {"S": array_id}, "task_index": {"N": str(index)}},
-        )
-        return self._record("REMOVE", key, self.rows.pop(key), None, at)
 
 
 def event(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -407,14 +328,15 @@ def test_reads_scale_with_rows_changed_not_with_the_table(harness: Harness, caps
     w = harness.workers
     for array_id in (A, B):
         harness.aggregator.handle_stream(event([w.write(array_id, i) for i in range(200)]))
-    harness.aggregator.tick(T0)  # first sight of each array: one recount each
-    changed = [w.write(A, i, "completed", 1) for i in range(2)]  # 1 % of the rows
+    quiet = T0 + timedelta(seconds=61)
+    assert harness.aggregator.tick(quiet).recounted == 2  # first sight, once quiet: one each
+    changed = [w.write(A, i, "completed", 1, at=quiet) for i in range(2)]  # 1 % of the rows
     before = harness.aggregator.items_read
     harness.aggregator.handle_stream(event(changed))
     assert harness.aggregator.items_read - before == 1  # one summary read
-    report = harness.aggregator.tick(T0 + timedelta(seconds=10))
+    report = harness.aggregator.tick(quiet + timedelta(seconds=10))
     assert report.recounted == 0
-    assert report.items_read == 2  # the two summaries, no progress rows
+    assert report.items_read == 4  # the two summaries and their index keys, no progress rows
 
 
 def test_recount_waits_until_the_array_is_quiet(harness: Harness) -> None:
@@ -424,3 +346,161 @@ def test_recount_waits_until_the_array_is_quiet(harness: Harness) -> None:
     assert harness.aggregator.tick(T0 + timedelta(seconds=61)).recounted == 1
     # Recounted now; the next one is due after RECOUNT_EVERY_SECONDS, not at every tick.
     assert harness.aggregator.tick(T0 + timedelta(seconds=120)).recounted == 0
+
+
+def test_rows_with_over_long_fields_are_invalid_and_the_summary_still_saves(
+    harness: Harness,
+) -> None:
+    # D: five valid-looking rows with 100 KB hostnames would put the summary's recent
+    # rows past DynamoDB's 400 KB item limit and freeze the array's progress.
+    w = harness.workers
+    newest = T0 + timedelta(seconds=1)
+    records = [w.write(A, 0)]
+    records += [w.write(A, i, at=newest, hostname="h" * 100_000) for i in range(1, 6)]
+    assert harness.aggregator.handle_stream(event(records)) == {"batchItemFailures": []}
+    summary = harness.summary(A)
+    assert (summary.counts.invalid, summary.counts.running) == (5, 1)
+    assert [row.task_index for row in summary.recent] == [0]
+
+
+def test_the_largest_summary_the_bounds_allow_saves(harness: Harness) -> None:
+    # Every stored field is bounded: the longest valid texts in the recent rows, a running
+    # histogram spanning the whole stall window, a full ETA window of samples, a day of
+    # shards' watermarks.
+    from chalicelib.progress import (
+        FOLD_MARGIN_SECONDS,
+        RATE_WINDOW_SECONDS,
+        RECENT_ROWS,
+        SAMPLE_EVERY_SECONDS,
+        Watermark,
+    )
+    from chalicelib.rows import HOSTNAME_MAX, INSTANCE_ID_MAX, MESSAGE_MAX, NUMBER_MAX, Row
+
+    second = int(T0.timestamp())
+    widest = harness.settings.stall_after_seconds + FOLD_MARGIN_SECONDS + 1
+    rows = tuple(
+        Row(
+            A,
+            NUMBER_MAX - i,
+            "running",
+            NUMBER_MAX,
+            second * 1000,
+            "i" * INSTANCE_ID_MAX,
+            "h" * HOSTNAME_MAX,
+            NUMBER_MAX,
+            NUMBER_MAX,
+            "m" * MESSAGE_MAX,
+        )
+        for i in range(RECENT_ROWS)
+    )
+    samples = tuple(
+        (second - t, NUMBER_MAX) for t in range(0, RATE_WINDOW_SECONDS + 1, SAMPLE_EVERY_SECONDS)
+    )
+    # Shard ids are at most 65 characters; a hot array read from 100 shards in a day.
+    watermarks = {f"shardId-{n:057d}": Watermark("9" * 40, second * 1000) for n in range(100)}
+    summary = Summary(
+        A,
+        running_by_second={second - s: NUMBER_MAX for s in range(widest)},
+        recent=rows,
+        samples=samples[::-1],
+        watermarks=watermarks,
+    )
+    harness.store.save(summary)
+    assert harness.summary(A).recent == rows
+
+
+def test_a_recount_does_not_overwrite_changes_the_stream_applied_during_its_query(
+    harness: Harness,
+) -> None:
+    # C: the recount's Query reads page by page; between two pages the stream applies a
+    # completion of a row the Query has already read.
+    w = harness.workers
+    # ~1.3 MB of rows: more than one Query page.
+    records = [w.write(A, i, message="m" * 10_000) for i in range(130)]
+    harness.aggregator.handle_stream(event(records))
+    pages: list[int] = []
+
+    def completion_between_pages(**_: object) -> None:
+        pages.append(1)
+        if len(pages) == 1:
+            done = w.write(A, 0, "completed", 1, at=T0 + timedelta(seconds=5))
+            assert harness.aggregator.handle_stream(event([done])) == {"batchItemFailures": []}
+
+    harness.dynamodb.meta.events.register("after-call.dynamodb.Query", completion_between_pages)
+    harness.now = T0 + timedelta(seconds=3)
+    harness.aggregator.recount(A)
+    assert len(pages) >= 2
+    summary = harness.summary(A)
+    assert (summary.counts.running, summary.counts.completed) == (129, 1)
+
+
+def test_a_change_made_during_the_recounts_query_is_recounted_once_the_array_is_quiet(
+    harness: Harness,
+) -> None:
+    # C: a row changes while the Query runs and the Query reads its new image; its stream
+    # record arrives after the recount is saved. Whether the Query saw the old or the new
+    # image cannot be told, so the array is recounted again once it is quiet.
+    w = harness.workers
+    harness.aggregator.handle_stream(
+        event([w.write(A, i, message="m" * 10_000) for i in range(130)])
+    )
+    in_flight: list[dict[str, Any]] = []
+
+    def change_during_the_query(**_: object) -> None:
+        if not in_flight:
+            in_flight.append(w.write(A, 129, "completed", 1, at=T0 + timedelta(seconds=5)))
+            harness.now = T0 + timedelta(seconds=6)
+
+    harness.dynamodb.meta.events.register("after-call.dynamodb.Query", change_during_the_query)
+    harness.now = T0 + timedelta(seconds=3)
+    harness.aggregator.recount(A)
+    assert harness.aggregator.handle_stream(event(in_flight)) == {"batchItemFailures": []}
+    quiet = T0 + timedelta(seconds=5 + 61)
+    harness.now = quiet
+    assert harness.aggregator.tick(quiet).recounted == 1
+    summary = harness.summary(A)
+    assert (summary.counts.running, summary.counts.completed) == (129, 1)
+
+
+def shard_event(
+    records: list[dict[str, Any]], shard_id: str, sequences: list[int]
+) -> dict[str, Any]:
+    """A Lambda batch from one shard, as the mapping (with its tumbling window) delivers
+    it: the event names the shard; each record gets the shard's sequence number."""
+    for record, number in zip(records, sequences, strict=True):
+        record["dynamodb"]["SequenceNumber"] = str(number)
+        record["eventID"] = f"{shard_id}-{number}"
+    return {
+        "Records": records,
+        "shardId": shard_id,
+        "window": {"start": "2026-01-27T10:00:00Z", "end": "2026-01-27T10:15:00Z"},
+        "state": {},
+        "isFinalInvokeForWindow": False,
+        "isWindowTerminatedEarly": False,
+    }
+
+
+def test_records_of_one_array_from_split_shards_are_each_applied_once(harness: Harness) -> None:
+    # F: the array's partition splits. The parent's records come first; then the two
+    # children, whose sequence numbers interleave, are read in parallel. Lambda retries
+    # the first child's batch too.
+    w = harness.workers
+    parent = shard_event([w.write(A, i) for i in range(4)], "shardId-parent", [100, 101, 102, 103])
+    left = shard_event(
+        [w.write(A, 0, "completed", 1), w.write(A, 1, "completed", 1), w.write(A, 4)],
+        "shardId-child-left",
+        [1000, 1002, 1004],
+    )
+    right = shard_event(
+        [w.write(A, 2, "failed"), w.write(A, 3, "completed", 1), w.write(A, 5)],
+        "shardId-child-right",
+        [1001, 1003, 1005],
+    )
+    responses = [harness.aggregator.handle_stream(b) for b in (parent, right, left, right)]
+    assert all(response["batchItemFailures"] == [] for response in responses)
+    summary = harness.summary(A)
+    counts = (summary.counts.running, summary.counts.completed, summary.counts.failed)
+    assert counts == (2, 3, 1)
+    assert summary.counts.tasks_completed == 3
+    # With a tumbling window Lambda wants the window's state back, or fails the batch.
+    assert all(response["state"] == {} for response in responses)

@@ -186,3 +186,106 @@ def test_work_beyond_the_time_budget_is_left_for_the_next_run(fleet: Fleet) -> N
     assert len(fleet.alarmed_instances()) == 4
     assert _reconcile(fleet).deferred == 0  # type: ignore[attr-defined]
     assert len(fleet.alarmed_instances()) == 10
+
+
+def test_an_instance_terminated_while_marked_managed_keeps_its_expiry(fleet: Fleet) -> None:
+    # J: the reconciler read the registry while the instance ran, unmanaged; it is tagged
+    # managed, then terminated before the reconciler marks it managed.
+    [instance] = fleet.launch(tags={"Name": "not yet"})
+    fleet.lifecycle.handle([fleet.event(instance, "running")])
+    fleet.ec2.create_tags(Resources=[instance], Tags=[{"Key": "spawn:managed", "Value": "true"}])
+    ended: list[bool] = []
+
+    def terminated_meanwhile(**_: object) -> None:
+        if not ended:
+            ended.append(True)
+            fleet.ec2.terminate_instances(InstanceIds=[instance])
+            fleet.lifecycle.handle([fleet.event(instance, "terminated", later(300))])
+
+    fleet.registry.dynamodb.meta.events.register("after-call.dynamodb.Scan", terminated_meanwhile)
+    _reconcile(fleet)
+    row = fleet.registry.get(instance)
+    assert row is not None
+    assert row["state"] == "terminated"
+    assert "expires_at" in row  # else the row of a gone instance is kept forever
+
+
+def _fleet_view(fleet: Fleet) -> dict[str, object]:
+    from chalicelib.fleet import EMPTY_TOTALS, snapshot
+
+    return snapshot(fleet.registry.all(), EMPTY_TOTALS, later(600))
+
+
+def test_a_stopped_row_whose_instance_runs_again_is_recorded_running(fleet: Fleet) -> None:
+    # A: the restart's running event was lost; /fleet and health must count the instance.
+    [instance] = fleet.launch()
+    fleet.lifecycle.handle([fleet.event(instance, "running")])
+    fleet.ec2.stop_instances(InstanceIds=[instance])
+    fleet.lifecycle.handle([fleet.event(instance, "stopped", later(60))])
+    fleet.ec2.start_instances(InstanceIds=[instance])
+
+    report = _reconcile(fleet)
+
+    assert fleet.alarmed_instances() == {instance}
+    row = fleet.registry.get(instance)
+    assert row is not None
+    assert (row["state"], row["managed"], row["gone"]) == ("running", True, False)
+    assert row["array_id"] == "render-20260127-a1b2c3"
+    assert report.corrected == 1  # type: ignore[attr-defined]
+    view = _fleet_view(fleet)
+    assert view["instances"] == {
+        "total": 1,
+        "running": 1,
+        "by_state": {"running": 1},
+        "by_type": {"m1.small": 1},
+        "by_availability_zone": {"us-east-1a": 1},
+        "by_lifecycle": {"on-demand": 1},
+    }
+    assert view["active_arrays"] == ["render-20260127-a1b2c3"]
+
+
+def test_a_pending_row_whose_running_event_came_too_early_is_recorded_running(
+    fleet: Fleet,
+) -> None:
+    # A: "running" arrived before DescribeInstances showed the instance, and was dropped.
+    [instance] = fleet.launch()
+    fleet.lifecycle.handle([fleet.event(instance, "pending")])
+    _reconcile(fleet)
+    row = fleet.registry.get(instance)
+    assert row is not None
+    assert (row["state"], row["managed"]) == ("running", True)
+    assert _fleet_view(fleet)["instances"]["running"] == 1  # type: ignore[index]
+
+
+def test_a_stopped_row_whose_instance_was_terminated_is_marked_gone(fleet: Fleet) -> None:
+    # A: stopped, then terminated with the event lost: the row must end and expire.
+    [instance] = fleet.launch()
+    fleet.lifecycle.handle([fleet.event(instance, "running")])
+    fleet.ec2.stop_instances(InstanceIds=[instance])
+    fleet.lifecycle.handle([fleet.event(instance, "stopped", later(60))])
+    fleet.ec2.terminate_instances(InstanceIds=[instance])
+    _reconcile(fleet)
+    row = fleet.registry.get(instance)
+    assert row is not None
+    assert (row["state"], row["gone"]) == ("terminated", True)
+    assert "expires_at" in row
+    assert _fleet_view(fleet)["instances"]["total"] == 0  # type: ignore[index]
+
+
+def test_a_change_recorded_while_reconciling_is_not_overwritten(fleet: Fleet) -> None:
+    # The reconciler saw the instance running; a stop it did not see is recorded after.
+    [instance] = fleet.launch()
+    fleet.lifecycle.handle([fleet.event(instance, "pending")])
+    stopped: list[bool] = []
+
+    def stopped_meanwhile(**_: object) -> None:
+        if not stopped:
+            stopped.append(True)
+            fleet.ec2.stop_instances(InstanceIds=[instance])
+            fleet.lifecycle.handle([fleet.event(instance, "stopped", later(605))])
+
+    fleet.ec2.meta.events.register("after-call.ec2.DescribeInstances", stopped_meanwhile)
+    _reconcile(fleet)
+    row = fleet.registry.get(instance)
+    assert row is not None
+    assert row["state"] == "stopped"

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from chalicelib.progress import (
     Change,
     Summary,
+    Watermark,
     alerts_due,
     apply_changes,
     finished,
@@ -25,7 +26,15 @@ from chalicelib.progress import (
     sequence_key,
     with_recount,
 )
-from chalicelib.rows import Invalid, Row, validate_row
+from chalicelib.rows import (
+    ARRAY_ID_MAX,
+    HOSTNAME_MAX,
+    INSTANCE_ID_MAX,
+    LOST_CAUSES,
+    Invalid,
+    Row,
+    validate_row,
+)
 from tests.conftest import load_event
 
 ARRAY = "render-20260127-a1b2c3"
@@ -144,6 +153,17 @@ def test_garbage_is_invalid_with_a_reason_never_an_exception(label: str, image: 
     assert parsed.reason
 
 
+@pytest.mark.parametrize(
+    ("field", "longest"),
+    [("hostname", HOSTNAME_MAX), ("instance_id", INSTANCE_ID_MAX), ("array_id", ARRAY_ID_MAX)],
+)
+def test_texts_longer_than_their_limit_make_the_row_invalid(field: str, longest: int) -> None:
+    assert isinstance(validate_row(row(0, **{field: "x" * longest})), Row)
+    parsed = validate_row(row(0, **{field: "x" * (longest + 1)}))
+    assert isinstance(parsed, Invalid)
+    assert parsed.reason == f"{field} is {longest + 1} characters, more than {longest}"
+
+
 def test_optional_fields_may_be_null() -> None:
     assert isinstance(validate_row(row(0, tasks_total=None, message=None)), Row)
 
@@ -190,6 +210,7 @@ def test_invalid_rows_count_only_as_invalid_and_hide_nothing() -> None:
         "running": 0,
         "completed": 1,
         "failed": 0,
+        "lost": 0,
         "stalled": 0,
         "invalid": 1,
     }
@@ -210,11 +231,25 @@ def test_a_replayed_batch_is_skipped_by_the_watermark() -> None:
     assert (again.counts.running, again.counts.completed) == (2, 1)
 
 
-def test_watermarks_are_kept_per_stream() -> None:
+def test_watermarks_are_kept_per_shard() -> None:
     first = apply_changes(fresh(), [change(None, row(0), shard="a", sequence=500)])
     second = apply_changes(first, [change(None, row(1), shard="b", sequence=10)])
     assert second.counts.running == 2
-    assert second.watermarks == {"a": sequence_key("500"), "b": sequence_key("10")}
+    ms = int(T0.timestamp() * 1000)
+    assert second.watermarks == {
+        "a": Watermark(sequence_key("500"), ms),
+        "b": Watermark(sequence_key("10"), ms),
+    }
+
+
+def test_watermarks_of_shards_silent_past_the_streams_retention_are_dropped() -> None:
+    summary = fresh()
+    for hour in range(72):  # a new shard every hour for three days
+        at = T0 + timedelta(hours=hour)
+        summary = apply_changes(summary, [change(None, row(hour), at=at, shard=f"s{hour}")])
+    # Only the shards whose newest record is within 25 h of the newest are kept.
+    assert sorted(summary.watermarks) == sorted(f"s{hour}" for hour in range(46, 72))
+    assert summary.counts.running == 72
 
 
 def test_sequence_keys_compare_as_numbers() -> None:
@@ -301,7 +336,10 @@ def test_percent_complete_counts_completed_and_failed() -> None:
 def test_the_view_has_exactly_the_spec_fields() -> None:
     summary = apply_changes(fresh(), [change(None, row(0, at=T0))])
     body = progress_view(summary, ("render", 4), T0 + timedelta(seconds=5), STALL)
+    # SPEC §7's fields, and how the lost workers were lost and whether the instances are.
     assert set(body) == {
+        "lost_workers",
+        "instances_gone",
         "array_id",
         "name",
         "size",
@@ -367,6 +405,75 @@ def test_finished_needs_every_worker_completed_or_failed() -> None:
     assert not finished(view(with_bad))
 
 
+# --- lost workers -----------------------------------------------------------------------
+
+
+def lost(index: int, cause: str = "instance_ended", **extra: Any) -> dict[str, Any]:
+    """A running row the backend marked lost (its instance ended)."""
+    image = row(index, **extra)
+    return {**image, "lost_instance_id": image["instance_id"], "lost_cause": cause}
+
+
+def test_a_marked_running_row_is_lost_apart_from_running_with_its_cause() -> None:
+    summary = apply_changes(fresh(), [change(None, row(i, at=T0)) for i in range(4)])
+    summary = apply_changes(
+        summary,
+        [
+            change(row(1), lost(1, "spot_interruption")),
+            change(row(2), lost(2)),
+            # A mark naming another instance: the task moved on; the row is running.
+            change(
+                row(3), {**row(3), "lost_instance_id": "i-0fff", "lost_cause": "instance_ended"}
+            ),
+        ],
+    )
+    body = view(summary, size=4, now=T0 + timedelta(seconds=STALL + 1))
+    assert body["workers"] == {
+        "total": 4,
+        "pending": 0,
+        "running": 2,
+        "completed": 0,
+        "failed": 0,
+        "lost": 2,
+        "stalled": 2,  # the two lost workers are not stalled: they are lost
+        "invalid": 0,
+    }
+    assert body["lost_workers"] == {"spot_interruption": 1, "instance_ended": 1}
+    assert body["percent_complete"] == 50.0
+    assert [r["status"] for r in body["recent"]] == ["running", "lost", "lost", "running"]
+    # The worker's next write (a PutItem) carries no mark: it counts as it says again.
+    summary = apply_changes(summary, [change(lost(2), row(2, "completed"))])
+    assert (summary.counts.lost, summary.counts.completed) == (1, 1)
+
+
+def test_a_mark_on_a_row_that_is_not_running_changes_nothing() -> None:
+    done = {**lost(0), "status": "completed"}
+    parsed = validate_row(done)
+    assert isinstance(parsed, Row)
+    assert (parsed.status, parsed.lost_cause) == ("completed", None)
+
+
+def test_an_array_is_over_when_every_worker_is_done_or_lost() -> None:
+    summary = apply_changes(fresh(), [change(None, row(0, "completed")), change(None, lost(1))])
+    assert finished(view(summary, size=2))
+    assert not finished(view(summary, size=3))  # one never reported ...
+    gone = replace(summary, instances_gone=True)
+    assert finished(view(gone, size=3))  # ... but every instance is gone
+    # Gone, yet a row still counted running (its mark is on the way): not yet.
+    stranded = replace(apply_changes(summary, [change(None, row(2))]), instances_gone=True)
+    assert not finished(view(stranded, size=4))
+    # A worker reporting as running means an instance is there after all.
+    assert not apply_changes(gone, [change(None, row(5))]).instances_gone
+
+
+def test_a_10000_worker_array_all_lost_keeps_a_small_summary() -> None:
+    summary = apply_changes(fresh(), [change(None, row(i)) for i in range(10_000)])
+    summary = apply_changes(summary, [change(row(i), lost(i)) for i in range(10_000)])
+    assert (summary.counts.running, summary.counts.lost) == (0, 10_000)
+    assert dict(summary.running_by_second) == {}
+    assert len(summary.recent) == 5
+
+
 # --- alerts -----------------------------------------------------------------------------
 
 
@@ -413,7 +520,7 @@ def test_with_recount_replaces_counts_and_keeps_watermarks_flags_and_samples() -
     summary = replace(summary, finished_alerted=True, version=4)
     rows = [row(0, "completed", 2), row(1, "running"), row(5, "bad")]
     later = T0 + timedelta(minutes=5)
-    counted = with_recount(summary, rows, later)
+    counted = with_recount(summary, rows, later, later)
     assert (counted.counts.running, counted.counts.completed, counted.counts.invalid) == (1, 1, 1)
     assert counted.counts.tasks_completed == 2
     assert counted.watermarks == summary.watermarks
@@ -423,9 +530,19 @@ def test_with_recount_replaces_counts_and_keeps_watermarks_flags_and_samples() -
     assert counted.recounted_at_ms == int(later.timestamp() * 1000)
 
 
+def test_a_record_created_during_the_recounts_query_asks_for_another_recount() -> None:
+    start = T0 + timedelta(minutes=5)
+    counted = with_recount(fresh(), [row(0)], start, start + timedelta(seconds=2))
+    during = change(row(0), row(0, "completed"), at=start + timedelta(seconds=1))
+    after = change(row(0), row(0, "completed"), at=start + timedelta(seconds=3))
+    assert apply_changes(counted, [during]).recount_again
+    assert not apply_changes(counted, [after]).recount_again
+    assert not with_recount(apply_changes(counted, [during]), [], start, start).recount_again
+
+
 def test_records_older_than_the_recount_are_not_counted_again() -> None:
     start = T0 + timedelta(minutes=5)
-    counted = with_recount(fresh(), [row(0, "completed")], start)
+    counted = with_recount(fresh(), [row(0, "completed")], start, start)
     # Created a whole second before the recount's Query: already in it.
     stale = change(row(0), row(0, "completed"), at=start - timedelta(seconds=2))
     fresh_change = change(None, row(1), at=start)
@@ -435,16 +552,27 @@ def test_records_older_than_the_recount_are_not_counted_again() -> None:
 
 # --- property: incremental == recount ---------------------------------------------------
 
+# The backend's lost mark: for this row's instance or another, with a cause or garbage.
+lost_marks = st.one_of(
+    st.just({}),
+    st.builds(
+        lambda instance, cause: {"lost_instance_id": instance, "lost_cause": cause},
+        st.sampled_from(["i-0123456789abcdef0", "i-0fffffffffffffff0"]),
+        st.sampled_from([*LOST_CAUSES, "bogus"]),
+    ),
+)
 images = st.one_of(
     st.builds(
-        lambda status, tasks, seconds: {
+        lambda status, tasks, seconds, mark: {
             "status": status,
             "tasks_completed": Decimal(tasks),
             "last_update": stamp(T0 + timedelta(seconds=seconds)),
+            **mark,
         },
         st.sampled_from(["running", "completed", "failed"]),
         st.integers(0, 50),
         st.integers(0, 2000),
+        lost_marks,
     ),
     st.fixed_dictionaries(
         {

@@ -54,6 +54,7 @@ def test_rows_written_by_the_kit_are_valid_for_the_backend_summary(
         "running": 2,
         "completed": 1,
         "failed": 1,
+        "lost": 0,
         "stalled": 0,
         "invalid": 0,
     }

@@ -76,6 +76,7 @@ def test_optional_fields_are_left_out_and_long_messages_cut() -> None:
         (KEYS, "running", 10**13, "tasks_completed 10000000000000 is not an integer"),
         (("", 7, "i-1", "h"), "running", 0, "array_id '' is not a non-empty string"),
         (("a", 7, "i-1", ""), "running", 0, "hostname '' is not a non-empty string"),
+        (("a", 7, "i-1", "h" * 256), "running", 0, "hostname is 256 characters, more than 255"),
     ],
 )
 def test_a_row_the_backend_would_call_invalid_is_refused_with_its_reason(
