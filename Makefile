@@ -8,6 +8,8 @@ STAMP := $(VENV)/.installed
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 STAGE ?= prod
+# pytest-xdist workers for `make test` (the machines this runs on have 2 cores).
+TEST_WORKERS ?= 2
 
 .PHONY: run test bench lint typecheck package agent-config rehearse deploy remove clean
 
@@ -26,8 +28,9 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 run: $(STAMP)
 	$(BIN)/python -m local
 
+# Tests sharing a costly fixture stay on one worker (tests/conftest.py groups them).
 test: $(STAMP) $(CHECKOV_STAMP) lint typecheck
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -51,6 +51,7 @@ def reconcile_alarms(event: Any) -> None:
         # Listing and registry work need time too; the rest is left to the next run.
         budget_seconds=remaining * 0.7,
         workers=runtime.progress_rows(),
+        arrays=runtime.stats(),
     )
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -124,7 +124,11 @@ class Lifecycle:
 
         coming_up = [i for i, c in latest.items() if c.state == "running"]
         facts = describe(self.ec2, coming_up) if coming_up else {}
-        self._register_arrays(facts.values())
+        if self.arrays is not None:
+            # Name, declared size and owner of each array coming up, so progress can
+            # count the workers that have not reported yet and the API can tell whose
+            # array it is.
+            self.arrays.register_arrays(facts.values(), self.settings)
 
         to_put: list[tuple[Watched, StateChange]] = []
         to_delete: dict[str, list[str]] = {}
@@ -200,22 +204,6 @@ class Lifecycle:
             "alarms of an instance kept changing; the reconciler settles them",
             extra={"instance_id": watched.instance_id},
         )
-
-    def _register_arrays(self, facts: Iterable[InstanceFacts]) -> None:
-        """Name, declared size and owner of each array coming up, so progress can count
-        the workers that have not reported yet and the API can tell whose array it is
-        (one write per array per batch)."""
-        if self.arrays is None:
-            return
-        seen: dict[str, InstanceFacts] = {}
-        for item in facts:
-            if item.array_id and item.managed(self.settings):
-                seen.setdefault(item.array_id, item)
-        for array_id, item in seen.items():
-            membership = item.membership()
-            self.arrays.register_array(
-                array_id, membership["array_name"], membership["array_size"], item.owner
-            )
 
     def _record(
         self, change: StateChange, facts: InstanceFacts | None, outcome: BatchOutcome

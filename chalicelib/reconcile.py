@@ -38,6 +38,7 @@ from chalicelib.instances import (
     describe_managed_running,
 )
 from chalicelib.settings import Settings
+from chalicelib.stats import Stats
 from chalicelib.summaries import ProgressRows
 
 if TYPE_CHECKING:
@@ -76,9 +77,12 @@ def reconcile(
     now: datetime,
     budget_seconds: float = float("inf"),
     workers: ProgressRows | None = None,
+    arrays: Stats | None = None,
 ) -> ReconcileReport:
     """Make alarms and registry match EC2; returns what changed. `workers` (the progress
-    table) is where the workers of instances found ended are marked lost."""
+    table) is where the workers of instances found ended are marked lost; `arrays` is
+    where the arrays of instances it adopts or finds running are registered, as the
+    lifecycle would have done."""
     existing = alarms.list_names()
     running = describe_managed_running(ec2, settings)
     watched = [Watched(i, f.array_id) for i, f in running.items()]
@@ -89,6 +93,7 @@ def reconcile(
     rows = {str(row["instance_id"]): row for row in registry.all()}
     now_ms = epoch_ms(now)
     adopted = corrected = 0
+    missed: list[InstanceFacts] = []
     for instance_id, facts in running.items():
         row = rows.get(instance_id)
         if row is None or "last_event_ms" not in row:
@@ -97,6 +102,11 @@ def reconcile(
             corrected += _record(registry, instance_id, "running", now, facts)
         elif row.get("managed") is not True:
             corrected += _mark_managed(registry, facts)
+        else:
+            continue
+        missed.append(facts)
+    if arrays is not None:
+        arrays.register_arrays(missed, settings)
     corrected += _correct_ghosts(ec2, registry, rows, running, now, workers)
     report = ReconcileReport(
         running=len(running),

@@ -162,7 +162,9 @@ def history_deps() -> HistoryDeps:
     return HistoryDeps(array_history(), arrays_deps())
 
 
+@cache
 def console() -> ConsoleSetup:
+    # One per process, like every client here: what it says once, it says once.
     config = settings()
     aws = clients()
     billing = None if config.billing_alarm_topic == "auto" else config.billing_alarm_topic

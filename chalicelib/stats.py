@@ -37,6 +37,9 @@ from chalicelib.alarms import chunked
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+    from chalicelib.instances import InstanceFacts
+    from chalicelib.settings import Settings
+
 logger = logging.getLogger(__name__)
 
 COUNTER_SHARDS = 16
@@ -314,6 +317,19 @@ class Stats:
             logger.warning(
                 "array already registered to another owner; owner kept",
                 extra={"array_id": array_id},
+            )
+
+    def register_arrays(self, facts: Iterable[InstanceFacts], settings: Settings) -> None:
+        """Register the arrays of managed instances coming up (or found running): one
+        write per array, from the first of its instances in `facts`."""
+        first: dict[str, InstanceFacts] = {}
+        for item in facts:
+            if item.array_id and item.managed(settings):
+                first.setdefault(item.array_id, item)
+        for array_id, item in first.items():
+            membership = item.membership()
+            self.register_array(
+                array_id, membership["array_name"], membership["array_size"], item.owner
             )
 
     def array_record(self, array_id: str) -> ArrayRecord | None:

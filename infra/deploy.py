@@ -40,6 +40,7 @@ from tools.console import invoke_setup
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 APP = "spawn-fleet-monitor"
 NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
@@ -66,6 +67,7 @@ class Deployer:
         sleep, poll_seconds: how to wait between status reads.
         adapt: a last change to the translated template before upload (the
             rehearsal leaves out what moto cannot create; a deployment changes nothing).
+        secretsmanager: a client in the stage's region, for `delete`.
     """
 
     cloudformation: CloudFormationClient
@@ -75,6 +77,7 @@ class Deployer:
     sleep: Callable[[float], None] = time.sleep
     poll_seconds: float = 10.0
     adapt: Adapt = field(default=lambda template: template)
+    secretsmanager: SecretsManagerClient | None = None
 
     def deploy(self, packaged: Packaged) -> dict[str, str]:
         """Create or update the stage's stack; returns its outputs. Raises `DeployError`."""
@@ -123,14 +126,35 @@ class Deployer:
         return self.outputs(stack)
 
     def delete(self, stage: str) -> None:
-        """Delete the stage's stack (tables holding data are retained)."""
+        """Delete the stage's stack (tables holding data are retained), then its secrets
+        for good.
+
+        A secret deleted with a recovery window keeps its name for 7 to 30 days, and the
+        next deploy, which creates a secret of the same fixed name, would fail. The
+        stack's only secret signs pagination cursors: losing it costs nothing but the
+        cursors handed out, so it is deleted without recovery (a no-op if CloudFormation
+        already did).
+        """
         stack = stack_name(stage)
         if self._stack_status(stack) is None:
             raise DeployError(f"stack {stack} does not exist")
+        secrets = [
+            resource["PhysicalResourceId"]
+            for page in self.cloudformation.get_paginator("list_stack_resources").paginate(
+                StackName=stack
+            )
+            for resource in page["StackResourceSummaries"]
+            if resource["ResourceType"] == "AWS::SecretsManager::Secret"
+            and resource.get("PhysicalResourceId")
+        ]
         self.cloudformation.delete_stack(StackName=stack)
         final = self._wait_for_stack(stack)
         if final not in (None, "DELETE_COMPLETE"):
             raise DeployError(f"{stack}: {final}. {self.first_failure(stack)}")
+        for secret in secrets:
+            if self.secretsmanager is not None:
+                self.secretsmanager.delete_secret(SecretId=secret, ForceDeleteWithoutRecovery=True)
+                self.out(f"{secret}: deleted without a recovery window")
         self.out(f"{stack}: deleted")
 
     def outputs(self, stack: str) -> dict[str, str]:
@@ -218,7 +242,10 @@ def main(argv: list[str] | None = None) -> int:
             raise DeployError(f"no bucket: add BUCKET=your-bucket (an S3 bucket in {region})")
         session = boto3.Session(region_name=region)
         deployer = Deployer(
-            session.client("cloudformation"), session.client("s3"), args.bucket or ""
+            session.client("cloudformation"),
+            session.client("s3"),
+            args.bucket or "",
+            secretsmanager=session.client("secretsmanager"),
         )
         if args.delete:
             deployer.delete(args.stage)

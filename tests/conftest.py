@@ -55,3 +55,18 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
                 bold=True,
             )
             return
+
+
+# Folders whose tests share one costly session fixture (the local stack; a packaged
+# template): under pytest-xdist each runs on one worker, so it is made once.
+SHARED_SESSION_FIXTURES = ("e2e", "deploy")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Group tests for `pytest -n N --dist loadgroup` (`make test`): a shared-fixture
+    folder is one group, any other file its own (module-scoped fixtures stay shared)."""
+    tests = ROOT / "tests"
+    for item in items:
+        parts = item.path.relative_to(tests).parts
+        group = parts[0] if parts[0] in SHARED_SESSION_FIXTURES else "/".join(parts)
+        item.add_marker(pytest.mark.xdist_group(group))

@@ -12,7 +12,11 @@ period, so each report publishes what changed since the same worker's previous o
 3. tasks going backwards is a run from scratch (a task re-run on the same spool): both
    counters count from zero. Errors going backwards alone count errors from zero. An
    increment is never negative;
-4. a report without an error count adds no errors and keeps the error total.
+4. a report without an error count adds no errors and keeps the error total;
+5. the file keeps the workers that reported within `KEEP_SECONDS`, at most the
+   `KEEP_WORKERS` most recent: an instance that runs array after array through one
+   spool would otherwise grow it without end. A worker silent for longer than that
+   counts its totals again on its next report (a week: longer than spawn's arrays).
 
 A report skipped by sampling (`--every-n-tasks`) never reaches this module, so its
 increments arrive with the next report that is recorded.
@@ -41,6 +45,8 @@ NAMESPACE = "Spawn/Workers"
 TASKS = "TasksCompleted"
 ERRORS = "ErrorCount"
 STATE_FILE = "counters.json"
+KEEP_SECONDS = 7 * 24 * 3600
+KEEP_WORKERS = 256
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,8 @@ class CounterState:
 
     def __init__(self, directory: Path) -> None:
         self.path = directory / STATE_FILE
+        # When each worker read last reported (epoch seconds; None in older files).
+        self.seen: dict[tuple[str, int], float | None] = {}
 
     def read(self) -> dict[tuple[str, int], Totals]:
         """Every worker's totals; an unreadable file (or record) counts as never seen,
@@ -109,13 +117,31 @@ class CounterState:
                 and errors is not None
             ):
                 known[(array_id, index)] = Totals(tasks, errors)
+                seen = record.get("t")
+                self.seen[(array_id, index)] = seen if isinstance(seen, (int, float)) else None
         return known
 
-    def write(self, known: dict[tuple[str, int], Totals]) -> None:
-        """Replace the file at once (a temporary file renamed over it)."""
+    def write(
+        self, known: dict[tuple[str, int], Totals], reported: tuple[str, int], now: float
+    ) -> None:
+        """Replace the file at once (a temporary file renamed over it), noting that
+        `reported` reported `now` and keeping only recent workers (rule 5). A worker
+        read without a time (an older file) counts as seen now."""
+        self.seen[reported] = now
+        recent = sorted(
+            (seen, key)
+            for key in known
+            if (seen := self.seen.get(key) or now) >= now - KEEP_SECONDS
+        )[-KEEP_WORKERS:]
         records = [
-            {"array_id": a, "task_index": i, "tasks": t.tasks, "errors": t.errors}
-            for (a, i), t in sorted(known.items(), key=lambda item: item[0])
+            {
+                "array_id": a,
+                "task_index": i,
+                "tasks": known[(a, i)].tasks,
+                "errors": known[(a, i)].errors,
+                "t": seen,
+            }
+            for seen, (a, i) in sorted(recent, key=lambda item: item[1])
         ]
         temporary = self.path.with_name(f".{STATE_FILE}.{os.getpid()}.tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

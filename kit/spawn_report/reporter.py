@@ -359,21 +359,42 @@ class Reporter:
         counted: Mapping[str, Any] | None = None,
     ) -> None:
         """Spool `entries` (with the counters' increments of a `counted` progress row),
-        then send them if they are due."""
-        with self.spool.locked():
-            if counted is None:
-                self.spool.append(entries)
-            else:
-                self._append_counted(entries, counted)
-            pending = self.spool.pending()
-            send = (
-                final
-                or pending.orphans > 0
-                or pending.size >= MAX_PENDING_BYTES
-                or due(pending.oldest, self.clock(), self.settings.flush_seconds)
+        then send them if they are due.
+
+        A spool that cannot be written (a full disk, a directory that cannot be made)
+        must not lose the report or fail the job: the entries are sent at once instead,
+        without the counters' increments (their state lives in the spool too, and
+        guessing it would count a worker's totals again).
+        """
+        spooled = False
+        try:
+            with self.spool.locked():
+                if counted is None:
+                    self.spool.append(entries)
+                else:
+                    self._append_counted(entries, counted)
+                spooled = True
+                pending = self.spool.pending()
+                send = (
+                    final
+                    or pending.orphans > 0
+                    or pending.size >= MAX_PENDING_BYTES
+                    or due(pending.oldest, self.clock(), self.settings.flush_seconds)
+                )
+                if not send and self.settings.background and not self.spool.flusher_alive():
+                    self._start_flusher()
+        except OSError as exc:
+            if spooled:
+                self._failed(f"spool {self.spool.directory}: {exc}; the next flush sends it")
+                return
+            result = FlushResult()
+            without = " without the fleet counters" if counted is not None else ""
+            result.errors.append(
+                f"spool {self.spool.directory} unusable ({exc}): sent unbuffered{without}"
             )
-            if not send and self.settings.background and not self.spool.flusher_alive():
-                self._start_flusher()
+            self._send(entries, self.settings.budget_seconds, result)
+            self._report(result)
+            return
         if send:
             self.flush()
 
@@ -392,7 +413,7 @@ class Reporter:
         )
         self.spool.append([*entries, *counters.entries(increments, float(entries[0]["t"]))])
         try:
-            state.write(known)
+            state.write(known, worker, float(entries[0]["t"]))
         except OSError as exc:
             self._failed(f"{state.path} not saved ({exc}): the next report counts these again")
 
@@ -457,29 +478,39 @@ class Reporter:
         """
         budget = self.settings.budget_seconds if budget_seconds is None else budget_seconds
         result = FlushResult()
-        with self.spool.claim() as batch:
-            if batch.unreadable:
-                result.errors.append(f"{batch.unreadable} unreadable spool line(s) skipped")
-            rows = latest_rows(batch.entries)
-            requests, stale = metric_requests(batch.entries, self.clock())
-            if stale:
-                result.dropped += stale
-                result.errors.append(
-                    f"dropped {stale} metric value(s) older than CloudWatch accepts"
-                )
-            self._connect(dynamodb=bool(rows), cloudwatch=bool(requests))
-            deadline = self.clock() + budget
-            for table, row in rows:
-                self._put_row(table, row, deadline, result)
-            for request in requests:
-                self._put_metrics(request, deadline, result)
+        try:
+            with self.spool.claim() as batch:
+                if batch.unreadable:
+                    result.errors.append(f"{batch.unreadable} unreadable spool line(s) skipped")
+                self._send(batch.entries, budget, result)
+        except OSError as exc:
+            result.errors.append(f"spool {self.spool.directory} unusable ({exc})")
+        self._report(result)
+        return result
+
+    def _send(self, entries: list[dict[str, Any]], budget: float, result: FlushResult) -> None:
+        """Send spool entries: the newest row per worker, metrics in as few calls as
+        the limits allow, all within `budget` seconds."""
+        rows = latest_rows(entries)
+        requests, stale = metric_requests(entries, self.clock())
+        if stale:
+            result.dropped += stale
+            result.errors.append(f"dropped {stale} metric value(s) older than CloudWatch accepts")
+        self._connect(dynamodb=bool(rows), cloudwatch=bool(requests))
+        deadline = self.clock() + budget
+        for table, row in rows:
+            self._put_row(table, row, deadline, result)
+        for request in requests:
+            self._put_metrics(request, deadline, result)
+
+    def _report(self, result: FlushResult) -> None:
+        """One stderr line for what went wrong (ReportError under `strict`)."""
         if result.errors:
             self.failures += 1
             summary = "; ".join(result.errors)
             if self.settings.strict:
                 raise ReportError(summary)
             self.err(summary)
-        return result
 
     def _connect(self, dynamodb: bool, cloudwatch: bool) -> None:
         """Make the clients before the retry budget starts: loading a service model takes

@@ -75,8 +75,8 @@ def test_create_then_nothing_to_change_then_new_code(
     assert status["Stacks"][0]["StackStatus"] == "UPDATE_COMPLETE"
 
 
-def _stack(status: str) -> dict[str, Any]:
-    return {"StackName": "spawn-fleet-monitor", "CreationTime": T0, "StackStatus": status}
+def _stack(status: str, name: str = "spawn-fleet-monitor") -> dict[str, Any]:
+    return {"StackName": name, "CreationTime": T0, "StackStatus": status}
 
 
 def _event(logical: str, kind: str, status: str, reason: str, seconds: int) -> dict[str, Any]:
@@ -240,3 +240,64 @@ def test_a_deploy_runs_the_console_setup_once_the_stack_is_up(
     else:
         assert status == 0
         assert 'console setup: {"written": 17}' in out
+
+
+def test_removing_a_stack_frees_its_secrets_name_for_the_next_deploy(
+    session: boto3.Session,
+) -> None:
+    """A secret deleted with a recovery window keeps its name for up to 30 days, and the
+    next deploy creates one of the same name. CloudFormation is stubbed here (moto's
+    cannot create a secret in a stack); Secrets Manager is moto's, which refuses a
+    name scheduled for deletion as AWS does."""
+    secrets = session.client("secretsmanager")
+    name = "spawn-fleet-monitor/cursor-secret"
+    arn = secrets.create_secret(Name=name, SecretString="k" * 48)["ARN"]
+    secrets.delete_secret(SecretId=arn, RecoveryWindowInDays=30)  # as a stack delete may
+    cloudformation = session.client("cloudformation")
+    stack = stack_name("dev")
+    lines: list[str] = []
+    with Stubber(cloudformation) as stub:
+        stub.add_response(
+            "describe_stacks",
+            {"Stacks": [_stack("CREATE_COMPLETE", stack)]},
+            {"StackName": stack},
+        )
+        stub.add_response(
+            "list_stack_resources",
+            {
+                "StackResourceSummaries": [
+                    _resource("CursorSecret", "AWS::SecretsManager::Secret", arn),
+                    _resource("AlertsTopic", "AWS::SNS::Topic", "arn:aws:sns:us-east-1:1:a"),
+                ]
+            },
+            {"StackName": stack},
+        )
+        stub.add_response("delete_stack", {}, {"StackName": stack})
+        stub.add_client_error(
+            "describe_stacks",
+            "ValidationError",
+            f"Stack with id {stack} does not exist",
+            expected_params={"StackName": stack},
+        )
+        Deployer(
+            cloudformation,
+            session.client("s3"),
+            BUCKET,
+            out=lines.append,
+            sleep=lambda _: None,
+            secretsmanager=secrets,
+        ).delete("dev")
+        stub.assert_no_pending_responses()
+
+    secrets.create_secret(Name=name, SecretString="new" * 16)  # the next deploy's
+    assert lines == [f"{arn}: deleted without a recovery window", f"{stack}: deleted"]
+
+
+def _resource(logical: str, kind: str, physical: str) -> dict[str, Any]:
+    return {
+        "LogicalResourceId": logical,
+        "PhysicalResourceId": physical,
+        "ResourceType": kind,
+        "LastUpdatedTimestamp": datetime.now(UTC),
+        "ResourceStatus": "CREATE_COMPLETE",
+    }

@@ -208,6 +208,9 @@ def test_fleet_health_from_alarm_notifications(stack: Stack) -> None:
     ]
     if others:  # earlier tests' instances: gone, as far as this test is concerned
         ec2.terminate_instances(InstanceIds=others)
+    # Wait for their ends first: with both in flight, "10 running" could be 9 new ones
+    # and one old one, and the percentage below would be of 11.
+    eventually(lambda: stack.get("/fleet")[1]["instances"]["running"] == 0, timeout=8)
     fleet = launch(stack, 10)
     at = datetime.now(UTC)
     for instance in fleet:

@@ -85,6 +85,7 @@ def ui(stack: Stack) -> Iterator[str]:
 def test_the_web_view_shows_arrays_and_one_arrays_chart(
     stack: Stack, ui: str, browser: Any
 ) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -94,39 +95,64 @@ def test_the_web_view_shows_arrays_and_one_arrays_chart(
     # The history gains a point each tick (one second here); a line needs two.
     eventually(lambda: len(stack.get(f"/arrays/{array_id}/history")[1]["points"]) >= 2, timeout=30)
 
-    wait = WebDriverWait(browser, 20)
+    # The page redraws itself every few seconds: an element found before a redraw is
+    # stale after it. Each view is therefore read whole inside a wait that starts over
+    # when a redraw got in the way.
+    wait = WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,))
     browser.get(ui)
     wait.until(
         lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") == "fleet"
     )
-    rows = browser.find_elements(By.CSS_SELECTOR, "#arrays tr.array-row")
-    assert array_id in [row.get_attribute("data-array-id") for row in rows]
-    assert len(browser.find_elements(By.CSS_SELECTOR, "#arrays tr.array-row .bar")) == len(rows)
-    row = browser.find_element(By.CSS_SELECTOR, f'tr.array-row[data-array-id="{array_id}"]')
-    segments = row.find_elements(By.CSS_SELECTOR, ".bar span")
-    assert {s.get_attribute("class") for s in segments} == {
-        "seg-completed",
-        "seg-failed",
-        "seg-running",
-    }
-    assert "70.0 %" in row.text
-    assert browser.find_elements(By.CSS_SELECTOR, "#fleet .card")
+    selector = f'tr.array-row[data-array-id="{array_id}"]'
+
+    def fleet_view(d: Any) -> dict[str, Any]:
+        rows = d.find_elements(By.CSS_SELECTOR, "#arrays tr.array-row")
+        row = d.find_element(By.CSS_SELECTOR, selector)
+        return {
+            "ids": [r.get_attribute("data-array-id") for r in rows],
+            "rows": len(rows),
+            "bars": len(d.find_elements(By.CSS_SELECTOR, "#arrays tr.array-row .bar")),
+            "segments": {
+                s.get_attribute("class") for s in row.find_elements(By.CSS_SELECTOR, ".bar span")
+            },
+            "text": row.text,
+            "cards": len(d.find_elements(By.CSS_SELECTOR, "#fleet .card")),
+        }
+
+    fleet = wait.until(fleet_view)
+    assert array_id in fleet["ids"]
+    assert fleet["bars"] == fleet["rows"]
+    assert fleet["segments"] == {"seg-completed", "seg-failed", "seg-running"}
+    assert "70.0 %" in fleet["text"]
+    assert fleet["cards"]
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(ARTEFACTS / "web-ui-fleet.png"))
 
-    row.find_elements(By.TAG_NAME, "td")[1].click()  # anywhere on the row opens it
+    def open_row(d: Any) -> bool:
+        d.find_element(By.CSS_SELECTOR, selector).find_elements(By.TAG_NAME, "td")[1].click()
+        return True  # anywhere on the row opens it
+
+    wait.until(open_row)
     wait.until(
         lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") == "array"
     )
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "svg#history-chart polyline"))
-    line = browser.find_element(By.CSS_SELECTOR, "svg#history-chart polyline.series-completed")
-    assert len(line.get_attribute("points").split()) >= 2
-    assert array_id in browser.find_element(By.ID, "array-title").text
-    tabs = browser.find_element(By.ID, "status-tabs").text
-    assert "running (3)" in tabs
-    assert "failed (1)" in tabs
-    workers = browser.find_elements(By.CSS_SELECTOR, "#workers tbody tr")
-    assert len(workers) == 3  # the running ones, shown first
+
+    def array_view(d: Any) -> dict[str, Any]:
+        line = d.find_element(By.CSS_SELECTOR, "svg#history-chart polyline.series-completed")
+        return {
+            "points": len(line.get_attribute("points").split()),
+            "title": d.find_element(By.ID, "array-title").text,
+            "tabs": d.find_element(By.ID, "status-tabs").text,
+            "workers": len(d.find_elements(By.CSS_SELECTOR, "#workers tbody tr")),
+        }
+
+    array = wait.until(array_view)
+    assert array["points"] >= 2
+    assert array_id in array["title"]
+    assert "running (3)" in array["tabs"]
+    assert "failed (1)" in array["tabs"]
+    assert array["workers"] == 3  # the running ones, shown first
     browser.save_screenshot(str(ARTEFACTS / "web-ui-array.png"))
     assert (ARTEFACTS / "web-ui-array.png").stat().st_size > 10_000
 

@@ -310,3 +310,26 @@ def test_a_failed_write_does_not_stop_the_others(
         setup.run(NOW)
     assert alarm_names(session) == MOTO_HOLDS
     assert dashboard_names(session) == set()
+
+
+def test_the_deployed_functions_say_what_this_endpoint_lacks_once_per_process(
+    session: boto3.Session,
+    infra: Provisioned,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Each scheduled run of `setup` (and each minute's array dashboards) asks the runtime
+    # for the console; a new one per call would say it again every run. The runtime's
+    # loggers write Powertools JSON lines to stdout.
+    from chalicelib import runtime
+    from local.stack import LOCAL_DEFAULTS
+
+    monkeypatch.setenv("CONSOLE_SKIP_CALLS", LOCAL_DEFAULTS["CONSOLE_SKIP_CALLS"])
+    runtime.clients.cache_clear()  # a client of this test's moto
+    try:
+        runtime.console().run(NOW)
+        runtime.console().run(NOW + timedelta(hours=6))
+    finally:
+        runtime.clients.cache_clear()
+        runtime.console.cache_clear()
+    assert capsys.readouterr().out.count("lacks some CloudWatch APIs") == 1

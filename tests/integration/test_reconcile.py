@@ -289,3 +289,33 @@ def test_a_change_recorded_while_reconciling_is_not_overwritten(fleet: Fleet) ->
     row = fleet.registry.get(instance)
     assert row is not None
     assert row["state"] == "stopped"
+
+
+def test_an_adopted_instance_registers_its_array_and_owner(fleet: Fleet) -> None:
+    # Every event of the array was lost: without its registration the API cannot tell
+    # whose array it is, nor how many workers have not reported yet.
+    from chalicelib.stats import ArrayRecord, Stats
+
+    stats = Stats(fleet.clients.dynamodb, fleet.settings.stats_table)
+    tags = {
+        "spawn:managed": "true",
+        "spawn:job-array-id": "render-20260127-a1b2c3",
+        "spawn:job-array-name": "render",
+        "spawn:job-array-size": "40",
+        "spawn:iam-user": "arn:aws:iam::123456789012:user/alice",
+    }
+    fleet.launch(2, tags=tags)
+
+    reconcile(
+        settings=fleet.settings,
+        ec2=fleet.ec2,
+        registry=fleet.registry,
+        alarms=fleet.alarms,
+        now=later(600),
+        arrays=stats,
+    )
+
+    record = stats.array_record("render-20260127-a1b2c3")
+    assert record == ArrayRecord(
+        "render-20260127-a1b2c3", "render", 40, "arn:aws:iam::123456789012:user/alice"
+    )

@@ -41,6 +41,7 @@ def test_increments_over_separate_processes_sum_to_the_fleets_tasks_and_errors(
     assert aws.fleet_wide("TasksCompleted", "Maximum") == 15  # 25 → 40: increments, not totals
     assert spool_lines(spool_dir) == []
     saved = json.loads((spool_dir / STATE_FILE).read_text())
+    assert all(isinstance(record.pop("t"), float) for record in saved)  # when last seen
     assert saved == [
         {"array_id": ARRAY, "task_index": 0, "tasks": 40, "errors": 3},
         {"array_id": ARRAY, "task_index": 1, "tasks": 12, "errors": 2},

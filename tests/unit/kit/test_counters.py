@@ -11,7 +11,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from spawn_report import Identity, Reporter, Settings
-from spawn_report.counters import STATE_FILE, CounterState, Totals, advance
+from spawn_report.counters import (
+    KEEP_SECONDS,
+    KEEP_WORKERS,
+    STATE_FILE,
+    CounterState,
+    Totals,
+    advance,
+)
 
 T0 = 1_769_508_000.0  # 2026-01-27T10:00:00Z
 WHO = Identity("render-20260127-a1b2c3", 7, "i-0123456789abcdef7", "ip-10-0-0-7", "us-east-1")
@@ -70,7 +77,7 @@ def test_the_state_file_round_trips_and_skips_what_it_cannot_read(tmp_path: Path
     assert state.read() == {}
     known = {("a", 0): Totals(3, 1), ("b.v2:run_7", 12): Totals(10**12, 0)}
 
-    state.write(known)
+    state.write(known, ("a", 0), T0)
 
     assert state.read() == known
     assert (tmp_path / STATE_FILE).stat().st_mode & 0o777 == 0o600
@@ -84,6 +91,30 @@ def test_the_state_file_round_trips_and_skips_what_it_cannot_read(tmp_path: Path
     ]
     (tmp_path / STATE_FILE).write_text(json.dumps(records))
     assert state.read() == known
+
+
+def test_the_state_keeps_recent_workers_only(tmp_path: Path) -> None:
+    """A long-lived instance runs array after array through one spool: the state keeps
+    the workers seen within `KEEP_SECONDS`, at most the `KEEP_WORKERS` newest."""
+    state = CounterState(tmp_path)
+    old = {("old-array", 0): Totals(5, 0)}
+    state.write(old, ("old-array", 0), T0)
+    state = CounterState(tmp_path)
+    known = state.read()
+    known[("new-array", 0)] = Totals(1, 0)
+
+    state.write(known, ("new-array", 0), T0 + KEEP_SECONDS + 1)
+
+    assert CounterState(tmp_path).read() == {("new-array", 0): Totals(1, 0)}
+
+    state = CounterState(tmp_path)
+    known = state.read()
+    for index in range(KEEP_WORKERS + 10):
+        known[("many", index)] = Totals(index, 0)
+        state.write(known, ("many", index), T0 + KEEP_SECONDS + 2 + index)
+        known = state.read()
+    assert len(known) == KEEP_WORKERS
+    assert min(index for _, index in known) == 10  # the oldest went first
 
 
 def test_an_unreadable_state_file_counts_from_the_reported_totals(
