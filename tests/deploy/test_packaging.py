@@ -115,6 +115,8 @@ UNSCOPABLE_ACTIONS = {
     "logs:DescribeQueryDefinitions": "console setup reads its spawn/ saved queries",
     "logs:PutQueryDefinition": "console setup saves the guide's Logs Insights queries",
     "logs:DeleteQueryDefinition": "console setup removes spawn/ queries it no longer describes",
+    "observabilityadmin:GetTelemetryEnrichmentStatus": "ALARM_MODE=fleet-query's precondition",
+    "observabilityadmin:StartTelemetryEnrichment": "ENABLE_TELEMETRY_ENRICHMENT=true turns it on",
 }
 
 
