@@ -241,6 +241,8 @@ def _health_from_contributors(
     write is stamped (the contributor's transition, or `now` for OK) and made only over
     an older record, so an event that lands meanwhile wins."""
     in_alarm = modes.fleet_alarms.contributors_in_alarm()
+    if in_alarm is None:
+        return 0
     corrected = 0
     for instance_id in running:
         row = rows.get(instance_id)

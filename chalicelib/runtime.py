@@ -94,6 +94,7 @@ def alarm_modes() -> AlarmModes:
         recover=config.enable_recover_action,
         put_limiter=alarm_budget("PutMetricAlarm"),
         delete_limiter=alarm_budget("DeleteAlarms"),
+        contributors_api="DescribeAlarmContributors" not in config.console_skip_calls,
     )
     # The local stack's moto has no observabilityadmin API: it lists the call as skipped.
     checkable = "GetTelemetryEnrichmentStatus" not in config.console_skip_calls

@@ -34,6 +34,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -115,7 +116,8 @@ class AccountBudget:
             ).get("Item", {})
             held = int(item["next_slot_us"]["N"]) if "next_slot_us" in item else None
             start = max(held or 0, int(self._clock() * _US))
-            end = start + round(calls * step)
+            # Whole microseconds, rounded up: slots never closer than `1 / rate`.
+            end = start + math.ceil(calls * step)
             condition = (
                 "attribute_not_exists(next_slot_us)" if held is None else "next_slot_us = :held"
             )
@@ -135,5 +137,5 @@ class AccountBudget:
                     raise
                 continue  # another writer leased first: read its end and start after it
             self.leases += 1
-            self._slots.extend((start + i * step) / _US for i in range(calls))
+            self._slots.extend((start + math.ceil(i * step)) / _US for i in range(calls))
             return

@@ -183,6 +183,8 @@ class FleetQueryAlarms:
         region: for the recover action's ARN.
         recover: add EC2's recover action to the system check.
         put_limiter / delete_limiter: the account-wide alarm budget.
+        contributors_api: whether the endpoint has `DescribeAlarmContributors` (the
+            local stack's moto does not: health then comes from events alone).
     """
 
     cloudwatch: CloudWatchClient
@@ -192,6 +194,7 @@ class FleetQueryAlarms:
     recover: bool = False
     put_limiter: Pacer = field(default_factory=lambda: RateLimiter(3.0))
     delete_limiter: Pacer = field(default_factory=lambda: RateLimiter(3.0))
+    contributors_api: bool = True
 
     @property
     def names(self) -> list[str]:
@@ -238,10 +241,13 @@ class FleetQueryAlarms:
             self.cloudwatch.delete_alarms(AlarmNames=present)
         return present
 
-    def contributors_in_alarm(self) -> dict[str, dict[str, int]]:
+    def contributors_in_alarm(self) -> dict[str, dict[str, int]] | None:
         """For each check (`status`, `system`), the instances whose contributor is in
         ALARM now, with the epoch ms of that transition (`DescribeAlarmContributors`,
-        page by page; it lists contributors in ALARM only)."""
+        page by page; it lists contributors in ALARM only). None where the endpoint
+        lacks the API."""
+        if not self.contributors_api:
+            return None
         found: dict[str, dict[str, int]] = {}
         for kind in ALARM_KINDS:
             in_alarm: dict[str, int] = {}

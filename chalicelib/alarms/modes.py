@@ -107,9 +107,8 @@ class AlarmModes:
             return {"alarm_mode": self.wanted}
         precondition = self.telemetry.check()
         if not precondition.ok:
-            logger.error(
-                "ALARM_MODE=fleet-query cannot start", extra={"reason": precondition.message}
-            )
+            # The whole fix in the message: whoever reads the log needs nothing else.
+            logger.error(f"ALARM_MODE=fleet-query cannot start: {precondition.message}")
             return {
                 "alarm_mode": "per-instance",
                 "wanted": self.wanted,
