@@ -117,24 +117,22 @@ def run_started_ms(facts: InstanceFacts, row: dict[str, object] | None) -> int |
     return None
 
 
-def leave_to_lifecycle(
-    alarm_plan: AlarmPlan,
+def recent_launches(
     running: dict[str, InstanceFacts],
     rows: dict[str, dict[str, object]],
     now_ms: int,
     window_ms: int,
-) -> tuple[AlarmPlan, int]:
-    """The plan without creations for instances whose run began within `window_ms`
-    of `now_ms`, and how many were left out."""
+) -> set[str]:
+    """The running instances whose run began within `window_ms` of `now_ms` (or whose
+    start is unknown: none is known to be late): they are the lifecycle's."""
     if window_ms <= 0:
-        return alarm_plan, 0
-    kept = tuple(
-        w
-        for w in alarm_plan.create
-        if (started := run_started_ms(running[w.instance_id], rows.get(w.instance_id))) is None
-        or now_ms - started >= window_ms
-    )
-    return replace(alarm_plan, create=kept), len(alarm_plan.create) - len(kept)
+        return set()
+    recent = set()
+    for instance_id, facts in running.items():
+        started = run_started_ms(facts, rows.get(instance_id))
+        if started is not None and now_ms - started < window_ms:
+            recent.add(instance_id)
+    return recent
 
 
 def reconcile(
@@ -166,6 +164,7 @@ def reconcile(
             mode = "fleet-query" if query_alarms else "per-instance"
 
     left = health = query_deleted = 0
+    recent: set[str] = set()
     if mode == "fleet-query":
         # Both query alarms exist: every per-instance alarm left is redundant.
         full_plan = alarm_plan = AlarmPlan(
@@ -180,9 +179,11 @@ def reconcile(
         # While query alarms remain (switching back), recent launches are not left out:
         # the query alarms go only once every running instance has its own.
         window = grace_ms(settings, backlog) if backlog is not None and not query_alarms else 0
-        graced, left = leave_to_lifecycle(full_plan, running, rows, now_ms, window)
-        alarm_plan = within_budget(graced, budget_seconds, alarms.put_limiter.rate)
-        full_plan = replace(full_plan, create=graced.create)
+        recent = recent_launches(running, rows, now_ms, window)
+        graced = tuple(w for w in full_plan.create if w.instance_id not in recent)
+        left = len(full_plan.create) - len(graced)
+        full_plan = replace(full_plan, create=graced)
+        alarm_plan = within_budget(full_plan, budget_seconds, alarms.put_limiter.rate)
         alarms.apply(alarm_plan)
         if query_alarms and modes is not None:
             query_deleted = _retire_query_alarms(modes, alarms, running)
@@ -190,6 +191,10 @@ def reconcile(
     adopted = corrected = 0
     for instance_id, facts in running.items():
         row = rows.get(instance_id)
+        if instance_id in recent:
+            # Its event is on its way: a correction stamped `now` would make the
+            # lifecycle take that event for stale and never put its alarms.
+            continue
         if row is None or "last_event_ms" not in row:
             adopted += registry.adopt(facts, now_ms)
         elif row.get("state") != "running":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -386,3 +386,25 @@ def test_the_reconciler_takes_health_from_the_contributors(
     fine_row = fleet.registry.get(fine)
     assert fine_row is not None
     assert "check_status_state" not in fine_row
+
+
+def test_a_launch_left_to_the_lifecycle_is_not_adopted_behind_its_back(fleet: Fleet) -> None:
+    # Found by the burst bench: the reconciler left a queued launch's alarms to the
+    # lifecycle but adopted it into the registry stamped `now`, so the lifecycle took
+    # the (older) running event for stale and nobody put the alarms until the next run.
+    [instance] = fleet.launch()
+    launched = datetime.now(UTC)  # moto stamps LaunchTime with the real time
+    report = reconcile(
+        settings=fleet.settings,
+        ec2=fleet.ec2,
+        registry=fleet.registry,
+        alarms=fleet.alarms,
+        now=launched + timedelta(seconds=30),
+        backlog=1,
+    )
+    assert report.left_to_lifecycle == 1
+    assert report.adopted == 0
+    assert fleet.registry.get(instance) is None
+    outcome = fleet.lifecycle.handle([fleet.event(instance, "running", launched)])
+    assert outcome.stale == 0
+    assert fleet.alarmed_instances() == {instance}
