@@ -8,11 +8,13 @@ from typing import Any
 from chalice.app import Chalice, CloudWatchEvent, Rate, SNSEvent, SQSEvent
 
 from chalicelib import runtime
+from chalicelib.alarms.fleet_query import FLEET_ALARM_NAMES
 from chalicelib.api import api
 from chalicelib.api_arrays import arrays_api
 from chalicelib.api_history import history_api
 from chalicelib.ec2_events import REBALANCE, SPOT_WARNING, MalformedEvent
 from chalicelib.lifecycle import Message, queue_backlog
+from chalicelib.notifications import CONTRIBUTOR_CHANGE
 from chalicelib.reconcile import reconcile
 
 settings = runtime.settings()
@@ -89,6 +91,21 @@ def _notification(event: SNSEvent) -> None:
     record = event.to_dict()["Records"][0]["Sns"]
     outcome = runtime.notifications().handle(event.message, record.get("TopicArn", ""))
     log.info("alert topic message", extra={"outcome": outcome})
+
+
+# ALARM_MODE=fleet-query: each instance's check is a contributor of a query alarm; its
+# state changes come as EventBridge events (and as SNS notifications, handled above).
+@app.on_cw_event(
+    {
+        "source": ["aws.cloudwatch"],
+        "detail-type": [CONTRIBUTOR_CHANGE],
+        "detail": {"alarmName": sorted(FLEET_ALARM_NAMES.values())},
+    },
+    name="alarm_contributors",
+)
+def on_alarm_contributor(event: CloudWatchEvent) -> None:
+    outcome = runtime.notifications().handle_contributor_event(event.to_dict())
+    log.info("alarm contributor event", extra={"outcome": outcome})
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="fleet_tick")
