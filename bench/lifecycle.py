@@ -30,7 +30,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 
 from bench.report import Figure, count_calls
-from bench.virtual_time import VirtualClock
+from bench.virtual_time import VirtualClock, atomic_conditional_writes
 from chalicelib.alarms import AlarmStore, alarm_names
 from chalicelib.clients import Clients
 from chalicelib.instances import Registry
@@ -88,14 +88,28 @@ def _throttle_at_quota(client: Any, clock: VirtualClock, rate: float) -> list[in
 
 
 def _launch(ec2: Any) -> list[str]:
+    return _launch_n(ec2, SIZE)
+
+
+def _launch_n(ec2: Any, count: int) -> list[str]:
     ids: list[str] = []
-    for _ in range(SIZE // 500):
-        spec = [{"ResourceType": "instance", "Tags": TAGS}]
+    spec = [{"ResourceType": "instance", "Tags": TAGS}]
+    for first in range(0, count, 500):
+        size = min(500, count - first)
         reservation = ec2.run_instances(
-            ImageId="ami-12c6146b", MinCount=500, MaxCount=500, TagSpecifications=spec
+            ImageId="ami-12c6146b", MinCount=size, MaxCount=size, TagSpecifications=spec
         )
         ids.extend(i["InstanceId"] for i in reservation["Instances"])
     return ids
+
+
+def _naive_per_instance(count: int) -> dict[str, float]:
+    """The naive (guide's) per-event design's calls per instance, on a fresh moto."""
+    session = boto3.Session(region_name="us-east-1")
+    topic = provision(session).arns["AlertsTopic"]
+    clients = Clients(session)
+    ids = _launch_n(clients.ec2, count)
+    return {k: v / count for k, v in _naive(Clients(session), topic, ids).items()}
 
 
 def _naive(clients: Clients, topic_arn: str, ids: list[str]) -> dict[str, int]:
@@ -255,6 +269,8 @@ def _burst_with_reconciler(shared: bool) -> tuple[dict[str, float], str]:
     settings = Settings()
     clock = VirtualClock(CONSUMERS + 1)
     clients = Clients(session, Config(retries={"mode": "standard", "max_attempts": 1}))
+    atomic_conditional_writes(clients.dynamodb)
+
     ids = _launch(clients.ec2)
     start = datetime.now(UTC)  # moto stamps LaunchTime with the real time
     throttled = _throttle_at_quota(clients.cloudwatch, clock, QUOTA_TPS)

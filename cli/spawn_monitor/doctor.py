@@ -28,6 +28,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from typing import Any
 
 import boto3
@@ -80,20 +81,28 @@ OWN_NAMESPACES = (
 )
 
 
+# AWS's list prices, with their source and date, in one data file that this package ships
+# and the backend's cost benchmark (`bench/cost.py`) reads too.
+PRICE_LIST: dict[str, Any] = json.loads(
+    resources.files("spawn_monitor").joinpath("prices.json").read_text()
+)
+
+
 @dataclass(frozen=True)
 class Prices:
-    """CloudWatch list prices in USD a month (us-east-1); other regions differ a little."""
+    """CloudWatch list prices in USD a month (us-east-1); other regions differ a little.
+    Read from `prices.json`."""
 
     source: str = "https://aws.amazon.com/cloudwatch/pricing/ (us-east-1, standard tier)"
-    as_of: str = "2026-11"
-    standard_alarm: float = 0.10  # per alarm (per metric it evaluates)
-    high_resolution_alarm: float = 0.30  # period under 60 s
-    anomaly_alarm: float = 0.30  # an anomaly band alarm evaluates 3 metrics
-    composite_alarm: float = 0.50
-    custom_metric: float = 0.30  # per series a month (prorated by the hour), first 10,000
-    dashboard: float = 3.00
-    log_ingestion_gb: float = 0.50
-    free_tier: str = "10 alarms, 10 metrics, 3 dashboards and 5 GB of logs a month, per account"
+    as_of: str = PRICE_LIST["as_of"]
+    standard_alarm: float = PRICE_LIST["cloudwatch"]["standard_alarm"]  # per metric evaluated
+    high_resolution_alarm: float = PRICE_LIST["cloudwatch"]["high_resolution_alarm"]
+    anomaly_alarm: float = PRICE_LIST["cloudwatch"]["anomaly_alarm"]  # evaluates 3 metrics
+    composite_alarm: float = PRICE_LIST["cloudwatch"]["composite_alarm"]
+    custom_metric: float = PRICE_LIST["cloudwatch"]["custom_metric"]  # per series, first 10,000
+    dashboard: float = PRICE_LIST["cloudwatch"]["dashboard"]
+    log_ingestion_gb: float = PRICE_LIST["cloudwatch"]["log_ingestion_gb"]
+    free_tier: str = PRICE_LIST["free_tier"]
 
 
 PRICES = Prices()

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from bench.virtual_time import VirtualClock
+from bench.virtual_time import VirtualClock, atomic_conditional_writes
 from chalicelib.alarms.budget import AccountBudget
 from chalicelib.settings import Settings
 from local.provision import Provisioned
@@ -22,6 +22,7 @@ def _budget(
 ) -> AccountBudget:
     # Each budget gets a client of its own, as each Lambda process would.
     dynamodb = session.client("dynamodb", config=Config(retries={"max_attempts": 1}))
+    atomic_conditional_writes(dynamodb)
     if clock is None:
         return AccountBudget(dynamodb, Settings().stats_table, "PutMetricAlarm", RATE, **kwargs)  # type: ignore[arg-type]
     return AccountBudget(

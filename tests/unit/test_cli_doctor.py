@@ -89,3 +89,18 @@ def test_default_names_are_those_the_infrastructure_definition_declares() -> Non
         for kind, key in name_keys.items()
     }
     assert {kind: sorted(names) for kind, names in DEFAULT_RESOURCES.items()} == declared
+
+
+def test_the_cost_estimate_reads_the_one_price_list() -> None:
+    # The same data file the backend's cost benchmark reads (tests/unit/test_cost.py).
+    import json
+    from pathlib import Path
+
+    from spawn_monitor.doctor import PRICE_LIST, PRICES
+
+    shipped = json.loads((Path(__file__).parents[2] / "cli/spawn_monitor/prices.json").read_text())
+    assert shipped == PRICE_LIST
+    assert PRICES.standard_alarm == shipped["cloudwatch"]["standard_alarm"]
+    assert PRICES.custom_metric == shipped["cloudwatch"]["custom_metric"]
+    assert PRICES.as_of == shipped["as_of"]
+    assert "aws.amazon.com" in shipped["source"]
