@@ -164,7 +164,8 @@ def reconcile(
             mode = "fleet-query" if query_alarms else "per-instance"
 
     left = health = query_deleted = 0
-    recent: set[str] = set()
+    window = grace_ms(settings, backlog) if backlog is not None else 0
+    recent = recent_launches(running, rows, now_ms, window)
     if mode == "fleet-query":
         # Both query alarms exist: every per-instance alarm left is redundant.
         full_plan = alarm_plan = AlarmPlan(
@@ -176,11 +177,10 @@ def reconcile(
     else:
         watched = [Watched(i, f.array_id) for i, f in running.items()]
         full_plan = plan(watched, existing)
-        # While query alarms remain (switching back), recent launches are not left out:
-        # the query alarms go only once every running instance has its own.
-        window = grace_ms(settings, backlog) if backlog is not None and not query_alarms else 0
-        recent = recent_launches(running, rows, now_ms, window)
-        graced = tuple(w for w in full_plan.create if w.instance_id not in recent)
+        # While query alarms remain (switching back), recent launches get their alarms
+        # too: the query alarms go only once every running instance has its own.
+        leave = set() if query_alarms else recent
+        graced = tuple(w for w in full_plan.create if w.instance_id not in leave)
         left = len(full_plan.create) - len(graced)
         full_plan = replace(full_plan, create=graced)
         alarm_plan = within_budget(full_plan, budget_seconds, alarms.put_limiter.rate)

@@ -61,6 +61,9 @@ LOCAL_DEFAULTS = {
         )
     ),
     "ARRAY_DASHBOARD_RETENTION_HOURS": "0.05",
+    # The local lifecycle handles an event within a second or two, not a batching window
+    # and a quota's wait: the reconciler leaves launches to it for 20 s, not 5 minutes.
+    "RECONCILE_GRACE_SECONDS": "20",
 }
 # Scheduled functions run every tick, except these: the console setup runs once at
 # start (before the API answers) and then at its own, slower pace.
