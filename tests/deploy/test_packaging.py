@@ -70,7 +70,13 @@ def test_merge_template_reaches_the_chalice_resources(packaged_resources: dict[s
     assert packaged_resources["Lifecycle"]["DependsOn"] == ["LifecycleQueue"]
     assert packaged_resources["AlertNotifications"]["DependsOn"] == ["AlertsTopic"]
     assert packaged_resources["CriticalNotifications"]["DependsOn"] == ["CriticalTopic"]
-    for name in ("SpotInterruption", "Rebalance", "AlertNotifications", "CriticalNotifications"):
+    for name in (
+        "SpotInterruption",
+        "Rebalance",
+        "AlarmContributors",
+        "AlertNotifications",
+        "CriticalNotifications",
+    ):
         config = packaged_resources[name]["Properties"]["EventInvokeConfig"]
         assert config["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
 
