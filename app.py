@@ -8,11 +8,13 @@ from typing import Any
 from chalice.app import Chalice, CloudWatchEvent, Rate, SNSEvent, SQSEvent
 
 from chalicelib import runtime
+from chalicelib.alarms.fleet_query import FLEET_ALARM_NAMES
 from chalicelib.api import api
 from chalicelib.api_arrays import arrays_api
 from chalicelib.api_history import history_api
 from chalicelib.ec2_events import REBALANCE, SPOT_WARNING, MalformedEvent
-from chalicelib.lifecycle import Message
+from chalicelib.lifecycle import Message, queue_backlog
+from chalicelib.notifications import CONTRIBUTOR_CHANGE
 from chalicelib.reconcile import reconcile
 
 settings = runtime.settings()
@@ -42,15 +44,19 @@ def on_instance_state_change(event: SQSEvent) -> dict[str, Any]:
 @app.schedule(Rate(15, unit=Rate.MINUTES), name="reconcile")
 def reconcile_alarms(event: Any) -> None:
     remaining = event.context.get_remaining_time_in_millis() / 1000
+    aws = runtime.clients()
     reconcile(
         settings=settings,
-        ec2=runtime.clients().ec2,
+        ec2=aws.ec2,
         registry=runtime.registry(),
         alarms=runtime.alarm_store(),
         now=datetime.now(UTC),
         # Listing and registry work need time too; the rest is left to the next run.
         budget_seconds=remaining * 0.7,
         workers=runtime.progress_rows(),
+        # Launches still queued for the lifecycle are left to it (the grace period).
+        backlog=queue_backlog(aws.sqs, settings.lifecycle_queue),
+        modes=runtime.alarm_modes(),
         arrays=runtime.stats(),
     )
 
@@ -88,6 +94,21 @@ def _notification(event: SNSEvent) -> None:
     log.info("alert topic message", extra={"outcome": outcome})
 
 
+# ALARM_MODE=fleet-query: each instance's check is a contributor of a query alarm; its
+# state changes come as EventBridge events (and as SNS notifications, handled above).
+@app.on_cw_event(
+    {
+        "source": ["aws.cloudwatch"],
+        "detail-type": [CONTRIBUTOR_CHANGE],
+        "detail": {"alarmName": sorted(FLEET_ALARM_NAMES.values())},
+    },
+    name="alarm_contributors",
+)
+def on_alarm_contributor(event: CloudWatchEvent) -> None:
+    outcome = runtime.notifications().handle_contributor_event(event.to_dict())
+    log.info("alarm contributor event", extra={"outcome": outcome})
+
+
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="fleet_tick")
 def fleet_tick(event: Any) -> None:
     runtime.fleet().tick()
@@ -97,7 +118,10 @@ def fleet_tick(event: Any) -> None:
 # every 6 hours, so drift heals, and once on deploy (`python -m tools.console setup`).
 @app.schedule(Rate(6, unit=Rate.HOURS), name="setup")
 def setup_console(event: Any) -> dict[str, Any]:
-    return runtime.console().run(datetime.now(UTC)).summary()
+    # The alarm mode first: its precondition is reported, and the query alarms exist
+    # before anything stops putting per-instance alarms.
+    modes = runtime.alarm_modes().prepare()
+    return {**runtime.console().run(datetime.now(UTC)).summary(), **modes}
 
 
 # New arrays get their dashboard within a minute; finished ones lose it after retention.

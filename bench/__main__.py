@@ -21,10 +21,22 @@ BENCHMARKS = (
     "bench.progress",
     "bench.console",
     "bench.worker_kit",
+    "bench.burst",
+    "bench.cost",
 )
 
 
 def main(names: list[str]) -> int:
+    instances: int | None = None
+    if "--instances" in names:
+        # `python -m bench cost --instances N`: the cost model for one fleet size.
+        at = names.index("--instances")
+        try:
+            instances = int(names[at + 1])
+        except (IndexError, ValueError):
+            print("usage: python -m bench cost --instances N", file=sys.stderr)
+            return 2
+        names = names[:at] + names[at + 2 :]
     # Benchmarks run on moto only: fake credentials, never a real endpoint.
     for key, value in {
         "AWS_ACCESS_KEY_ID": "bench",
@@ -38,7 +50,8 @@ def main(names: list[str]) -> int:
     for name in selected:
         started = time.monotonic()
         print(f"== {name}", flush=True)
-        figures: list[Figure] = importlib.import_module(name).run()
+        module = importlib.import_module(name)
+        figures: list[Figure] = module.run(instances) if instances else module.run()
         for figure in figures:
             print(f"   {figure}", flush=True)
             failed += 0 if figure.ok else 1

@@ -6,6 +6,11 @@
    bucket with one second of burst) and two concurrent consumers (the SQS event
    source's maximum concurrency), the virtual time until every alarm exists against
    the quota-bound minimum (2 alarms x 1,000 instances / 3 per second).
+3. The same burst with the reconciler running during it (at 100 s and 400 s, and once
+   after): every writer in its own "process" sharing the account-wide budget, the
+   reconciler leaving queued launches to the lifecycle. Total `PutMetricAlarm` calls
+   (throttled ones included) against 2 N, throttles, and time against the minimum;
+   beside it, the design before (a limiter per process, no grace) in the same run.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 
 from bench.report import Figure, count_calls
-from bench.virtual_time import VirtualClock
+from bench.virtual_time import VirtualClock, atomic_conditional_writes
 from chalicelib.alarms import AlarmStore, alarm_names
 from chalicelib.clients import Clients
 from chalicelib.instances import Registry
@@ -48,9 +53,9 @@ TAGS = [
 ]
 
 
-def _event(instance_id: str, state: str, seconds: int, n: int) -> Message:
+def _event(instance_id: str, state: str, seconds: int, n: int, at: datetime = T0) -> Message:
     event = copy.deepcopy(SAMPLE)
-    event.update(id=f"bench-{n}", time=(T0 + timedelta(seconds=seconds)).isoformat())
+    event.update(id=f"bench-{n}", time=(at + timedelta(seconds=seconds)).isoformat())
     event["detail"] = {"instance-id": instance_id, "state": state}
     return Message(f"m-{n}", json.dumps(event))
 
@@ -83,14 +88,28 @@ def _throttle_at_quota(client: Any, clock: VirtualClock, rate: float) -> list[in
 
 
 def _launch(ec2: Any) -> list[str]:
+    return _launch_n(ec2, SIZE)
+
+
+def _launch_n(ec2: Any, count: int) -> list[str]:
     ids: list[str] = []
-    for _ in range(SIZE // 500):
-        spec = [{"ResourceType": "instance", "Tags": TAGS}]
+    spec = [{"ResourceType": "instance", "Tags": TAGS}]
+    for first in range(0, count, 500):
+        size = min(500, count - first)
         reservation = ec2.run_instances(
-            ImageId="ami-12c6146b", MinCount=500, MaxCount=500, TagSpecifications=spec
+            ImageId="ami-12c6146b", MinCount=size, MaxCount=size, TagSpecifications=spec
         )
         ids.extend(i["InstanceId"] for i in reservation["Instances"])
     return ids
+
+
+def _naive_per_instance(count: int) -> dict[str, float]:
+    """The naive (guide's) per-event design's calls per instance, on a fresh moto."""
+    session = boto3.Session(region_name="us-east-1")
+    topic = provision(session).arns["AlertsTopic"]
+    clients = Clients(session)
+    ids = _launch_n(clients.ec2, count)
+    return {k: v / count for k, v in _naive(Clients(session), topic, ids).items()}
 
 
 def _naive(clients: Clients, topic_arn: str, ids: list[str]) -> dict[str, int]:
@@ -234,6 +253,161 @@ def _time_under_throttling() -> list[Figure]:
     ]
 
 
+RECONCILE_AT = (100.0, 400.0, 900.0)
+
+
+def _burst_with_reconciler(shared: bool) -> tuple[dict[str, float], str]:
+    """One 1,000-instance burst: two lifecycle consumers and a reconciler, each its own
+    process. `shared`: the account-wide budget and the grace period (this design);
+    else a limiter per process at quota / concurrency and no grace (the design before)."""
+    from chalicelib.alarms.budget import AccountBudget
+    from chalicelib.reconcile import reconcile
+
+    session = boto3.Session(region_name="us-east-1")
+    infra = provision(session)
+    topic = infra.arns["AlertsTopic"]
+    settings = Settings()
+    clock = VirtualClock(CONSUMERS + 1)
+    clients = Clients(session, Config(retries={"mode": "standard", "max_attempts": 1}))
+    atomic_conditional_writes(clients.dynamodb)
+
+    ids = _launch(clients.ec2)
+    start = datetime.now(UTC)  # moto stamps LaunchTime with the real time
+    throttled = _throttle_at_quota(clients.cloudwatch, clock, QUOTA_TPS)
+    attempts = [0]
+    clients.cloudwatch.meta.events.register_first(
+        "before-send.cloudwatch.PutMetricAlarm",
+        lambda **_: attempts.__setitem__(0, attempts[0] + 1),
+    )
+
+    def pacer(operation: str) -> Any:
+        if shared:
+            return AccountBudget(
+                clients.dynamodb,
+                settings.stats_table,
+                operation,
+                settings.alarm_api_tps,
+                clock=clock.time,
+                sleep=clock.sleep,
+            )
+        rate = settings.alarm_api_tps / settings.lifecycle_max_concurrency
+        return RateLimiter(rate, clock=clock.time, sleep=clock.sleep)
+
+    def store() -> AlarmStore:
+        return AlarmStore(
+            clients.cloudwatch,
+            topic_arn=topic,
+            region=clients.region,
+            put_limiter=pacer("PutMetricAlarm"),
+            delete_limiter=pacer("DeleteAlarms"),
+        )
+
+    work: queue.Queue[list[Message]] = queue.Queue()
+    events = [_event(i, "running", 0, n, at=start) for n, i in enumerate(ids)]
+    for first in range(0, SIZE, BATCH):
+        work.put(events[first : first + BATCH])
+    backlog = [SIZE]
+    lock = threading.Lock()
+    done: list[float] = []
+    reconciles: list[str] = []
+
+    def consumer() -> None:
+        registry = Registry(clients.dynamodb, settings.instances_table)
+        lifecycle = Lifecycle(settings, clients.ec2, registry, store())
+        try:
+            while True:
+                try:
+                    batch = work.get_nowait()
+                except queue.Empty:
+                    return
+                outcome = lifecycle.handle(batch)
+                if outcome.failed:
+                    failed = set(outcome.failed)
+                    work.put([m for m in batch if m.message_id in failed])
+                with lock:
+                    backlog[0] -= len(batch) - len(outcome.failed)
+                    if backlog[0] == 0:
+                        done.append(clock.time())
+        finally:
+            clock.leave()
+
+    def reconciler() -> None:
+        registry = Registry(clients.dynamodb, settings.instances_table)
+        alarms = store()
+        try:
+            for at in RECONCILE_AT:
+                clock.sleep(at - clock.time())
+                try:
+                    report = reconcile(
+                        settings=settings,
+                        ec2=clients.ec2,
+                        registry=registry,
+                        alarms=alarms,
+                        now=start + timedelta(seconds=clock.time()),
+                        budget_seconds=420,
+                        backlog=backlog[0] if shared else None,
+                    )
+                    reconciles.append(
+                        f"{at:.0f}s: {report.alarms_created_for} made, "
+                        f"{report.left_to_lifecycle} left"
+                    )
+                except Exception as exc:  # a Lambda run that failed: reported, as AWS would
+                    reconciles.append(f"{at:.0f}s: failed ({type(exc).__name__})")
+        finally:
+            clock.leave()
+
+    with mock.patch("botocore.endpoint.time.sleep", clock.sleep):
+        threads = [threading.Thread(target=consumer) for _ in range(CONSUMERS)]
+        threads.append(threading.Thread(target=reconciler))
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    check = _store(clients, topic, lambda: RateLimiter(1e6, burst=1e6))
+    figures = {
+        "calls": attempts[0],
+        "throttled": throttled[0],
+        "elapsed": done[0] if done else clock.time(),
+        "missing": SIZE * 2 - len(check.list_names()),
+    }
+    return figures, "; ".join(reconciles)
+
+
+def _reconciler_in_burst() -> list[Figure]:
+    from moto import mock_aws
+
+    with mock_aws():
+        before, before_runs = _burst_with_reconciler(shared=False)
+    with mock_aws():
+        ours, runs = _burst_with_reconciler(shared=True)
+    minimum = SIZE * 2 / QUOTA_TPS
+    return [
+        Figure(
+            "burst of 1,000 with reconciles during it: PutMetricAlarm calls / 2N",
+            ours["calls"] / (2 * SIZE),
+            "x",
+            target=1.05,
+            detail=f"{ours['calls']:.0f} calls; reconciles {runs}",
+        ),
+        Figure("  throttled", ours["throttled"], "calls", target=0),
+        Figure(
+            "  time until every alarm exists / quota-bound minimum",
+            ours["elapsed"] / minimum,
+            "x",
+            target=1.2,
+            detail=f"{ours['elapsed']:.0f} s virtual vs {minimum:.0f} s",
+        ),
+        Figure("  alarms missing at the end", ours["missing"], "alarms", target=0),
+        Figure(
+            "  design before (a limiter per process, no grace), same run: calls / 2N",
+            before["calls"] / (2 * SIZE),
+            "x",
+            detail=f"{before['calls']:.0f} calls, {before['throttled']:.0f} throttled, "
+            f"{before['elapsed']:.0f} s; reconciles {before_runs}",
+        ),
+    ]
+
+
 def run() -> list[Figure]:
     from moto import mock_aws
 
@@ -241,4 +415,4 @@ def run() -> list[Figure]:
         figures = _calls_per_instance()
     with mock_aws():
         figures += _time_under_throttling()
-    return figures
+    return figures + _reconciler_in_burst()

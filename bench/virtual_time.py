@@ -7,6 +7,7 @@ calls take no virtual time, waits take exactly what the code asks for.
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 
 class VirtualClock:
@@ -39,3 +40,25 @@ class VirtualClock:
         if self._wakes and len(self._wakes) >= self._active:
             self._now = max(self._now, min(self._wakes.values()))
             self._cv.notify_all()
+
+
+_CONDITIONAL_WRITE = threading.Lock()
+
+
+def atomic_conditional_writes(*clients: Any) -> None:
+    """Make moto's in-process DynamoDB carry out each `UpdateItem` atomically, as
+    DynamoDB does: moto checks a condition and writes without a lock, so two threads'
+    conditional writes on one item could both succeed, which the real service never
+    allows (the account-wide alarm budget relies on it)."""
+    for client in clients:
+        events = client.meta.events
+        events.register("before-call.dynamodb.UpdateItem", _hold)
+        events.register("after-call.dynamodb.UpdateItem", _release)
+
+
+def _hold(**_: Any) -> None:
+    _CONDITIONAL_WRITE.acquire()
+
+
+def _release(**_: Any) -> None:
+    _CONDITIONAL_WRITE.release()

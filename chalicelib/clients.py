@@ -20,8 +20,10 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_observabilityadmin import CloudWatchObservabilityAdminServiceClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sts import STSClient
 
 # AWS/Billing metrics exist only here, so the billing alarms live here too.
@@ -94,6 +96,14 @@ class Clients:
     @cached_property
     def sns(self) -> SNSClient:
         return self._make("sns")  # type: ignore[no-any-return]
+
+    @cached_property
+    def sqs(self) -> SQSClient:
+        return self._make("sqs")  # type: ignore[no-any-return]
+
+    @cached_property
+    def observabilityadmin(self) -> CloudWatchObservabilityAdminServiceClient:
+        return self._make("observabilityadmin")  # type: ignore[no-any-return]
 
     @cached_property
     def sts(self) -> STSClient:

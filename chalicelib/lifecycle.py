@@ -18,6 +18,12 @@ put back. "Watched" means the registry says `running` and managed, for this run 
 newer one: alarms belong to the instance, not to a run. Whatever the interleaving, the
 copy whose call lands last reads the registry after it, so the final alarms match the
 final registry. The reads after a batch of deletes are one `BatchGetItem` per 100.
+
+In `ALARM_MODE=fleet-query`, once both query alarms exist (`chalicelib.alarms.modes`),
+the handler makes no alarm calls at all: the query alarms watch every managed instance,
+and the reconciler removes per-instance alarms left from before. It still keeps the
+registry, arrays and counts. Until the query alarms exist it acts as in
+`per-instance`, so a switch never leaves an instance unwatched.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.alarms import AlarmStore, Watched, alarm_names
+from chalicelib.alarms.modes import AlarmModes
 from chalicelib.ec2_events import (
     MalformedEvent,
     StateChange,
@@ -43,6 +50,7 @@ from chalicelib.summaries import ProgressRows
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_sqs import SQSClient
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +112,7 @@ class Lifecycle:
         arrays: where array names and sizes from spawn's tags are kept (optional).
         workers: the progress table, to mark lost the worker of an instance that
             terminated without a final report (optional).
+        modes: the alarm mode in force (optional: without it, per-instance alarms).
     """
 
     settings: Settings
@@ -112,6 +121,7 @@ class Lifecycle:
     alarms: AlarmStore
     arrays: Stats | None = None
     workers: ProgressRows | None = None
+    modes: AlarmModes | None = None
 
     def handle(self, messages: Sequence[Message]) -> BatchOutcome:
         parsed, malformed = parse_messages(messages)
@@ -146,6 +156,10 @@ class Lifecycle:
             elif action:
                 to_delete[instance_id] = alarm_names(instance_id)
 
+        alarm_calls = to_put or to_delete
+        if alarm_calls and self.modes is not None and self.modes.query_alarms_in_force():
+            return outcome
+        self.alarms.expect(len(to_put))
         for watched, _ in to_put:
             try:
                 # A newer change may have been recorded while earlier puts were paced.
@@ -248,3 +262,14 @@ class Lifecycle:
 def _watched(row: Mapping[str, Any]) -> bool:
     """The registry says running and managed (this run or a newer one)."""
     return row.get("state") == "running" and row.get("managed") is True
+
+
+def queue_backlog(sqs: SQSClient, queue: str) -> int:
+    """Messages in the lifecycle queue, waiting or being handled (SQS's approximate
+    counts, which is all the reconciler's grace period needs)."""
+    url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    ).get("Attributes", {})
+    return sum(int(value) for value in attributes.values())

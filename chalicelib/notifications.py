@@ -6,6 +6,18 @@ notifications leave the right final state) and is kept in the alert history, whi
 expires after `ALERT_RETENTION_DAYS`. Anything else on the topics, including this
 system's own alerts, is recognised and skipped.
 
+In `ALARM_MODE=fleet-query` each instance is a *contributor* of the two query alarms
+(`chalicelib.alarms.fleet_query`). Its changes arrive twice: as EventBridge
+`CloudWatch Alarm Contributor State Change` events (`detail.alarmContributor.attributes
+.InstanceId`, `detail.state`) and as contributor-level SNS notifications on the alerts
+topic. Both become the same `AlarmChange` (the check from the alarm's name, the instance
+from the contributor's attributes) and the same history entry, so health, `/fleet`,
+`/alerts` and `spawn-fleet-unhealthy` work as in `per-instance`. The contributor SNS body
+is read like any alarm notification; its instance id is taken from
+`AlarmContributorAttributes` (or `ContributorAttributes`, then `Trigger.Dimensions`):
+AWS's documentation shows no sample of it, so each place it may carry the attributes is
+tried.
+
 The history is one feed (a partition, newest first) for the whole fleet, plus one feed
 per owner: a change of an instance whose registry row names its owner (`spawn:iam-user`)
 is written to both, so `GET /alerts` reads one partition whoever asks (per-user
@@ -24,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from chalicelib.alarms import instance_of
+from chalicelib.alarms.fleet_query import check_of
 from chalicelib.alerts import is_own_alert
 from chalicelib.ec2_events import epoch_ms, iso
 from chalicelib.instances import Registry
@@ -35,6 +48,10 @@ logger = logging.getLogger(__name__)
 
 ALARM_STATES = frozenset({"OK", "ALARM", "INSUFFICIENT_DATA"})
 FEED = "alarm-changes"
+CONTRIBUTOR_CHANGE = "CloudWatch Alarm Contributor State Change"
+CONTRIBUTOR_STATES = frozenset({"OK", "ALARM"})
+# Where a contributor event came from, in the history's `topic` field.
+CONTRIBUTOR_SOURCE = "eventbridge"
 _serialize = TypeSerializer().serialize
 _deserialize = TypeDeserializer().deserialize
 
@@ -90,7 +107,12 @@ def parse_notification(message: str) -> AlarmChange:
     if not isinstance(name, str) or not name or state not in ALARM_STATES:
         raise NotAnAlarmNotification("no AlarmName / NewStateValue")
     old_state = body.get("OldStateValue")
-    instance_id = instance_of(name) or _dimension(body, "InstanceId")
+    instance_id = (
+        instance_of(name)
+        or _attribute(body.get("AlarmContributorAttributes"))
+        or _attribute(body.get("ContributorAttributes"))
+        or _dimension(body, "InstanceId")
+    )
     return AlarmChange(
         alarm_name=name,
         new_state=state,
@@ -98,8 +120,45 @@ def parse_notification(message: str) -> AlarmChange:
         reason=str(body.get("NewStateReason") or "")[:1000],
         changed_at=parse_time(body.get("StateChangeTime")),
         instance_id=instance_id,
-        check=name.rsplit("-", 1)[1] if instance_of(name) else None,
+        check=name.rsplit("-", 1)[1] if instance_of(name) else check_of(name),
     )
+
+
+def parse_contributor_event(event: Mapping[str, Any]) -> AlarmChange:
+    """Parse a `CloudWatch Alarm Contributor State Change` event of a fleet query alarm;
+    raises `NotAnAlarmNotification` for anything else (another alarm's, or malformed)."""
+    detail = event.get("detail") if isinstance(event, Mapping) else None
+    if event.get("detail-type") != CONTRIBUTOR_CHANGE or not isinstance(detail, Mapping):
+        raise NotAnAlarmNotification("not a contributor state-change event")
+    name = detail.get("alarmName")
+    check = check_of(name) if isinstance(name, str) else None
+    if check is None:
+        raise NotAnAlarmNotification(f"alarm {name!r} is not a fleet query alarm")
+    contributor = detail.get("alarmContributor")
+    state = detail.get("state")
+    if not isinstance(contributor, Mapping) or not isinstance(state, Mapping):
+        raise NotAnAlarmNotification("no alarmContributor / state")
+    instance_id = _attribute(contributor.get("attributes"))
+    if instance_id is None or state.get("value") not in CONTRIBUTOR_STATES:
+        raise NotAnAlarmNotification("no contributor InstanceId or ALARM/OK state")
+    assert isinstance(name, str)
+    return AlarmChange(
+        alarm_name=name,
+        new_state=str(state["value"]),
+        # Contributor events carry no previous state (contributors are ALARM or OK).
+        old_state=None,
+        reason=str(state.get("reason") or "")[:1000],
+        changed_at=parse_time(state.get("timestamp")),
+        instance_id=instance_id,
+        check=check,
+    )
+
+
+def _attribute(attributes: Any) -> str | None:
+    if not isinstance(attributes, Mapping):
+        return None
+    value = attributes.get("InstanceId")
+    return value if isinstance(value, str) and value.startswith("i-") else None
 
 
 def _dimension(body: Mapping[str, Any], name: str) -> str | None:
@@ -136,8 +195,13 @@ class AlertHistory:
         self, change: AlarmChange, topic_arn: str, array_id: str | None, owner: str | None = None
     ) -> None:
         """Keep `change` in the fleet's feed, and in `owner`'s when it is known."""
+        key = f"{iso(change.changed_at)}#{change.alarm_name}#{change.new_state}"
+        if check_of(change.alarm_name) and change.instance_id:
+            # One query alarm, many contributors: each instance's change is its own entry
+            # (and the SNS and EventBridge copies of it are one).
+            key += f"#{change.instance_id}"
         entry = {
-            "seen_at": f"{iso(change.changed_at)}#{change.alarm_name}#{change.new_state}",
+            "seen_at": key,
             "alarm_name": change.alarm_name,
             "new_state": change.new_state,
             "old_state": change.old_state,
@@ -195,10 +259,25 @@ class Notifications:
                 "skipping a message that is not an alarm notification", extra={"reason": str(exc)}
             )
             return "skipped"
+        self._apply(change, topic_arn)
+        return "recorded"
+
+    def handle_contributor_event(self, event: Mapping[str, Any]) -> str:
+        """Apply one `CloudWatch Alarm Contributor State Change` event (EventBridge);
+        returns what it was (for the log). Anything else is logged and skipped."""
+        try:
+            change = parse_contributor_event(event)
+        except (NotAnAlarmNotification, AttributeError) as exc:
+            logger.warning("skipping a contributor event", extra={"reason": str(exc)})
+            return "skipped"
+        self._apply(change, CONTRIBUTOR_SOURCE)
+        return "recorded"
+
+    def _apply(self, change: AlarmChange, source: str) -> None:
         array_id = owner = None
         if change.instance_id and change.check:
             array_id, owner = self._record_health(change)
-        self.history.add(change, topic_arn, array_id, owner)
+        self.history.add(change, source, array_id, owner)
         logger.info(
             "alarm state change",
             extra={
@@ -207,7 +286,6 @@ class Notifications:
                 "instance_id": change.instance_id,
             },
         )
-        return "recorded"
 
     def _record_health(self, change: AlarmChange) -> tuple[str | None, str | None]:
         """Record the check's state on the instance; returns its (array id, owner)."""

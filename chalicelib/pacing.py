@@ -10,6 +10,25 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
+
+
+class Pacer(Protocol):
+    """What alarm writers pace their calls with: a local `RateLimiter`, or the
+    account-wide budget shared by every process (`chalicelib.alarms.budget`)."""
+
+    @property
+    def rate(self) -> float:
+        """Calls per second this pacer allows."""
+        ...
+
+    def reserve(self, calls: int) -> None:
+        """Say how many calls are coming, so a shared budget can lease them at once."""
+        ...
+
+    def acquire(self) -> None:
+        """Wait until one call may be made."""
+        ...
 
 
 class RateLimiter:
@@ -42,6 +61,9 @@ class RateLimiter:
         self._tokens = burst
         self._last = clock()
         self._lock = threading.Lock()
+
+    def reserve(self, calls: int) -> None:
+        """Nothing to lease ahead: this bucket lives in this process."""
 
     def acquire(self) -> None:
         """Take one token, waiting until one is available."""

@@ -20,6 +20,25 @@ Every correction is a registry write conditional on being newer than what is rec
 stamped with `now`, the time taken *before* EC2 was listed: a real event for a change
 EC2 made after the listing carries a later time, so whichever lands second, the event
 wins and a reconcile never overwrites it.
+
+Recent launches are left to the lifecycle (a grace period). An instance's run starts at
+its registry `running_since_ms` (the event's time), else at EC2's `LaunchTime`. The
+lifecycle handles a `running` event within the SQS batching window plus the time its
+alarm calls wait for the quota, and a burst queues its events behind each other: the
+*n*-th of a 1,000-instance burst is handled about n x 2 / `ALARM_API_TPS` seconds
+later. So an instance without alarms is left alone while its run started less than
+`RECONCILE_GRACE_SECONDS` plus the lifecycle queue's backlog (messages waiting or in
+flight) x 2 / `ALARM_API_TPS` ago. Without that, a reconcile inside a burst put the same
+alarms as the lifecycle, doubling the calls. An instance the lifecycle really missed is
+still created at the first run after its grace: the delay is bounded by the grace plus
+the time to drain the queue.
+
+`ALARM_MODE` (`chalicelib.alarms.modes`): in `fleet-query`, with its precondition met,
+the reconciler makes sure both query alarms exist and match, deletes every
+`spawn-instance-*` alarm left (paced, 100 names a call), and brings instance health in
+line with `DescribeAlarmContributors`. Otherwise it keeps per-instance alarms, and
+while query alarms remain (a switch back), deletes them only once a fresh listing shows
+every running managed instance with both its alarms.
 """
 
 from __future__ import annotations
@@ -27,9 +46,19 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from chalicelib.alarms import ALARM_KINDS, AlarmPlan, AlarmStore, Watched, plan
+from chalicelib.alarms import (
+    ALARM_KINDS,
+    AlarmPlan,
+    AlarmStore,
+    Watched,
+    alarm_names,
+    instance_of,
+    plan,
+)
+from chalicelib.alarms.modes import AlarmModes
 from chalicelib.ec2_events import STATE_RANK, StateChange, epoch_ms
 from chalicelib.instances import (
     InstanceFacts,
@@ -55,6 +84,10 @@ class ReconcileReport:
     deferred: int
     adopted: int
     corrected: int
+    mode: str = "per-instance"
+    left_to_lifecycle: int = 0
+    health_corrected: int = 0
+    query_alarms_deleted: int = 0
 
 
 def within_budget(alarm_plan: AlarmPlan, budget_seconds: float, rate: float) -> AlarmPlan:
@@ -68,6 +101,41 @@ def within_budget(alarm_plan: AlarmPlan, budget_seconds: float, rate: float) -> 
     return replace(alarm_plan, create=alarm_plan.create[:fits])
 
 
+def grace_ms(settings: Settings, backlog: int) -> int:
+    """How long after its run starts an instance is left to the lifecycle: the grace
+    period plus the time the lifecycle needs to drain `backlog` queued messages."""
+    drain = backlog * len(ALARM_KINDS) / settings.alarm_api_tps
+    return int((settings.reconcile_grace_seconds + drain) * 1000)
+
+
+def run_started_ms(facts: InstanceFacts, row: dict[str, object] | None) -> int | None:
+    """When the instance's current run began: the registry's, else EC2's launch time."""
+    since = (row or {}).get("running_since_ms")
+    if isinstance(since, int | Decimal):
+        return int(since)
+    if facts.launch_time:
+        return epoch_ms(datetime.fromisoformat(facts.launch_time))
+    return None
+
+
+def recent_launches(
+    running: dict[str, InstanceFacts],
+    rows: dict[str, dict[str, object]],
+    now_ms: int,
+    window_ms: int,
+) -> set[str]:
+    """The running instances whose run began within `window_ms` of `now_ms` (or whose
+    start is unknown: none is known to be late): they are the lifecycle's."""
+    if window_ms <= 0:
+        return set()
+    recent = set()
+    for instance_id, facts in running.items():
+        started = run_started_ms(facts, rows.get(instance_id))
+        if started is not None and now_ms - started < window_ms:
+            recent.add(instance_id)
+    return recent
+
+
 def reconcile(
     *,
     settings: Settings,
@@ -77,25 +145,61 @@ def reconcile(
     now: datetime,
     budget_seconds: float = float("inf"),
     workers: ProgressRows | None = None,
+    backlog: int | None = None,
+    modes: AlarmModes | None = None,
     arrays: Stats | None = None,
 ) -> ReconcileReport:
     """Make alarms and registry match EC2; returns what changed. `workers` (the progress
-    table) is where the workers of instances found ended are marked lost; `arrays` is
-    where the arrays of instances it adopts or finds running are registered, as the
-    lifecycle would have done."""
+    table) is where the workers of instances found ended are marked lost. `backlog` is
+    the lifecycle queue's message count: given, recent launches are left to the
+    lifecycle (see the module docstring); None leaves nothing (grace off). `modes`
+    switches between alarm modes; None keeps per-instance alarms. `arrays` is where the
+    arrays of instances it adopts or finds running are registered, as the lifecycle
+    would have done."""
     existing = alarms.list_names()
     running = describe_managed_running(ec2, settings)
-    watched = [Watched(i, f.array_id) for i, f in running.items()]
-    full_plan = plan(watched, existing)
-    alarm_plan = within_budget(full_plan, budget_seconds, alarms.put_limiter.rate)
-    alarms.apply(alarm_plan)
-
     rows = {str(row["instance_id"]): row for row in registry.all()}
     now_ms = epoch_ms(now)
+    mode, query_alarms = "per-instance", False
+    if modes is not None:
+        query_alarms = bool(modes.fleet_alarms.describe())
+        if modes.wanted == "fleet-query" and modes.prepare()["alarm_mode"] == "fleet-query":
+            query_alarms = modes.fleet_alarms.all_exist()
+            mode = "fleet-query" if query_alarms else "per-instance"
+
+    left = health = query_deleted = 0
+    window = grace_ms(settings, backlog) if backlog is not None else 0
+    recent = recent_launches(running, rows, now_ms, window)
+    if mode == "fleet-query":
+        # Both query alarms exist: every per-instance alarm left is redundant.
+        full_plan = alarm_plan = AlarmPlan(
+            delete=tuple(sorted(n for n in existing if instance_of(n) is not None))
+        )
+        alarms.apply(alarm_plan)
+        assert modes is not None
+        health = _health_from_contributors(modes, registry, rows, running, now_ms)
+    else:
+        watched = [Watched(i, f.array_id) for i, f in running.items()]
+        full_plan = plan(watched, existing)
+        # While query alarms remain (switching back), recent launches get their alarms
+        # too: the query alarms go only once every running instance has its own.
+        leave = set() if query_alarms else recent
+        graced = tuple(w for w in full_plan.create if w.instance_id not in leave)
+        left = len(full_plan.create) - len(graced)
+        full_plan = replace(full_plan, create=graced)
+        alarm_plan = within_budget(full_plan, budget_seconds, alarms.put_limiter.rate)
+        alarms.apply(alarm_plan)
+        if query_alarms and modes is not None:
+            query_deleted = _retire_query_alarms(modes, alarms, running)
+
     adopted = corrected = 0
     missed: list[InstanceFacts] = []
     for instance_id, facts in running.items():
         row = rows.get(instance_id)
+        if instance_id in recent:
+            # Its event is on its way: a correction stamped `now` would make the
+            # lifecycle take that event for stale and never put its alarms.
+            continue
         if row is None or "last_event_ms" not in row:
             adopted += registry.adopt(facts, now_ms)
         elif row.get("state") != "running":
@@ -115,9 +219,70 @@ def reconcile(
         deferred=len(full_plan.create) - len(alarm_plan.create),
         adopted=adopted,
         corrected=corrected,
+        mode=mode,
+        left_to_lifecycle=left,
+        health_corrected=health,
+        query_alarms_deleted=query_deleted,
     )
     logger.info("reconciled", extra=report.__dict__)
     return report
+
+
+def _retire_query_alarms(
+    modes: AlarmModes, alarms: AlarmStore, running: dict[str, InstanceFacts]
+) -> int:
+    """Delete the query alarms once a fresh listing shows every running managed
+    instance with both its per-instance alarms; else keep them for the next run."""
+    names = alarms.list_names()
+    unwatched = [i for i in running if not names.issuperset(alarm_names(i))]
+    if unwatched:
+        logger.info(
+            "query alarms kept: instances still without their own alarms",
+            extra={"instances": len(unwatched)},
+        )
+        return 0
+    return len(modes.fleet_alarms.delete())
+
+
+def _health_from_contributors(
+    modes: AlarmModes,
+    registry: Registry,
+    rows: dict[str, dict[str, object]],
+    running: dict[str, InstanceFacts],
+    now_ms: int,
+) -> int:
+    """Bring each running instance's recorded check states in line with the contributors
+    in ALARM (a lost contributor event, or one that never came, is corrected). Each
+    write is stamped (the contributor's transition, or `now` for OK) and made only over
+    an older record, so an event that lands meanwhile wins."""
+    in_alarm = modes.fleet_alarms.contributors_in_alarm()
+    if in_alarm is None:
+        return 0
+    corrected = 0
+    for instance_id in running:
+        row = rows.get(instance_id)
+        if not row or "last_event_ms" not in row:
+            continue
+        for check, alarmed in in_alarm.items():
+            recorded = row.get(f"check_{check}_state")
+            if instance_id in alarmed and recorded != "ALARM":
+                since = alarmed[instance_id] or now_ms
+                corrected += _set_check(registry, instance_id, check, "ALARM", since)
+            elif instance_id not in alarmed and recorded == "ALARM":
+                corrected += _set_check(registry, instance_id, check, "OK", now_ms)
+    return corrected
+
+
+def _set_check(registry: Registry, instance_id: str, check: str, state: str, at_ms: int) -> int:
+    """Record a check's state unless a newer change was recorded meanwhile."""
+    state_key, time_key = f"check_{check}_state", f"check_{check}_ms"
+    written = registry.update(
+        instance_id,
+        {state_key: state, time_key: at_ms},
+        f"attribute_exists(#last_event_ms) AND (attribute_not_exists(#{time_key})"
+        f" OR #{time_key} < :{time_key})",
+    )
+    return 0 if written is None else 1
 
 
 def _mark_managed(registry: Registry, facts: InstanceFacts) -> int:

@@ -14,6 +14,9 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
 from chalicelib.alarms import AlarmStore
+from chalicelib.alarms.budget import AccountBudget
+from chalicelib.alarms.fleet_query import FleetQueryAlarms
+from chalicelib.alarms.modes import AlarmModes, TelemetryEnrichment
 from chalicelib.alerts import AlertPublisher
 from chalicelib.api_arrays import ArraysDeps
 from chalicelib.api_history import HistoryDeps
@@ -27,7 +30,6 @@ from chalicelib.instances import Registry
 from chalicelib.interruptions import Interruptions
 from chalicelib.lifecycle import Lifecycle
 from chalicelib.notifications import AlertHistory, Notifications
-from chalicelib.pacing import RateLimiter
 from chalicelib.settings import Settings, get_settings
 from chalicelib.stats import Stats
 from chalicelib.summaries import ProgressAggregator, ProgressRows, SummaryStore
@@ -61,18 +63,46 @@ def stats() -> Stats:
 
 
 @cache
+def alarm_budget(operation: str) -> AccountBudget:
+    """The account-wide budget of one alarm API, shared by every writer in every process
+    (lifecycle copies, reconciler, console setup, mode switches)."""
+    config = settings()
+    return AccountBudget(clients().dynamodb, config.stats_table, operation, config.alarm_api_tps)
+
+
+@cache
 def alarm_store() -> AlarmStore:
     config = settings()
-    # Lambda may run this many copies at once; together they stay under the quota.
-    rate = config.alarm_api_tps / config.lifecycle_max_concurrency
     return AlarmStore(
         clients().cloudwatch,
         topic_arn=clients().topic_arn(config.alerts_topic),
         region=clients().region,
         recover=config.enable_recover_action,
-        put_limiter=RateLimiter(rate),
-        delete_limiter=RateLimiter(rate),
+        put_limiter=alarm_budget("PutMetricAlarm"),
+        delete_limiter=alarm_budget("DeleteAlarms"),
     )
+
+
+@cache
+def alarm_modes() -> AlarmModes:
+    config = settings()
+    fleet_alarms = FleetQueryAlarms(
+        clients().cloudwatch,
+        config,
+        topic_arn=clients().topic_arn(config.alerts_topic),
+        region=clients().region,
+        recover=config.enable_recover_action,
+        put_limiter=alarm_budget("PutMetricAlarm"),
+        delete_limiter=alarm_budget("DeleteAlarms"),
+        contributors_api="DescribeAlarmContributors" not in config.console_skip_calls,
+    )
+    # The local stack's moto has no observabilityadmin API: it lists the call as skipped.
+    checkable = "GetTelemetryEnrichmentStatus" not in config.console_skip_calls
+    telemetry = TelemetryEnrichment(
+        clients().observabilityadmin if checkable else None,
+        enable=config.enable_telemetry_enrichment,
+    )
+    return AlarmModes(config.alarm_mode, fleet_alarms, telemetry)
 
 
 @cache
@@ -92,7 +122,15 @@ def progress_rows() -> ProgressRows:
 
 @cache
 def lifecycle() -> Lifecycle:
-    return Lifecycle(settings(), clients().ec2, registry(), alarm_store(), stats(), progress_rows())
+    return Lifecycle(
+        settings(),
+        clients().ec2,
+        registry(),
+        alarm_store(),
+        stats(),
+        progress_rows(),
+        alarm_modes(),
+    )
 
 
 @cache
@@ -179,6 +217,7 @@ def console() -> ConsoleSetup:
         {aws.region: aws.cloudwatch, BILLING_REGION: aws.billing_cloudwatch},
         aws.logs,
         aws.dynamodb,
-        # Alarm writes share the account's quota with every lifecycle copy.
-        alarm_limiter=RateLimiter(config.alarm_api_tps / (config.lifecycle_max_concurrency + 1)),
+        # Alarm writes share the account's quota with every other alarm writer.
+        alarm_limiter=alarm_budget("PutMetricAlarm"),
+        alarm_delete_limiter=alarm_budget("DeleteAlarms"),
     )

@@ -25,6 +25,9 @@ LOG_RETENTION_CHOICES = frozenset(
     | {2192, 2557, 2922, 3288, 3653}
 )
 
+# SPEC §5: a pair of alarms per instance, or two Metrics Insights alarms for the fleet.
+ALARM_MODES = ("per-instance", "fleet-query")
+
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
@@ -49,6 +52,9 @@ class Settings:
     managed_tag_keys: tuple[str, ...] = ("spawn:managed", "spawn")
     opt_out_tag: str = "spawn:monitoring"
     alarm_api_tps: float = 3.0
+    alarm_mode: str = "per-instance"
+    reconcile_grace_seconds: float = 300.0
+    enable_telemetry_enrichment: bool = False
     lifecycle_max_concurrency: int = 2
     stall_after_seconds: int = 600
     failed_alert_percent: float = 10.0
@@ -107,6 +113,10 @@ class Settings:
         if self.alarm_api_tps == 0 or self.lifecycle_max_concurrency < 2:
             raise SettingsError(
                 "settings ALARM_API_TPS must be positive and LIFECYCLE_MAX_CONCURRENCY at least 2"
+            )
+        if self.alarm_mode not in ALARM_MODES:
+            raise SettingsError(
+                f"setting ALARM_MODE={self.alarm_mode!r} must be one of " + " or ".join(ALARM_MODES)
             )
         if self.stall_after_seconds == 0:
             raise SettingsError("setting STALL_AFTER_SECONDS must be positive")

@@ -62,6 +62,14 @@ REBALANCE_SHARE = 0.5
 STATE_CHANGE = "EC2 Instance State-change Notification"
 SPOT_WARNING = "EC2 Spot Instance Interruption Warning"
 REBALANCE = "EC2 Instance Rebalance Recommendation"
+# ALARM_MODE=fleet-query: CloudWatch evaluates the query alarms (moto never does) and sends
+# one event per contributor that changes state; the simulator sends them in its stead.
+CONTRIBUTOR_CHANGE = "CloudWatch Alarm Contributor State Change"
+FLEET_STATUS_ALARM = "spawn-fleet-status-check"
+# Chance per step that a running instance starts failing its status check, and that a
+# failing one recovers.
+CHECK_FAILURE_PROBABILITY = 0.01
+CHECK_RECOVERY_PROBABILITY = 0.3
 
 
 def _utc_now() -> datetime:
@@ -123,6 +131,7 @@ class _Worker:
     error_count: int = 0
     last_tick: datetime | None = None
     interrupted: bool = False
+    check_failing: bool = False
 
 
 @dataclass
@@ -159,6 +168,7 @@ class FleetSimulator:
         clock: Callable[[], datetime] = _utc_now,
         interruption_probability: float = 0.02,
         log: Callable[[str], None] = print,
+        alarm_mode: str = "per-instance",
     ) -> None:
         if not arrays:
             raise ValueError("FleetSimulator needs at least one ArrayPlan")
@@ -177,6 +187,7 @@ class FleetSimulator:
         self._clock = clock
         self._p_interrupt = interruption_probability
         self._log = log
+        self._alarm_mode = alarm_mode
         self._arrays: list[_Array] = []
         self._outbox: list[PutEventsRequestEntryTypeDef] = []
         self._round = 0
@@ -352,6 +363,8 @@ class FleetSimulator:
         if worker.spot and self._rng.random() < self._p_interrupt:
             self._interrupt(worker, now)
             return False
+        if self._alarm_mode == "fleet-query":
+            self._check(worker, now)
         if worker.spot and self._rng.random() < self._p_interrupt * REBALANCE_SHARE:
             self._emit(REBALANCE, {"instance-id": worker.instance_id}, worker, now)
             self._log(f"simulator: rebalance recommendation for {worker.array_id}[{worker.index}]")
@@ -382,6 +395,44 @@ class FleetSimulator:
             return True
         self._report(worker)
         return False
+
+    def _check(self, worker: _Worker, now: datetime) -> None:
+        """Now and then an instance fails its status check, and later recovers: its
+        contributor of `spawn-fleet-status-check` goes to ALARM, then back to OK."""
+        if worker.check_failing and self._rng.random() < CHECK_RECOVERY_PROBABILITY:
+            worker.check_failing = False
+            self._contributor(worker, "OK", now)
+        elif not worker.check_failing and self._rng.random() < CHECK_FAILURE_PROBABILITY:
+            worker.check_failing = True
+            self._contributor(worker, "ALARM", now)
+            self._log(f"simulator: {worker.array_id}[{worker.index}] fails its status check")
+
+    def _contributor(self, worker: _Worker, state: str, now: datetime) -> None:
+        """The event CloudWatch sends when one contributor of a query alarm changes state
+        (events/cloudwatch-alarm-contributor-state-change.json has AWS's shape)."""
+        _, _, _, region, account, _ = worker.instance_arn.split(":", 5)
+        detail = {
+            "alarmName": FLEET_STATUS_ALARM,
+            "alarmContributor": {
+                "id": f"{abs(hash(worker.instance_id)):016x}"[:16],
+                "attributes": {"InstanceId": worker.instance_id},
+            },
+            "state": {
+                "value": state,
+                "reason": f"simulated: status check {'failed' if state == 'ALARM' else 'passed'}",
+                "timestamp": now.strftime("%Y-%m-%dT%H:%M:%S.")
+                + f"{now.microsecond // 1000:03d}+0000",
+            },
+        }
+        self._outbox.append(
+            {
+                "Time": now,
+                "Source": "aws.cloudwatch",
+                "DetailType": CONTRIBUTOR_CHANGE,
+                "Detail": json.dumps(detail),
+                "Resources": [f"arn:aws:cloudwatch:{region}:{account}:alarm:{FLEET_STATUS_ALARM}"],
+            }
+        )
 
     def _interrupt(self, worker: _Worker, now: datetime) -> None:
         """Spot reclaims the instance: warn now (maybe after a rebalance), terminate next."""

@@ -55,9 +55,15 @@ LOCAL_DEFAULTS = {
             "PutQueryDefinition",
             "DescribeQueryDefinitions",
             "DeleteQueryDefinition",
+            # Nor has it the APIs of ALARM_MODE=fleet-query's precondition and contributors.
+            "GetTelemetryEnrichmentStatus",
+            "DescribeAlarmContributors",
         )
     ),
     "ARRAY_DASHBOARD_RETENTION_HOURS": "0.05",
+    # The local lifecycle handles an event within a second or two, not a batching window
+    # and a quota's wait: the reconciler leaves launches to it for 20 s, not 5 minutes.
+    "RECONCILE_GRACE_SECONDS": "20",
 }
 # Scheduled functions run every tick, except these: the console setup runs once at
 # start (before the API answers) and then at its own, slower pace.
@@ -78,6 +84,7 @@ class StackConfig:
     tick_seconds: float = 10.0
     simulate: bool = True
     stage: str = "dev"
+    alarm_mode: str | None = None
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -88,11 +95,14 @@ class StackConfig:
                 api_port=int(env.get("SFM_API_PORT", "8000")),
                 tick_seconds=float(env.get("SFM_TICK_SECONDS", "10")),
                 simulate=env.get("SFM_SIMULATE", "1") not in ("0", "false", "no", "off"),
+                alarm_mode=env.get("SFM_ALARM_MODE") or None,
             )
         except ValueError as exc:
             raise SystemExit(f"local stack: bad SFM_* setting: {exc}") from None
         if not config.tick_seconds > 0:
             raise SystemExit("local stack: SFM_TICK_SECONDS must be a positive number")
+        if config.alarm_mode not in (None, "per-instance", "fleet-query"):
+            raise SystemExit("local stack: SFM_ALARM_MODE must be per-instance or fleet-query")
         return config
 
 
@@ -190,6 +200,8 @@ class LocalStack:
         )
         for key, value in {**stage_environment(self.config.stage), **LOCAL_DEFAULTS}.items():
             os.environ.setdefault(key, value)
+        if self.config.alarm_mode:
+            os.environ["ALARM_MODE"] = self.config.alarm_mode
 
     def _install_emf_bridge(self) -> None:
         cloudwatch = self.session.client("cloudwatch")
@@ -480,6 +492,7 @@ class LocalStack:
             progress_table=os.environ["PROGRESS_TABLE"],
             rng=random.Random(),
             interruption_probability=0.005,
+            alarm_mode=os.environ.get("ALARM_MODE", "per-instance"),
         )
         self._spawn("simulator", lambda: simulator.run(self.stop_event, 2.0))
 

@@ -42,7 +42,7 @@ from chalicelib.console.plan import (
     dashboard_calls,
     plan,
 )
-from chalicelib.pacing import RateLimiter
+from chalicelib.pacing import Pacer, RateLimiter
 from chalicelib.settings import Settings
 
 if TYPE_CHECKING:
@@ -91,7 +91,9 @@ class ConsoleSetup:
             us-east-1 (the same client when the stack runs there).
         logs: a CloudWatch Logs client in the stack's region.
         dynamodb: for the arrays table.
-        alarm_limiter: paces alarm writes under the account's quota.
+        alarm_limiter: paces alarm puts under the account's quota (deployed: the
+            account-wide budget every alarm writer shares).
+        alarm_delete_limiter: paces `DeleteAlarms`, which has a quota of its own.
 
     Example:
         >>> report = setup.run(datetime.now(UTC))
@@ -103,7 +105,8 @@ class ConsoleSetup:
     cloudwatch_by_region: Mapping[str, CloudWatchClient]
     logs: Any
     dynamodb: Any
-    alarm_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(1.0))
+    alarm_limiter: Pacer = field(default_factory=lambda: RateLimiter(1.0))
+    alarm_delete_limiter: Pacer = field(default_factory=lambda: RateLimiter(1.0))
     _said: set[str] = field(default_factory=set, init=False)
 
     @property
@@ -296,7 +299,9 @@ class ConsoleSetup:
         client = (
             self.logs if call.target == LOGS else self._cloudwatch(call.target.split(":", 1)[1])
         )
-        if call.operation in ALARM_WRITES:
+        if call.operation == "DeleteAlarms":
+            self.alarm_delete_limiter.acquire()
+        elif call.operation in ALARM_WRITES:
             self.alarm_limiter.acquire()
         try:
             getattr(client, xform_name(call.operation))(**call.params)

@@ -28,6 +28,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from typing import Any
 
 import boto3
@@ -80,20 +81,31 @@ OWN_NAMESPACES = (
 )
 
 
+# AWS's list prices, with their source and date, in one data file that this package ships
+# and the backend's cost benchmark (`bench/cost.py`) reads too.
+PRICE_LIST: dict[str, Any] = json.loads(
+    resources.files("spawn_monitor").joinpath("prices.json").read_text()
+)
+
+
 @dataclass(frozen=True)
 class Prices:
-    """CloudWatch list prices in USD a month (us-east-1); other regions differ a little."""
+    """CloudWatch list prices in USD a month (us-east-1); other regions differ a little.
+    Read from `prices.json`."""
 
     source: str = "https://aws.amazon.com/cloudwatch/pricing/ (us-east-1, standard tier)"
-    as_of: str = "2026-11"
-    standard_alarm: float = 0.10  # per alarm (per metric it evaluates)
-    high_resolution_alarm: float = 0.30  # period under 60 s
-    anomaly_alarm: float = 0.30  # an anomaly band alarm evaluates 3 metrics
-    composite_alarm: float = 0.50
-    custom_metric: float = 0.30  # per series a month (prorated by the hour), first 10,000
-    dashboard: float = 3.00
-    log_ingestion_gb: float = 0.50
-    free_tier: str = "10 alarms, 10 metrics, 3 dashboards and 5 GB of logs a month, per account"
+    as_of: str = PRICE_LIST["as_of"]
+    standard_alarm: float = PRICE_LIST["cloudwatch"]["standard_alarm"]  # per metric evaluated
+    high_resolution_alarm: float = PRICE_LIST["cloudwatch"]["high_resolution_alarm"]
+    anomaly_alarm: float = PRICE_LIST["cloudwatch"]["anomaly_alarm"]  # evaluates 3 metrics
+    composite_alarm: float = PRICE_LIST["cloudwatch"]["composite_alarm"]
+    query_alarm_metric: float = PRICE_LIST["cloudwatch"][
+        "metrics_insights_alarm_per_metric_analyzed"
+    ]
+    custom_metric: float = PRICE_LIST["cloudwatch"]["custom_metric"]  # per series, first 10,000
+    dashboard: float = PRICE_LIST["cloudwatch"]["dashboard"]
+    log_ingestion_gb: float = PRICE_LIST["cloudwatch"]["log_ingestion_gb"]
+    free_tier: str = PRICE_LIST["free_tier"]
 
 
 PRICES = Prices()
@@ -117,6 +129,7 @@ class Usage:
     high_resolution_alarms: int = 0
     anomaly_alarms: int = 0
     composite_alarms: int = 0
+    query_alarm_metrics: int = 0  # metrics Metrics Insights alarms analyze
     metric_series: int = 0
     dashboards: int = 0
     log_gb_per_month: float = 0.0
@@ -128,7 +141,8 @@ def estimate(usage: Usage, prices: Prices = PRICES) -> dict[str, float]:
         "alarms": usage.standard_alarms * prices.standard_alarm
         + usage.high_resolution_alarms * prices.high_resolution_alarm
         + usage.anomaly_alarms * prices.anomaly_alarm
-        + usage.composite_alarms * prices.composite_alarm,
+        + usage.composite_alarms * prices.composite_alarm
+        + usage.query_alarm_metrics * prices.query_alarm_metric,
         "custom_metrics": usage.metric_series * prices.custom_metric,
         "dashboards": usage.dashboards * prices.dashboard,
         "log_ingestion": usage.log_gb_per_month * prices.log_ingestion_gb,
@@ -138,9 +152,15 @@ def estimate(usage: Usage, prices: Prices = PRICES) -> dict[str, float]:
 
 
 def alarm_kind(alarm: Mapping[str, Any]) -> str:
-    """standard, high_resolution or anomaly, as CloudWatch bills a metric alarm."""
+    """standard, high_resolution, anomaly or query (Metrics Insights, billed per metric
+    it analyzes), as CloudWatch bills a metric alarm."""
     if alarm.get("ThresholdMetricId"):
         return "anomaly"
+    if any(
+        str(m.get("Expression", "")).lstrip().upper().startswith("SELECT")
+        for m in alarm.get("Metrics") or []
+    ):
+        return "query"
     if int(alarm.get("Period") or 60) < 60:
         return "high_resolution"
     return "standard"
@@ -551,7 +571,7 @@ class Doctor:
 
     def usage(self, functions: list[str]) -> Usage:
         cloudwatch = self.client("cloudwatch")
-        kinds = {"standard": 0, "high_resolution": 0, "anomaly": 0}
+        kinds = {"standard": 0, "high_resolution": 0, "anomaly": 0, "query": 0}
         composite = 0
         for page in cloudwatch.get_paginator("describe_alarms").paginate(
             AlarmNamePrefix="spawn-", AlarmTypes=["MetricAlarm", "CompositeAlarm"]
@@ -582,6 +602,8 @@ class Doctor:
             high_resolution_alarms=kinds["high_resolution"],
             anomaly_alarms=kinds["anomaly"],
             composite_alarms=composite,
+            # ALARM_MODE=fleet-query: each query alarm analyzes one series per instance.
+            query_alarm_metrics=kinds["query"] * len(self.running),
             metric_series=series,
             dashboards=dashboards,
             log_gb_per_month=daily_bytes * 30 / 1e9,
@@ -624,7 +646,8 @@ def report(checks: list[Check], usage: Usage, console: Console) -> None:
         "alarms",
         f"${cost['alarms']:.2f}",
         f"{usage.standard_alarms} standard, {usage.high_resolution_alarms} high-resolution, "
-        f"{usage.anomaly_alarms} anomaly, {usage.composite_alarms} composite",
+        f"{usage.anomaly_alarms} anomaly, {usage.composite_alarms} composite, "
+        f"{usage.query_alarm_metrics} metrics analyzed by query alarms",
     )
     lines.add_row(
         "custom metrics", f"${cost['custom_metrics']:.2f}", f"{usage.metric_series} series"

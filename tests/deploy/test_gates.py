@@ -22,11 +22,24 @@ CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 CHECKOV_CONFIG = ROOT / "infra" / "checkov.yaml"
 
 
+# IAM actions newer than cfn-lint's action list (W3037), each with why it exists.
+NEWER_THAN_CFN_LINT = {
+    "describealarmcontributors": "CloudWatch's DescribeAlarmContributors (Metrics Insights "
+    "alarm contributors, ALARM_MODE=fleet-query), in botocore 1.44.8's model, not yet in "
+    "cfn-lint 1.58's IAM data",
+}
+
+
 @pytest.mark.parametrize("which", ["sam", "translated"])
 def test_cfn_lint_is_clean(packaged: Packaged, translated_path: Path, which: str) -> None:
     path = packaged.sam_path if which == "sam" else translated_path
     matches = lint_file(path, config=ManualArgs(regions=["us-east-1"]))
-    assert [f"{m.rule.id} {m.message} ({m.linenumber})" for m in matches] == []
+    found = [f"{m.rule.id} {m.message} ({m.linenumber})" for m in matches]
+    newer = [f for f in found if f.startswith("W3037 ") and f.split("'")[1] in NEWER_THAN_CFN_LINT]
+    assert [f for f in found if f not in newer] == []
+    if which == "translated":  # cfn-lint checks the actions of plain IAM policies only
+        # When cfn-lint learns the action, this fails: the exemption can go.
+        assert {f.split("'")[1] for f in newer} == set(NEWER_THAN_CFN_LINT)
 
 
 def suppressions() -> dict[str, str]:

@@ -70,7 +70,13 @@ def test_merge_template_reaches_the_chalice_resources(packaged_resources: dict[s
     assert packaged_resources["Lifecycle"]["DependsOn"] == ["LifecycleQueue"]
     assert packaged_resources["AlertNotifications"]["DependsOn"] == ["AlertsTopic"]
     assert packaged_resources["CriticalNotifications"]["DependsOn"] == ["CriticalTopic"]
-    for name in ("SpotInterruption", "Rebalance", "AlertNotifications", "CriticalNotifications"):
+    for name in (
+        "SpotInterruption",
+        "Rebalance",
+        "AlarmContributors",
+        "AlertNotifications",
+        "CriticalNotifications",
+    ):
         config = packaged_resources[name]["Properties"]["EventInvokeConfig"]
         assert config["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
 
@@ -115,6 +121,8 @@ UNSCOPABLE_ACTIONS = {
     "logs:DescribeQueryDefinitions": "console setup reads its spawn/ saved queries",
     "logs:PutQueryDefinition": "console setup saves the guide's Logs Insights queries",
     "logs:DeleteQueryDefinition": "console setup removes spawn/ queries it no longer describes",
+    "observabilityadmin:GetTelemetryEnrichmentStatus": "ALARM_MODE=fleet-query's precondition",
+    "observabilityadmin:StartTelemetryEnrichment": "ENABLE_TELEMETRY_ENRICHMENT=true turns it on",
 }
 
 

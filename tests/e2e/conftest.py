@@ -98,6 +98,8 @@ def start_stack(directory: Path, **env: str) -> Iterator[Stack]:
         "SFM_SIMULATE": "0",
         # A finished array's dashboard goes 3.6 s after it finishes.
         "ARRAY_DASHBOARD_RETENTION_HOURS": "0.001",
+        # The reconciler leaves a launch to the lifecycle for 2 s (the grace period).
+        "RECONCILE_GRACE_SECONDS": "2",
         "PYTHONUNBUFFERED": "1",
         **env,
     }

@@ -406,3 +406,40 @@ def test_array_plan_rejects_nonsense(kwargs: dict[str, Any], message: str) -> No
     }
     with pytest.raises(ValueError, match=message):
         ArrayPlan(**{**base, **kwargs})
+
+
+def test_in_fleet_query_mode_contributor_events_come_as_cloudwatch_sends_them(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.notifications import parse_contributor_event
+    from local import simulator
+
+    monkeypatch.setattr(simulator, "CHECK_FAILURE_PROBABILITY", 1.0)
+    monkeypatch.setattr(simulator, "CHECK_RECOVERY_PROBABILITY", 1.0)
+    queue_arn = aws.sqs.get_queue_attributes(QueueUrl=aws.queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    aws.events.put_rule(Name="cw", EventPattern=json.dumps({"source": ["aws.cloudwatch"]}))
+    aws.events.put_targets(Rule="cw", Targets=[{"Id": "queue", "Arn": queue_arn}])
+    clock = FakeClock(START)
+    long_tasks = ArrayPlan(
+        name="train", size=3, instance_type="m5.large", spot=False, task_seconds=600.0
+    )
+    sim = make_sim(aws, [long_tasks], clock)
+    sim._alarm_mode = "fleet-query"
+
+    steps(sim, clock, 4)  # launch, running, status check fails, recovers
+
+    changes = [
+        parse_contributor_event(e)
+        for e in drain(aws)
+        if e["detail-type"] == "CloudWatch Alarm Contributor State Change"
+    ]
+    ids = {i["InstanceId"] for i in instances(aws)}
+    assert {c.instance_id for c in changes} == ids
+    assert sorted({(c.alarm_name, c.check) for c in changes}) == [
+        ("spawn-fleet-status-check", "status")
+    ]
+    for instance_id in ids:
+        states = [c.new_state for c in changes if c.instance_id == instance_id]
+        assert states == ["ALARM", "OK"]

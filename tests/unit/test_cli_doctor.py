@@ -72,6 +72,14 @@ def test_alarm_kinds_follow_how_cloudwatch_bills_them() -> None:
     assert alarm_kind({"Period": 60}) == "standard"
     assert alarm_kind({"Period": 10}) == "high_resolution"
     assert alarm_kind({"ThresholdMetricId": "band", "Metrics": []}) == "anomaly"
+    query = {"Metrics": [{"Id": "checks", "Expression": 'SELECT MAX(x) FROM "AWS/EC2"'}]}
+    assert alarm_kind(query) == "query"
+
+
+def test_query_alarms_are_billed_per_metric_they_analyze() -> None:
+    # ALARM_MODE=fleet-query over 1,000 instances: 2 alarms analyzing 1,000 series each.
+    cost = estimate(Usage(standard_alarms=1, query_alarm_metrics=2000))
+    assert cost["alarms"] == round(0.10 + 2000 * PRICES.query_alarm_metric, 2)
 
 
 def test_default_names_are_those_the_infrastructure_definition_declares() -> None:
@@ -89,3 +97,18 @@ def test_default_names_are_those_the_infrastructure_definition_declares() -> Non
         for kind, key in name_keys.items()
     }
     assert {kind: sorted(names) for kind, names in DEFAULT_RESOURCES.items()} == declared
+
+
+def test_the_cost_estimate_reads_the_one_price_list() -> None:
+    # The same data file the backend's cost benchmark reads (tests/unit/test_cost.py).
+    import json
+    from pathlib import Path
+
+    from spawn_monitor.doctor import PRICE_LIST, PRICES
+
+    shipped = json.loads((Path(__file__).parents[2] / "cli/spawn_monitor/prices.json").read_text())
+    assert shipped == PRICE_LIST
+    assert PRICES.standard_alarm == shipped["cloudwatch"]["standard_alarm"]
+    assert PRICES.custom_metric == shipped["cloudwatch"]["custom_metric"]
+    assert PRICES.as_of == shipped["as_of"]
+    assert "aws.amazon.com" in shipped["source"]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from chalicelib.pacing import RateLimiter
+from chalicelib.pacing import Pacer, RateLimiter
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -168,19 +168,27 @@ class AlarmStore:
         region: for the EC2 recover action's ARN.
         recover: add EC2's recover action to recoverable kinds (default False).
         put_limiter / delete_limiter: pacing for `PutMetricAlarm` and `DeleteAlarms`,
-            which have separate quotas.
+            which have separate quotas: deployed, the account-wide budget every alarm
+            writer shares (`chalicelib.alarms.budget`).
     """
 
     cloudwatch: CloudWatchClient
     topic_arn: str
     region: str
     recover: bool = False
-    put_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(3.0))
-    delete_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(3.0))
+    put_limiter: Pacer = field(default_factory=lambda: RateLimiter(3.0))
+    delete_limiter: Pacer = field(default_factory=lambda: RateLimiter(3.0))
+
+    def expect(self, instances: int) -> None:
+        """About this many instances' alarms will be put next (lets a shared budget
+        lease their calls together)."""
+        self.put_limiter.reserve(instances * len(ALARM_KINDS))
 
     def put(self, watched: Iterable[Watched]) -> None:
         """Create (or overwrite, which is idempotent) every alarm of each instance."""
-        for item in watched:
+        items = list(watched)
+        self.expect(len(items))
+        for item in items:
             for kind in ALARM_KINDS:
                 request = alarm_request(
                     item, kind, topic_arn=self.topic_arn, region=self.region, recover=self.recover
@@ -194,7 +202,9 @@ class AlarmStore:
         CloudWatch refuses a whole `DeleteAlarms` call when a name does not exist;
         then the chunk is narrowed to the names that do and tried once more.
         """
-        for chunk in chunked(sorted(set(names)), DELETE_ALARMS_MAX_NAMES):
+        unique = sorted(set(names))
+        self.delete_limiter.reserve(-(-len(unique) // DELETE_ALARMS_MAX_NAMES))
+        for chunk in chunked(unique, DELETE_ALARMS_MAX_NAMES):
             self.delete_limiter.acquire()
             try:
                 self.cloudwatch.delete_alarms(AlarmNames=list(chunk))

@@ -1,0 +1,410 @@
+"""ALARM_MODE: fleet-query alarms, the switch both ways, its precondition, the grace
+period, and health from contributors (SPEC §5), on moto.
+
+moto stores `PutMetricAlarm` with `Metrics` but never evaluates it and has no
+`observabilityadmin` or `DescribeAlarmContributors`: those are answered through botocore's
+`Stubber` (observabilityadmin) or a `before-call` answer on the one operation
+(`DescribeAlarmContributors`), each with the exact request checked.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.config import Config
+from botocore.stub import Stubber
+
+from chalicelib.alarms import alarm_names
+from chalicelib.alarms.fleet_query import FLEET_ALARM_NAMES, FleetQueryAlarms, query_expression
+from chalicelib.alarms.modes import AlarmModes, TelemetryEnrichment
+from chalicelib.instances import describe_managed_running
+from chalicelib.lifecycle import Lifecycle
+from chalicelib.pacing import RateLimiter
+from chalicelib.reconcile import reconcile
+from chalicelib.settings import Settings
+from tests.aws_faults import count_calls, throttle
+from tests.integration.conftest import Fleet, later
+
+QUERY_NAMES = set(FLEET_ALARM_NAMES.values())
+FAST = RateLimiter(10_000, burst=10_000)
+
+
+def _telemetry(session: boto3.Session, *statuses: str, start: str | None = None) -> Any:
+    """An observabilityadmin client answering the status checks in turn (Stubber)."""
+    client = session.client("observabilityadmin")
+    stubber = Stubber(client)
+    for status in statuses:
+        stubber.add_response("get_telemetry_enrichment_status", {"Status": status}, {})
+    if start is not None:
+        stubber.add_response("start_telemetry_enrichment", {"Status": start}, {})
+    stubber.activate()
+    client.stubber = stubber
+    return client
+
+
+def _modes(fleet: Fleet, wanted: str, telemetry: Any, enable: bool = False) -> AlarmModes:
+    settings = replace(fleet.settings, alarm_mode=wanted)
+    alarms = FleetQueryAlarms(
+        fleet.cloudwatch,
+        settings,
+        topic_arn=fleet.topic_arn,
+        region="us-east-1",
+        put_limiter=FAST,
+        delete_limiter=FAST,
+    )
+    return AlarmModes(wanted, alarms, TelemetryEnrichment(telemetry, enable=enable))
+
+
+def _lifecycle(fleet: Fleet, modes: AlarmModes) -> Lifecycle:
+    settings = replace(fleet.settings, alarm_mode=modes.wanted)
+    return Lifecycle(settings, fleet.ec2, fleet.registry, fleet.alarms, modes=modes)
+
+
+def _reconcile(fleet: Fleet, modes: AlarmModes, **kwargs: Any) -> Any:
+    settings = replace(fleet.settings, alarm_mode=modes.wanted)
+    return reconcile(
+        settings=settings,
+        ec2=fleet.ec2,
+        registry=fleet.registry,
+        alarms=fleet.alarms,
+        now=kwargs.pop("now", later(3600)),
+        modes=modes,
+        **kwargs,
+    )
+
+
+def _query_alarms(fleet: Fleet) -> dict[str, dict[str, Any]]:
+    response = fleet.cloudwatch.describe_alarms(AlarmNames=sorted(QUERY_NAMES))
+    return {a["AlarmName"]: a for a in response["MetricAlarms"]}
+
+
+class Watch:
+    """Checks, before every alarm delete, that no running managed instance would be left
+    unwatched by it: it keeps both its own alarms, or both query alarms exist (their
+    precondition holds in these tests)."""
+
+    def __init__(self, session: boto3.Session, fleet: Fleet) -> None:
+        self.reader = session.client("cloudwatch")
+        self.ec2 = session.client("ec2")
+        self.settings = fleet.settings
+        self.checks = 0
+        fleet.cloudwatch.meta.events.register(
+            "provide-client-params.cloudwatch.DeleteAlarms", self._before_delete
+        )
+
+    def unwatched(self, deleting: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+        names = {
+            a["AlarmName"]
+            for page in self.reader.get_paginator("describe_alarms").paginate()
+            for a in page["MetricAlarms"]
+        } - deleting
+        if names >= QUERY_NAMES:
+            return []
+        running = describe_managed_running(self.ec2, self.settings)
+        return sorted(i for i in running if not names.issuperset(alarm_names(i)))
+
+    def _before_delete(self, params: dict[str, Any], **_: Any) -> None:
+        self.checks += 1
+        assert self.unwatched(set(params["AlarmNames"])) == []
+
+
+def test_the_query_alarms_are_exactly_as_described(session: boto3.Session, fleet: Fleet) -> None:
+    modes = _modes(fleet, "fleet-query", _telemetry(session, "Running"))
+    summary = modes.prepare()
+    assert summary["alarm_mode"] == "fleet-query"
+    alarms = _query_alarms(fleet)
+    assert set(alarms) == QUERY_NAMES
+    status = alarms["spawn-fleet-status-check"]
+    [query] = status["Metrics"]
+    assert query["Expression"] == (
+        'SELECT MAX(StatusCheckFailed_Instance) FROM SCHEMA("AWS/EC2", InstanceId)'
+        " WHERE (tag.\"spawn:managed\" = 'true' OR tag.\"spawn\" = 'true')"
+        " AND tag.\"spawn:monitoring\" != 'off'"
+        " GROUP BY InstanceId ORDER BY MAX() DESC LIMIT 500"
+    )
+    assert query["Period"] == 60
+    assert status["AlarmActions"] == [fleet.topic_arn] == status["OKActions"]
+    assert status["Threshold"] == 1.0
+    assert status["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert status["EvaluationPeriods"] == 2
+    assert (
+        "StatusCheckFailed_System"
+        in _query_alarms(fleet)["spawn-fleet-system-check"]["Metrics"][0]["Expression"]
+    )
+    # A second run finds them matching and writes nothing.
+    again = _modes(fleet, "fleet-query", _telemetry(session, "Running"))
+    assert again.prepare()["query_alarms_written"] == []
+
+
+def test_a_changed_query_alarm_is_put_back(session: boto3.Session, fleet: Fleet) -> None:
+    modes = _modes(fleet, "fleet-query", _telemetry(session, "Running", "Running"))
+    modes.prepare()
+    edited = modes.fleet_alarms.wanted()[1]
+    edited["Threshold"] = 5.0
+    fleet.cloudwatch.put_metric_alarm(**edited)
+    assert modes.prepare()["query_alarms_written"] == ["spawn-fleet-system-check"]
+    assert _query_alarms(fleet)["spawn-fleet-system-check"]["Threshold"] == 1.0
+
+
+def test_the_opt_out_and_managed_keys_come_from_settings() -> None:
+    from chalicelib.alarms import ALARM_KINDS
+
+    settings = Settings(managed_tag_keys=("team:spawned",), opt_out_tag="team:watch")
+    expression = query_expression(ALARM_KINDS[0], settings)
+    assert "tag.\"team:spawned\" = 'true'" in expression
+    assert "tag.\"team:watch\" != 'off'" in expression
+
+
+def test_fleet_query_refuses_to_start_without_tags_on_telemetry(
+    session: boto3.Session, fleet: Fleet, caplog: pytest.LogCaptureFixture
+) -> None:
+    [instance] = fleet.launch()
+    telemetry = _telemetry(session, "Stopped", "Stopped")
+    modes = _modes(fleet, "fleet-query", telemetry)
+    with caplog.at_level(logging.ERROR):
+        summary = modes.prepare()
+    assert summary["alarm_mode"] == "per-instance"
+    assert "ENABLE_TELEMETRY_ENRICHMENT=true" in str(summary["fix"])
+    assert "cannot start" in caplog.text
+    assert "resource tags on telemetry" in caplog.text
+    assert _query_alarms(fleet) == {}
+    # The reconciler keeps per-instance alarms instead of watching nothing.
+    report = _reconcile(fleet, modes)
+    assert report.mode == "per-instance"
+    assert fleet.alarmed_instances() == {instance}
+    telemetry.stubber.assert_no_pending_responses()
+
+
+def test_setup_turns_tags_on_telemetry_on_only_when_configured(
+    session: boto3.Session, fleet: Fleet
+) -> None:
+    telemetry = _telemetry(session, "Stopped", start="Running")
+    summary = _modes(fleet, "fleet-query", telemetry, enable=True).prepare()
+    telemetry.stubber.assert_no_pending_responses()  # StartTelemetryEnrichment was called
+    assert summary["alarm_mode"] == "fleet-query"
+    assert set(_query_alarms(fleet)) == QUERY_NAMES
+
+
+def test_in_fleet_query_the_lifecycle_makes_no_alarm_calls_but_keeps_the_registry(
+    session: boto3.Session, fleet: Fleet
+) -> None:
+    modes = _modes(fleet, "fleet-query", _telemetry(session, "Running"))
+    modes.prepare()
+    lifecycle = _lifecycle(fleet, modes)
+    calls = count_calls(fleet.cloudwatch)
+    instances = fleet.launch(3)
+
+    outcome = lifecycle.handle([fleet.event(i, "running") for i in instances])
+    lifecycle.handle([fleet.event(instances[0], "terminated", later(60))])
+
+    writes = {k: v for k, v in calls.items() if k in ("PutMetricAlarm", "DeleteAlarms")}
+    assert writes == {}
+    assert calls == {"DescribeAlarms": 1}  # one check a minute that the query alarms exist
+    assert outcome.recorded == 3
+    assert outcome.alarms_put == 0
+    row = fleet.registry.get(instances[1])
+    assert row is not None
+    assert row["state"] == "running"
+    assert row["managed"] is True
+    gone = fleet.registry.get(instances[0])
+    assert gone is not None
+    assert gone["state"] == "terminated"
+
+
+def test_switching_both_ways_under_throttling_never_leaves_an_instance_unwatched(
+    session: boto3.Session, fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # botocore's retry backoff after a throttle need not take real time here (standard
+    # mode: adaptive mode's client-side rate limiter would wait on a condition instead).
+    monkeypatch.setattr("botocore.endpoint.time.sleep", lambda _: None)
+    retrying = Config(retries={"mode": "standard", "max_attempts": 10})
+    fleet.cloudwatch = session.client("cloudwatch", config=retrying)
+    fleet.alarms = replace(fleet.alarms, cloudwatch=fleet.cloudwatch)
+    watch = Watch(session, fleet)
+    _answer_contributors(fleet, {})
+    calls = iter(range(10_000))
+    # Every third alarm write is throttled; botocore retries it (adaptive mode).
+    puts = throttle(fleet.cloudwatch, "PutMetricAlarm", lambda: next(calls) % 3 == 0)
+    deletes = throttle(fleet.cloudwatch, "DeleteAlarms", lambda: next(calls) % 3 == 0)
+    per_instance = _modes(fleet, "per-instance", None)
+    first = fleet.launch(4)
+    _lifecycle(fleet, per_instance).handle([fleet.event(i, "running") for i in first])
+    assert watch.unwatched() == []
+
+    # Deployed with ALARM_MODE=fleet-query: until the query alarms exist, the lifecycle
+    # still puts per-instance alarms.
+    to_query = _modes(fleet, "fleet-query", _telemetry(session, "Running", "Running"))
+    lifecycle = _lifecycle(fleet, to_query)
+    [early] = fleet.launch()
+    lifecycle.handle([fleet.event(early, "running")])
+    assert watch.unwatched() == []
+    assert early in fleet.alarmed_instances()
+
+    to_query.prepare()  # setup on deploy: the query alarms first
+    [late] = fleet.launch()
+    lifecycle.handle([fleet.event(late, "running")])
+    assert late not in fleet.alarmed_instances()  # the query alarms watch it
+    assert watch.unwatched() == []
+
+    report = _reconcile(fleet, to_query)  # per-instance alarms go, paced
+    assert report.mode == "fleet-query"
+    assert report.alarms_deleted == 2 * 5
+    assert fleet.alarm_names() == set()
+    assert set(_query_alarms(fleet)) == QUERY_NAMES
+
+    # Back to per-instance, with a run too short to put every alarm: the query alarms
+    # stay until one run has put them all.
+    back = _modes(fleet, "per-instance", None)
+    [newest] = fleet.launch()
+    _lifecycle(fleet, back).handle([fleet.event(newest, "running", later(3000))])
+    short = _reconcile(fleet, back, budget_seconds=4 / FAST.rate)
+    assert short.deferred > 0
+    assert short.query_alarms_deleted == 0
+    assert set(_query_alarms(fleet)) == QUERY_NAMES
+    final = _reconcile(fleet, back)
+    assert final.query_alarms_deleted == 2
+    assert _query_alarms(fleet) == {}
+    running = describe_managed_running(fleet.ec2, fleet.settings)
+    assert fleet.alarmed_instances() == set(running)
+    assert watch.unwatched() == []
+    assert watch.checks == 2  # checked before both deletes: 10 alarms, then the 2 queries
+    assert 0 in puts
+    assert 0 in deletes
+
+
+def test_the_reconciler_leaves_recent_launches_to_the_lifecycle(fleet: Fleet) -> None:
+    settings = replace(fleet.settings, reconcile_grace_seconds=300)
+    [old, recent, queued] = fleet.launch(3)
+    # Registered running (the lifecycle has them) but their alarms are not made yet.
+    for instance, seconds in ((old, 3000), (recent, 3500), (queued, 3250)):
+        facts = fleet.clients.ec2.describe_instances(InstanceIds=[instance])
+        from chalicelib.instances import facts_from
+
+        fleet.registry.record(
+            _change(instance, later(seconds)),
+            facts_from(facts["Reservations"][0]["Instances"][0]),
+            True,
+        )
+    calm = reconcile(
+        settings=settings,
+        ec2=fleet.ec2,
+        registry=fleet.registry,
+        alarms=fleet.alarms,
+        now=later(3600),
+        backlog=0,
+    )
+    # Runs begun 600 s and 350 s ago are past the 300 s grace; 100 s ago is not.
+    assert calm.left_to_lifecycle == 1
+    assert fleet.alarmed_instances() == {old, queued}
+    fleet.alarms.delete(sorted(fleet.alarm_names()))
+    busy = reconcile(
+        settings=settings,
+        ec2=fleet.ec2,
+        registry=fleet.registry,
+        alarms=fleet.alarms,
+        now=later(3600),
+        backlog=450,  # 450 queued messages: 300 s more for the lifecycle to drain them
+    )
+    assert busy.left_to_lifecycle == 2  # within 600 s now: only the oldest is made
+    assert fleet.alarmed_instances() == {old}
+    late = reconcile(
+        settings=settings,
+        ec2=fleet.ec2,
+        registry=fleet.registry,
+        alarms=fleet.alarms,
+        now=later(4000),
+        backlog=0,
+    )
+    assert late.left_to_lifecycle == 0
+    assert fleet.alarmed_instances() == {old, recent, queued}
+
+
+def _change(instance_id: str, at: datetime) -> Any:
+    from chalicelib.ec2_events import STATE_RANK, StateChange
+
+    return StateChange(at, STATE_RANK["running"], instance_id, "running", "test")
+
+
+def _answer_contributors(fleet: Fleet, in_alarm: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """Answer `DescribeAlarmContributors` (which moto lacks) with the given contributors
+    in ALARM; returns the requests made, to check them."""
+    requests: list[dict[str, Any]] = []
+    by_name = {FLEET_ALARM_NAMES[c]: ids for c, ids in in_alarm.items()}
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        requests.append(dict(params))
+
+    def answer(**_: Any) -> Any:
+        contributors = [
+            {
+                "ContributorId": f"c-{i}",
+                "ContributorAttributes": {"InstanceId": i},
+                "StateReason": "Threshold Crossed",
+                "StateTransitionedTimestamp": datetime(2026, 1, 27, 10, 50, tzinfo=UTC),
+            }
+            for i in by_name.get(requests[-1]["AlarmName"], [])
+        ]
+        # What botocore's Stubber answers with: an empty 200 and the parsed body.
+        return AWSResponse("", 200, {}, None), {"AlarmContributors": contributors}
+
+    events = fleet.cloudwatch.meta.events
+    events.register("provide-client-params.cloudwatch.DescribeAlarmContributors", record)
+    events.register("before-call.cloudwatch.DescribeAlarmContributors", answer)
+    return requests
+
+
+def test_the_reconciler_takes_health_from_the_contributors(
+    session: boto3.Session, fleet: Fleet
+) -> None:
+    modes = _modes(fleet, "fleet-query", _telemetry(session, "Running"))
+    [sick, healed, fine] = fleet.launch(3)
+    lifecycle = _lifecycle(fleet, modes)
+    lifecycle.handle([fleet.event(i, "running") for i in (sick, healed, fine)])
+    fleet.registry.update(healed, {"check_status_state": "ALARM", "check_status_ms": 1})
+    requests = _answer_contributors(fleet, {"system": [sick]})
+
+    report = _reconcile(fleet, modes, now=later(3600))
+
+    assert {r["AlarmName"] for r in requests} == QUERY_NAMES
+    assert report.health_corrected == 2
+    sick_row = fleet.registry.get(sick)
+    assert sick_row is not None
+    assert sick_row["check_system_state"] == "ALARM"
+    healed_row = fleet.registry.get(healed)
+    assert healed_row is not None
+    assert healed_row["check_status_state"] == "OK"
+    from chalicelib.fleet import is_unhealthy
+
+    assert is_unhealthy(sick_row)
+    assert not is_unhealthy(healed_row)
+    fine_row = fleet.registry.get(fine)
+    assert fine_row is not None
+    assert "check_status_state" not in fine_row
+
+
+def test_a_launch_left_to_the_lifecycle_is_not_adopted_behind_its_back(fleet: Fleet) -> None:
+    # Found by the burst bench: the reconciler left a queued launch's alarms to the
+    # lifecycle but adopted it into the registry stamped `now`, so the lifecycle took
+    # the (older) running event for stale and nobody put the alarms until the next run.
+    [instance] = fleet.launch()
+    launched = datetime.now(UTC)  # moto stamps LaunchTime with the real time
+    report = reconcile(
+        settings=fleet.settings,
+        ec2=fleet.ec2,
+        registry=fleet.registry,
+        alarms=fleet.alarms,
+        now=launched + timedelta(seconds=30),
+        backlog=1,
+    )
+    assert report.left_to_lifecycle == 1
+    assert report.adopted == 0
+    assert fleet.registry.get(instance) is None
+    outcome = fleet.lifecycle.handle([fleet.event(instance, "running", launched)])
+    assert outcome.stale == 0
+    assert fleet.alarmed_instances() == {instance}
