@@ -163,7 +163,7 @@ def reconcile(
     mode, query_alarms = "per-instance", False
     if modes is not None:
         query_alarms = bool(modes.fleet_alarms.describe())
-        if modes.wanted == "fleet-query" and modes.prepare()["alarm_mode"] == "fleet-query":
+        if modes.wanted == "fleet-query" and modes.prepare(running)["alarm_mode"] == "fleet-query":
             query_alarms = modes.fleet_alarms.all_exist()
             mode = "fleet-query" if query_alarms else "per-instance"
 

@@ -102,7 +102,7 @@ def alarm_modes() -> AlarmModes:
         clients().observabilityadmin if checkable else None,
         enable=config.enable_telemetry_enrichment,
     )
-    return AlarmModes(config.alarm_mode, fleet_alarms, telemetry)
+    return AlarmModes(config.alarm_mode, fleet_alarms, telemetry, ec2=clients().ec2)
 
 
 @cache

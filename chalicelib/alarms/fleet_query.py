@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.alarms import ALARM_KINDS, AlarmKind, partition_of
@@ -38,6 +39,7 @@ from chalicelib.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_cloudwatch.type_defs import MetricDataQueryTypeDef
 
 logger = logging.getLogger(__name__)
 
@@ -240,6 +242,25 @@ class FleetQueryAlarms:
             self.delete_limiter.acquire()
             self.cloudwatch.delete_alarms(AlarmNames=present)
         return present
+
+    def instances_seen(self, start: datetime, end: datetime) -> set[str]:
+        """The instances the status check's query returns series for between `start` and
+        `end`: `GetMetricData` on the same expression (the label of each series is its
+        `InstanceId`), page by page."""
+        [status] = [kind for kind in ALARM_KINDS if kind.suffix == "status"]
+        query: MetricDataQueryTypeDef = {
+            "Id": "fleet",
+            "Expression": query_expression(status, self.settings),
+            "Period": 300,
+        }
+        return {
+            result["Label"]
+            for page in self.cloudwatch.get_paginator("get_metric_data").paginate(
+                MetricDataQueries=[query], StartTime=start, EndTime=end
+            )
+            for result in page["MetricDataResults"]
+            if result.get("Label")
+        }
 
     def contributors_in_alarm(self) -> dict[str, dict[str, int]] | None:
         """For each check (`status`, `system`), the instances whose contributor is in

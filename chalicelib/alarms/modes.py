@@ -16,24 +16,39 @@ tags on telemetry" is on in the account (`observabilityadmin`
 `GetTelemetryEnrichmentStatus` is `Running`). Setup reads the status, reports it, and
 calls `StartTelemetryEnrichment` only when `ENABLE_TELEMETRY_ENRICHMENT` is true;
 otherwise `fleet-query` does not start, and the log names the fix.
+
+Coverage: the query must be seen to watch the fleet before anything relies on it. A
+tag filter that matches less than expected (say, `!=` on a tag key an instance does
+not carry, which Metrics Insights may treat as no match) would otherwise leave
+instances unwatched without a word. So where the precondition can be checked, the
+status check's query is run (`GetMetricData`, the same expression) and every running
+managed instance launched more than `COVERAGE_SETTLE` ago must have a series in it;
+if any has none, `fleet-query` does not start (or, in force, stops: the reconciler
+puts the per-instance alarms back before deleting the query alarms) and the log names
+the instances it misses.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from chalicelib.alarms.fleet_query import FleetQueryAlarms
+from chalicelib.alarms.fleet_query import QUERY_SERIES_LIMIT, FleetQueryAlarms
+from chalicelib.instances import InstanceFacts, describe_managed_running
 
 if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_observabilityadmin import CloudWatchObservabilityAdminServiceClient
 
 logger = logging.getLogger(__name__)
 
 ENRICHMENT_ON = "Running"
+# The precondition's status where the endpoint has no observabilityadmin API.
+UNCHECKED = "unchecked"
 FIX = (
     "turn on resource tags on telemetry: set ENABLE_TELEMETRY_ENRICHMENT=true (setup then "
     "calls StartTelemetryEnrichment), or in the CloudWatch console, Settings > Enable "
@@ -41,6 +56,14 @@ FIX = (
 )
 # The lifecycle asks whether the query alarms exist at most this often per process.
 QUERY_ALARMS_CHECK_SECONDS = 60.0
+# EC2 publishes status checks each minute from launch; an instance running this long
+# must show in the query's last `COVERAGE_WINDOW`.
+COVERAGE_SETTLE = timedelta(minutes=10)
+COVERAGE_WINDOW = timedelta(minutes=15)
+COVERAGE_FIX = (
+    "check the managed and opt-out tags on those instances and that resource tags on "
+    "telemetry cover them; until the query sees them the per-instance alarms stay"
+)
 
 
 @dataclass(frozen=True)
@@ -71,7 +94,7 @@ class TelemetryEnrichment:
         if self.client is None:
             return Precondition(
                 True,
-                "unchecked",
+                UNCHECKED,
                 "this endpoint has no observabilityadmin API; tag filters assumed on",
             )
         status = self.client.get_telemetry_enrichment_status().get("Status", "Stopped")
@@ -92,17 +115,23 @@ class AlarmModes:
         fleet_alarms: the two query alarms.
         telemetry: the precondition.
         clock: monotonic seconds, for the lifecycle's cached check.
+        ec2: for the coverage check (None skips it).
+        now: the wall clock, for the coverage check.
     """
 
     wanted: str
     fleet_alarms: FleetQueryAlarms
     telemetry: TelemetryEnrichment
     clock: Callable[[], float] = time.monotonic
+    ec2: EC2Client | None = None
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _seen_until: float = field(default=float("-inf"), init=False)
 
-    def prepare(self) -> dict[str, object]:
-        """Setup's part: check the precondition and, in `fleet-query`, make sure both
-        query alarms exist. Returns what it found, for setup's summary."""
+    def prepare(self, running: Mapping[str, InstanceFacts] | None = None) -> dict[str, object]:
+        """Setup's part: check the precondition and the query's coverage (of `running`,
+        the running managed instances, listed here when not given) and, in
+        `fleet-query`, make sure both query alarms exist. Returns what it found, for
+        setup's summary."""
         if self.wanted != "fleet-query":
             return {"alarm_mode": self.wanted}
         precondition = self.telemetry.check()
@@ -115,12 +144,49 @@ class AlarmModes:
                 "telemetry_enrichment": precondition.status,
                 "fix": FIX,
             }
+        if precondition.status != UNCHECKED:
+            unseen = self.unseen(running)
+            if unseen:
+                logger.error(
+                    f"ALARM_MODE=fleet-query cannot start: its query sees no series of "
+                    f"{len(unseen)} running managed instance(s), e.g. "
+                    f"{', '.join(unseen[:5])}; {COVERAGE_FIX}"
+                )
+                return {
+                    "alarm_mode": "per-instance",
+                    "wanted": self.wanted,
+                    "telemetry_enrichment": precondition.status,
+                    "unseen_instances": len(unseen),
+                    "fix": COVERAGE_FIX,
+                }
         written = self.fleet_alarms.ensure()
         return {
             "alarm_mode": "fleet-query",
             "telemetry_enrichment": precondition.status,
             "query_alarms_written": written,
         }
+
+    def unseen(self, running: Mapping[str, InstanceFacts] | None = None) -> list[str]:
+        """Running managed instances, settled past `COVERAGE_SETTLE`, that the status
+        check's query returns no series for (none when the check cannot be made: no
+        EC2 client, or the query's series limit reached)."""
+        if self.ec2 is None:
+            return []
+        if running is None:
+            running = describe_managed_running(self.ec2, self.fleet_alarms.settings)
+        now = self.now()
+        settled = {
+            instance_id
+            for instance_id, facts in running.items()
+            if facts.launch_time is not None
+            and datetime.fromisoformat(facts.launch_time) <= now - COVERAGE_SETTLE
+        }
+        if not settled:
+            return []
+        seen = self.fleet_alarms.instances_seen(now - COVERAGE_WINDOW, now)
+        if len(seen) >= QUERY_SERIES_LIMIT:
+            return []  # the query shows failing instances first, and no more than this
+        return sorted(settled - seen)
 
     def query_alarms_in_force(self) -> bool:
         """For the lifecycle: `fleet-query` is wanted and both query alarms exist, so

@@ -115,6 +115,7 @@ def test_every_stage_reads_as_valid_settings() -> None:
 UNSCOPABLE_ACTIONS = {
     "ec2:DescribeInstances": "read managed instances' tags and states",
     "cloudwatch:ListDashboards": "console setup finds its spawn-fleet / spawn-array-* dashboards",
+    "cloudwatch:GetMetricData": "fleet-query's coverage check runs its alarm's query",
     "cloudwatch:DescribeAnomalyDetectors": "console setup reads its anomaly detectors",
     "cloudwatch:PutAnomalyDetector": "spawn-cpu-anomaly and spawn-cost-anomaly need a model",
     "cloudwatch:DeleteAnomalyDetector": "console setup removes Spawn/* detectors it no longer has",

@@ -20,7 +20,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from botocore.stub import Stubber
 
-from chalicelib.alarms import alarm_names
+from chalicelib.alarms import ALARM_KINDS, alarm_names
 from chalicelib.alarms.fleet_query import FLEET_ALARM_NAMES, FleetQueryAlarms, query_expression
 from chalicelib.alarms.modes import AlarmModes, TelemetryEnrichment
 from chalicelib.instances import describe_managed_running
@@ -408,3 +408,64 @@ def test_a_launch_left_to_the_lifecycle_is_not_adopted_behind_its_back(fleet: Fl
     outcome = fleet.lifecycle.handle([fleet.event(instance, "running", launched)])
     assert outcome.stale == 0
     assert fleet.alarmed_instances() == {instance}
+
+
+def _answer_query(fleet: Fleet, labels: list[str]) -> list[dict[str, Any]]:
+    """Answer `GetMetricData` on a Metrics Insights expression (moto cannot evaluate
+    one) with a series per label in `labels` at the time of the call; returns the
+    requests made, to check them."""
+    requests: list[dict[str, Any]] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        requests.append(dict(params))
+
+    def answer(**_: Any) -> Any:
+        results = [
+            {
+                "Id": "fleet",
+                "Label": label,
+                "Timestamps": [],
+                "Values": [],
+                "StatusCode": "Complete",
+            }
+            for label in labels
+        ]
+        return AWSResponse("", 200, {}, None), {"MetricDataResults": results, "Messages": []}
+
+    events = fleet.cloudwatch.meta.events
+    events.register("provide-client-params.cloudwatch.GetMetricData", record)
+    events.register("before-call.cloudwatch.GetMetricData", answer)
+    return requests
+
+
+def test_fleet_query_does_not_start_while_its_query_misses_running_instances(
+    session: boto3.Session, fleet: Fleet, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A tag filter that matches less than it should (e.g. `!=` on a tag an instance
+    # lacks) must not leave instances unwatched: the query is run and checked first.
+    seen, missed = fleet.launch(2)
+    telemetry = _telemetry(session, "Running", "Running")
+    modes = _modes(fleet, "fleet-query", telemetry)
+    modes.ec2 = fleet.ec2
+    modes.now = lambda: datetime.now(UTC) + timedelta(minutes=30)
+    labels = [seen]
+    requests = _answer_query(fleet, labels)
+
+    with caplog.at_level(logging.ERROR):
+        refused = modes.prepare()
+
+    assert refused["alarm_mode"] == "per-instance"
+    assert refused["unseen_instances"] == 1
+    assert f"e.g. {missed}" in caplog.text
+    assert _query_alarms(fleet) == {}
+    [request] = requests
+    [query] = request["MetricDataQueries"]
+    assert query["Expression"] == query_expression(
+        next(k for k in ALARM_KINDS if k.suffix == "status"), modes.fleet_alarms.settings
+    )
+    assert request["EndTime"] - request["StartTime"] == timedelta(minutes=15)
+
+    labels.append(missed)  # the tags fixed: the query sees both
+    assert modes.prepare()["alarm_mode"] == "fleet-query"
+    assert set(_query_alarms(fleet)) == QUERY_NAMES
+    telemetry.stubber.assert_no_pending_responses()
