@@ -16,16 +16,14 @@ evaluation (2 periods of 60 s, the alarm's definition), whatever the burst's siz
 from __future__ import annotations
 
 import queue
-import threading
 from datetime import UTC, datetime
-from unittest import mock
 
 import boto3
 from botocore.config import Config
 
 from bench.lifecycle import QUOTA_TPS, _event, _launch_n, _store, _throttle_at_quota
 from bench.report import Figure, count_calls
-from bench.virtual_time import VirtualClock, atomic_conditional_writes
+from bench.virtual_time import VirtualClock, atomic_conditional_writes, run_participants
 
 BURST = 10_000
 CONSUMERS = 2
@@ -83,12 +81,7 @@ def _per_instance(size: int) -> tuple[float, int, int]:
         finally:
             clock.leave()
 
-    with mock.patch("botocore.endpoint.time.sleep", clock.sleep):
-        threads = [threading.Thread(target=consumer) for _ in range(CONSUMERS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+    run_participants(clock, [consumer] * CONSUMERS)
     return max(finished), calls.get("PutMetricAlarm", 0), throttled[0]
 
 

@@ -23,14 +23,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import boto3
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 
 from bench.report import Figure, count_calls
-from bench.virtual_time import VirtualClock, atomic_conditional_writes
+from bench.virtual_time import VirtualClock, atomic_conditional_writes, run_participants
 from chalicelib.alarms import AlarmStore, alarm_names
 from chalicelib.clients import Clients
 from chalicelib.instances import Registry
@@ -230,12 +229,7 @@ def _time_under_throttling() -> list[Figure]:
         finally:
             clock.leave()
 
-    with mock.patch("botocore.endpoint.time.sleep", clock.sleep):
-        threads = [threading.Thread(target=consumer) for _ in range(CONSUMERS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+    run_participants(clock, [consumer] * CONSUMERS)
     elapsed = clock.time()
     store = _store(clients, topic, lambda: RateLimiter(1e6, burst=1e6))
     missing = SIZE * 2 - len(store.list_names())
@@ -356,13 +350,7 @@ def _burst_with_reconciler(shared: bool) -> tuple[dict[str, float], str]:
         finally:
             clock.leave()
 
-    with mock.patch("botocore.endpoint.time.sleep", clock.sleep):
-        threads = [threading.Thread(target=consumer) for _ in range(CONSUMERS)]
-        threads.append(threading.Thread(target=reconciler))
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+    run_participants(clock, [consumer] * CONSUMERS + [reconciler])
     check = _store(clients, topic, lambda: RateLimiter(1e6, burst=1e6))
     figures = {
         "calls": attempts[0],

@@ -7,7 +7,9 @@ calls take no virtual time, waits take exactly what the code asks for.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 from typing import Any
+from unittest import mock
 
 
 class VirtualClock:
@@ -40,6 +42,17 @@ class VirtualClock:
         if self._wakes and len(self._wakes) >= self._active:
             self._now = max(self._now, min(self._wakes.values()))
             self._cv.notify_all()
+
+
+def run_participants(clock: VirtualClock, targets: Sequence[Callable[[], None]]) -> None:
+    """Run each target in its own thread until all return, with botocore's retry waits
+    on `clock` too (each target must `clock.leave()` when it ends)."""
+    with mock.patch("botocore.endpoint.time.sleep", clock.sleep):
+        threads = [threading.Thread(target=target) for target in targets]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
 
 
 _CONDITIONAL_WRITE = threading.Lock()
