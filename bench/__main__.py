@@ -21,6 +21,7 @@ BENCHMARKS = (
     "bench.progress",
     "bench.console",
     "bench.worker_kit",
+    "bench.load",
 )
 
 
