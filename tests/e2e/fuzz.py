@@ -94,9 +94,10 @@ def fuzz(api: str, examples: int, known_arrays: list[str]) -> dict[str, RouteRep
         report = reports.setdefault(operation.label, RouteReport())
         takes_array = any(p.name == "array_id" for p in operation.path_parameters)
         plans: list[tuple[GenerationMode, dict[str, Any] | None]] = [
-            (GenerationMode.POSITIVE, None),
-            (GenerationMode.NEGATIVE, None),
+            (GenerationMode.POSITIVE, None)
         ]
+        if list(operation.path_parameters) or list(operation.query):
+            plans.append((GenerationMode.NEGATIVE, None))
         if takes_array and known_arrays:
             plans.append((GenerationMode.POSITIVE, {"array_id": known_arrays[0]}))
         for mode, fixed in plans:

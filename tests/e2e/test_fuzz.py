@@ -38,7 +38,9 @@ def test_every_route_survives_the_fuzz_of_its_own_description(stack: Stack) -> N
 
     document = stack.get("/openapi.json")[1]
     described = {f"GET {path}" for path in document["paths"]}
-    assert set(reports) == described
+    # schemathesis leaves out the URL it reads the description from;
+    # tests/integration/test_openapi.py validates that document itself.
+    assert set(reports) == described - {"GET /openapi.json"}
     assert all(r.examples > 0 for r in reports.values()), summary(reports)
     assert not any(r.failures for r in reports.values()), summary(reports)
     statuses = {s for r in reports.values() for s in r.statuses}
