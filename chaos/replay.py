@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, redirect_stdout, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 from unittest import mock
 
@@ -263,18 +264,7 @@ class World:
         self.aws = Clients(self.session)
         # The handlers' clients: every fault, and standard retries (adaptive mode's client
         # side bucket would wait in real time, which a virtual clock cannot speed up).
-        config = RETRY_CONFIG.merge(Config(retries={"mode": "standard", "max_attempts": 10}))
-        self.handlers = Clients(self.session, config)
-        self.http.install(self.handlers.dynamodb, "dynamodb", DYNAMODB_OPERATIONS)
-        self.http.install(
-            self.handlers.cloudwatch,
-            "cloudwatch",
-            ["PutMetricAlarm", "DeleteAlarms", "DescribeAlarms"],
-        )
-        self.http.install(self.handlers.sns, "sns", ["Publish"])
-        self.handlers.dynamodb.meta.events.register(
-            "before-call.dynamodb", self._touched_progress_row
-        )
+        self._config = RETRY_CONFIG.merge(Config(retries={"mode": "standard", "max_attempts": 10}))
         self._build_handlers()
         self.ids: dict[tuple[str, int], str] = {}
         self.lifecycle_queue: list[Delivery] = []
@@ -310,51 +300,91 @@ class World:
 
     # --- wiring -------------------------------------------------------------------
 
-    def _build_handlers(self) -> None:
-        aws, settings, clock = self.handlers, self.settings, self.clock
-        topic = self.infra.arns["AlertsTopic"]
-        self.registry = Registry(aws.dynamodb, settings.instances_table, clock=clock.time)
-        rate = settings.alarm_api_tps / settings.lifecycle_max_concurrency
-        self.alarms = AlarmStore(
-            aws.cloudwatch,
-            topic_arn=topic,
-            region="us-east-1",
-            put_limiter=RateLimiter(rate, clock=clock.time, sleep=clock.sleep),
-            delete_limiter=RateLimiter(rate, clock=clock.time, sleep=clock.sleep),
+    def _function(self) -> Clients:
+        """The clients of one Lambda function (each function is its own process, with
+        its own connections and botocore retry quota), with every fault installed, and
+        standard retries: adaptive mode's client-side bucket would wait in real time,
+        which a virtual clock cannot speed up."""
+        aws = Clients(self.session, self._config)
+        self.http.install(aws.dynamodb, "dynamodb", DYNAMODB_OPERATIONS)
+        self.http.install(
+            aws.cloudwatch, "cloudwatch", ["PutMetricAlarm", "DeleteAlarms", "DescribeAlarms"]
         )
-        self.stats = Stats(aws.dynamodb, settings.stats_table)
-        self.rows = ProgressRows(aws.dynamodb, settings.progress_table)
-        publisher = AlertPublisher(
+        self.http.install(aws.sns, "sns", ["Publish"])
+        aws.dynamodb.meta.events.register("before-call.dynamodb", self._touched_progress_row)
+        return aws
+
+    def _alarm_store(self, aws: Clients) -> AlarmStore:
+        # As `chalicelib.runtime`: each function paces at its share of the quota.
+        rate = self.settings.alarm_api_tps / self.settings.lifecycle_max_concurrency
+        return AlarmStore(
+            aws.cloudwatch,
+            topic_arn=self.infra.arns["AlertsTopic"],
+            region="us-east-1",
+            put_limiter=RateLimiter(rate, clock=self.clock.time, sleep=self.clock.sleep),
+            delete_limiter=RateLimiter(rate, clock=self.clock.time, sleep=self.clock.sleep),
+        )
+
+    def _publisher(self, aws: Clients) -> AlertPublisher:
+        return AlertPublisher(
             aws.sns,
-            alerts_topic_arn=topic,
+            alerts_topic_arn=self.infra.arns["AlertsTopic"],
             critical_topic_arn=self.infra.arns["CriticalTopic"],
         )
-        self.lifecycle = Lifecycle(
-            settings, aws.ec2, self.registry, self.alarms, self.stats, self.rows
+
+    def _aggregator(self, aws: Clients) -> ProgressAggregator:
+        settings = self.settings
+        return ProgressAggregator(
+            aws.dynamodb,
+            SummaryStore(aws.dynamodb, settings.arrays_table),
+            settings,
+            self._publisher(aws),
+            Stats(aws.dynamodb, settings.stats_table).array_info,
+            clock=self.clock.now,
+            ec2=aws.ec2,
+            registry=Registry(aws.dynamodb, settings.instances_table, clock=self.clock.time),
         )
+
+    def _build_handlers(self) -> None:
+        """The handlers, wired as `chalicelib.runtime` wires them, one function each."""
+        settings, clock = self.settings, self.clock
+        aws = self._function()
+        registry = Registry(aws.dynamodb, settings.instances_table, clock=clock.time)
+        self.lifecycle = Lifecycle(
+            settings,
+            aws.ec2,
+            registry,
+            self._alarm_store(aws),
+            Stats(aws.dynamodb, settings.stats_table),
+            ProgressRows(aws.dynamodb, settings.progress_table),
+        )
+        aws = self._function()
         self.interruptions = Interruptions(
             settings,
             aws.dynamodb,
             aws.ec2,
-            self.registry,
-            publisher,
+            Registry(aws.dynamodb, settings.instances_table, clock=clock.time),
+            self._publisher(aws),
             clock=clock.now,
             sleep=clock.sleep,
         )
+        aws = self._function()
         history = AlertHistory(
             aws.dynamodb, settings.alert_history_table, timedelta(days=30), clock=clock.now
         )
-        self.notifications = Notifications(self.registry, history)
-        self.summaries = SummaryStore(aws.dynamodb, settings.arrays_table)
-        self.aggregator = ProgressAggregator(
-            aws.dynamodb,
-            self.summaries,
-            settings,
-            publisher,
-            self.stats.array_info,
-            clock=clock.now,
+        self.notifications = Notifications(
+            Registry(aws.dynamodb, settings.instances_table, clock=clock.time), history
+        )
+        self.aggregator = self._aggregator(self._function())
+        self.ticker = self._aggregator(self._function())
+        aws = self._function()
+        self.reconciler = partial(
+            reconcile,
+            settings=settings,
             ec2=aws.ec2,
-            registry=self.registry,
+            registry=Registry(aws.dynamodb, settings.instances_table, clock=clock.time),
+            alarms=self._alarm_store(aws),
+            workers=ProgressRows(aws.dynamodb, settings.progress_table),
         )
 
     def _stream_mapping(self) -> dict[str, Any]:
@@ -756,7 +786,7 @@ class World:
     def tick(self) -> None:
         try:
             with self.invocation("progress_tick"):
-                self.aggregator.tick(self.clock.now())
+                self.ticker.tick(self.clock.now())
         except (Exception, Crash):
             # A scheduled run that fails is over; the next one starts afresh.
             self.ledger.failed_runs["progress_tick"] += 1
@@ -765,14 +795,8 @@ class World:
         """One scheduled run; returns how many creations it deferred (-1 if it crashed)."""
         try:
             with self.invocation("reconcile", calls=200):
-                report = reconcile(
-                    settings=self.settings,
-                    ec2=self.handlers.ec2,
-                    registry=self.registry,
-                    alarms=self.alarms,
-                    now=self.clock.now(),
-                    budget_seconds=RECONCILE_TIMEOUT * 0.7,
-                    workers=self.rows,
+                report = self.reconciler(
+                    now=self.clock.now(), budget_seconds=RECONCILE_TIMEOUT * 0.7
                 )
         except (Exception, Crash):
             self.ledger.failed_runs["reconcile"] += 1
@@ -1069,6 +1093,7 @@ def observe(world: World) -> Observed:
         malformed_handed=dict(handed),
         logged=list(world.rejections.records),
         alerts=_alerts_sent(world),
+        crashes_after_publish=ledger.crash_after["Publish"],
         figures=figures,
     )
 

@@ -115,3 +115,14 @@ def test_an_alert_sent_twice_for_one_episode_or_an_interruption_not_alerted_is_r
     assert failing(replace(healthy(), alerts=[*alerts, alerts[1]])) == {ALERTS}
     assert failing(replace(healthy(), alerts=[*alerts, alerts[0]])) == {ALERTS}
     assert failing(replace(healthy(), alerts=alerts[1:])) == {ALERTS}
+
+
+def test_a_resend_after_a_crash_right_after_publish_is_shown_apart_not_a_violation() -> None:
+    alerts = healthy().alerts
+    resent = replace(healthy(), alerts=[*alerts, alerts[0]], crashes_after_publish=1)
+    assert failing(resent) == set()
+    [result] = [c for c in check(resent) if c.name == ALERTS]
+    assert "resent after a crash right after Publish: 1" in result.figures
+    # One crash right after Publish explains one resend, not two.
+    twice = replace(resent, alerts=[*alerts, alerts[0], alerts[0]])
+    assert failing(twice) == {ALERTS}
