@@ -900,7 +900,15 @@ def _play(world: World) -> None:
             next_reconcile = world.clock.time() + RECONCILE_EVERY
         if world.deliver():
             continue
-        candidates = [next_tick, next_reconcile]
+        # A schedule left out on purpose is never due.
+        candidates = [
+            t
+            for t, on in (
+                (next_tick, world.options.recount),
+                (next_reconcile, world.options.reconciler),
+            )
+            if on
+        ]
         if not world.world_done():
             candidates.append(start + world.history.steps[world.position].at)
         due = world.next_due()
