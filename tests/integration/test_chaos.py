@@ -63,7 +63,7 @@ def test_the_checker_reports_summaries_drifting_without_the_recount() -> None:
 
 def test_make_chaos_exits_non_zero_and_prints_the_seed_on_a_violation() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "chaos", "--seed", "5", "--instances", "30", "--skip", "reconciler"],
+        [sys.executable, "-m", "chaos", "--seed", "5", "--instances", "40", "--skip", "reconciler"],
         cwd=ROOT,
         capture_output=True,
         text=True,
