@@ -11,7 +11,7 @@ STAGE ?= prod
 # pytest-xdist workers for `make test` (the machines this runs on have 2 cores).
 TEST_WORKERS ?= 2
 
-.PHONY: run test bench lint typecheck package agent-config rehearse deploy remove clean
+.PHONY: run test bench chaos fuzz lint typecheck package agent-config rehearse deploy remove clean
 
 $(STAMP): requirements.txt requirements-dev.txt cli/pyproject.toml kit/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,17 @@ run: $(STAMP)
 # Tests sharing a costly fixture stay on one worker (tests/conftest.py groups them).
 test: $(STAMP) $(CHECKOV_STAMP) lint typecheck
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+
+# A seeded replay under faults with its invariants: make chaos SEED=7 (or SEED="1 2 3").
+SEED ?= 1
+INSTANCES ?= 1000
+chaos: $(STAMP)
+	$(BIN)/python -m chaos --instances $(INSTANCES) $(foreach s,$(SEED),--seed $(s))
+
+# The API fuzzed from its OpenAPI description on a local stack; EXAMPLES per route.
+EXAMPLES ?= 300
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.e2e.fuzz --examples $(EXAMPLES)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

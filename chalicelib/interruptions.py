@@ -227,6 +227,16 @@ class Interruptions:
         """
         at_ms = epoch_ms(at)
         values: dict[str, Any] = {**marks, field_ms: at_ms, "managed": owner.managed}
+        if owner.managed:
+            # `_owner` trusts a row that says `managed`: a row this creates before the
+            # lifecycle records the instance (its `running` may wait in the queue) must
+            # carry what the next warning needs, or that one counts in no array.
+            values.update(
+                array_id=owner.array_id,
+                array_index=owner.array_index,
+                instance_type=owner.instance_type,
+                owner=owner.user,
+            )
         if not owner.managed:
             values["expires_at"] = int(self.clock().timestamp()) + GONE_RETENTION_SECONDS
         mark = {

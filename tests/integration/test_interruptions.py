@@ -299,3 +299,23 @@ def test_a_warning_sent_again_within_the_two_minute_notice_is_the_same_interrupt
     assert harness.handler.on_warning(again) == "duplicate"
     assert harness.totals()["total"] == 1
     assert len(harness.alerts()) == 1
+
+
+def test_a_rebalance_before_the_running_event_leaves_the_warning_its_array(
+    harness: Harness,
+) -> None:
+    """Found by `make chaos SEED=1`: during a launch burst the lifecycle's backlog (its
+    alarm calls are paced) can hold an instance's `running` event for minutes. A
+    rebalance recommendation handled meanwhile created the instance's registry row with
+    `managed` alone; the warning that followed trusted that row, so it was counted
+    fleet-wide but in no array, and its alert named no array."""
+    [instance] = harness.fleet.launch()
+    recommendation = copy.deepcopy(load_event("ec2-rebalance-recommendation.json"))
+    recommendation["detail"] = {"instance-id": instance}
+    assert harness.handler.on_rebalance(recommendation) == "counted"
+
+    assert harness.handler.on_warning(harness.warning(instance)) == "counted"
+
+    assert harness.stats.array_interruptions("render-20260127-a1b2c3") == 1
+    [alert] = harness.alerts()
+    assert alert["MessageAttributes"]["array_id"]["Value"] == "render-20260127-a1b2c3"
