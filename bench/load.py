@@ -23,6 +23,7 @@ import random
 import statistics
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
@@ -39,13 +40,25 @@ ARRAYS = 4
 CLIENTS = 50
 API_REQUESTS_PER_CLIENT = 40
 SCANS_PER_CLIENT = 2
-SETTLE_SECONDS = 300
+# Bounded waits: for the arrays' first summaries, and for the burst to settle.
+READY_SECONDS = 120
+SETTLE_SECONDS = 900
 AMI = "ami-12c6146b"
 
 
 def _get(url: str) -> dict[str, Any]:
     with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - loopback only
         return json.loads(response.read())  # type: ignore[no-any-return]
+
+
+def _exists(url: str) -> bool:
+    try:
+        _get(url)
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return False
+        raise
+    return True
 
 
 def _percentile(times: list[float], share: float) -> float:
@@ -189,7 +202,14 @@ def _measure(stack: Any, runtime: Any) -> list[Figure]:
 
     burst = threading.Thread(target=launch_burst)
     _rows(session, table, dict(list(members.items())[:ARRAYS]), "running")  # arrays exist
-    time.sleep(3)
+    # An array is a 404 until its first rows are summarised (the stream, then the
+    # aggregator): the clients start once every array answers, so what they measure
+    # is the burst, not arrays that do not exist yet.
+    ready = time.monotonic() + READY_SECONDS
+    while not all(_exists(f"{stack.api_endpoint}/arrays/{a}/progress") for a in arrays):
+        if time.monotonic() > ready:
+            raise RuntimeError(f"arrays not summarised within {READY_SECONDS} s")
+        time.sleep(1)
     burst.start()
     api_times, api_wall, api_errors = _clients(poll, API_REQUESTS_PER_CLIENT)
     burst.join()
