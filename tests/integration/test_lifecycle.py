@@ -5,10 +5,22 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.alarms import alarm_names
+from chalicelib.clients import Clients
 from chalicelib.instances import Registry
 from chalicelib.lifecycle import Lifecycle, Message
 from tests.aws_faults import count_calls, throttle
-from tests.integration.conftest import Fleet, later
+from tests.integration.conftest import Fleet, fast_store, later
+
+
+def _another_copy(fleet: Fleet) -> Lifecycle:
+    """A second lifecycle handler with clients of its own, as a concurrent Lambda copy."""
+    clients = Clients(fleet.session)
+    return Lifecycle(
+        fleet.settings,
+        clients.ec2,
+        Registry(clients.dynamodb, fleet.settings.instances_table),
+        fast_store(clients, fleet.topic_arn),
+    )
 
 
 def test_running_managed_instance_gets_both_alarms_as_the_spec_says(fleet: Fleet) -> None:
@@ -208,9 +220,6 @@ def test_throttling_past_the_retry_budget_reports_the_messages_for_redelivery(
 ) -> None:
     from botocore.config import Config
 
-    from chalicelib.clients import Clients
-    from tests.integration.conftest import fast_store
-
     [instance] = fleet.launch()
     impatient = Clients(fleet.session, Config(retries={"mode": "standard", "max_attempts": 1}))
     fleet.lifecycle.alarms = fast_store(impatient, fleet.topic_arn)
@@ -302,17 +311,8 @@ def test_a_restart_handled_by_another_copy_during_paced_puts_keeps_the_new_runs_
 ) -> None:
     # B: two copies of the handler at once. While this one paces its puts for the first
     # run, the other records the stop and the restart and creates the new run's alarms.
-    from chalicelib.clients import Clients
-    from tests.integration.conftest import fast_store
-
     [instance] = fleet.launch()
-    other_clients = Clients(fleet.session)
-    other = Lifecycle(
-        fleet.settings,
-        other_clients.ec2,
-        Registry(other_clients.dynamodb, fleet.settings.instances_table),
-        fast_store(other_clients, fleet.topic_arn),
-    )
+    other = _another_copy(fleet)
     puts: list[int] = []
 
     def restart_meanwhile(**_: object) -> None:
@@ -334,18 +334,9 @@ def test_a_restart_handled_by_another_copy_before_this_ones_delete_gets_its_alar
 ) -> None:
     # B, the delete side (found by the property test): this copy recorded the stop; before
     # its delete lands, the other copy records the restart and makes the new alarms.
-    from chalicelib.clients import Clients
-    from tests.integration.conftest import fast_store
-
     [instance] = fleet.launch()
     fleet.lifecycle.handle([fleet.event(instance, "running")])
-    other_clients = Clients(fleet.session)
-    other = Lifecycle(
-        fleet.settings,
-        other_clients.ec2,
-        Registry(other_clients.dynamodb, fleet.settings.instances_table),
-        fast_store(other_clients, fleet.topic_arn),
-    )
+    other = _another_copy(fleet)
     deletes: list[int] = []
 
     def restart_before_the_delete(**_: object) -> None:
