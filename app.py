@@ -7,15 +7,15 @@ from typing import Any
 
 from chalice.app import Chalice, CloudWatchEvent, Rate, SNSEvent, SQSEvent
 
-from chalicelib import runtime
 from chalicelib.alarms.fleet_query import FLEET_ALARM_NAMES
-from chalicelib.api import api
-from chalicelib.api_arrays import arrays_api
-from chalicelib.api_history import history_api
-from chalicelib.ec2_events import REBALANCE, SPOT_WARNING, MalformedEvent
-from chalicelib.lifecycle import Message, queue_backlog
-from chalicelib.notifications import CONTRIBUTOR_CHANGE
-from chalicelib.reconcile import reconcile
+from chalicelib.alerts.notifications import CONTRIBUTOR_CHANGE
+from chalicelib.api.arrays import arrays_api
+from chalicelib.api.fleet import api
+from chalicelib.api.history import history_api
+from chalicelib.core import container as runtime
+from chalicelib.fleet.events import REBALANCE, SPOT_WARNING, MalformedEvent
+from chalicelib.fleet.lifecycle import Message, queue_backlog
+from chalicelib.fleet.reconcile import reconcile
 
 settings = runtime.settings()
 log = runtime.logger

@@ -31,10 +31,10 @@ CONSUMERS = 2
 
 def _per_instance(size: int) -> tuple[float, int, int]:
     """Virtual seconds until every alarm exists, PutMetricAlarm calls, throttles."""
-    from chalicelib.alarms import AlarmStore, Watched
     from chalicelib.alarms.budget import AccountBudget
-    from chalicelib.clients import Clients
-    from chalicelib.settings import Settings
+    from chalicelib.alarms.per_instance import AlarmStore, Watched
+    from chalicelib.core.clients import Clients
+    from chalicelib.core.settings import Settings
     from local.provision import provision
 
     session = boto3.Session(region_name="us-east-1")
@@ -91,11 +91,11 @@ def _fleet_query(size: int) -> dict[str, int]:
 
     from chalicelib.alarms.fleet_query import FleetQueryAlarms
     from chalicelib.alarms.modes import AlarmModes, TelemetryEnrichment
-    from chalicelib.clients import Clients
-    from chalicelib.instances import Registry
-    from chalicelib.lifecycle import Lifecycle
-    from chalicelib.pacing import RateLimiter
-    from chalicelib.settings import Settings
+    from chalicelib.core.clients import Clients
+    from chalicelib.core.pacing import RateLimiter
+    from chalicelib.core.settings import Settings
+    from chalicelib.fleet.lifecycle import Lifecycle
+    from chalicelib.fleet.registry import Registry
     from local.provision import provision
 
     session = boto3.Session(region_name="us-east-1")

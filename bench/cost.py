@@ -74,12 +74,12 @@ def _lifecycle(mode: str) -> tuple[dict[str, float], float, float, float, dict[s
     from bench.lifecycle import _event, _launch_n, _store
     from chalicelib.alarms.fleet_query import FleetQueryAlarms
     from chalicelib.alarms.modes import AlarmModes, TelemetryEnrichment
-    from chalicelib.clients import Clients
-    from chalicelib.instances import Registry
-    from chalicelib.lifecycle import Lifecycle
-    from chalicelib.pacing import RateLimiter
-    from chalicelib.settings import Settings
-    from chalicelib.summaries import ProgressRows
+    from chalicelib.core.clients import Clients
+    from chalicelib.core.pacing import RateLimiter
+    from chalicelib.core.settings import Settings
+    from chalicelib.fleet.lifecycle import Lifecycle
+    from chalicelib.fleet.registry import Registry
+    from chalicelib.progress.store import ProgressRows
     from local.provision import provision
 
     session = boto3.Session(region_name="us-east-1")
@@ -138,9 +138,9 @@ def _write_rows(dynamodb: Any, table: str, ids: list[str]) -> None:
 
 def _ticks(session: boto3.Session, settings: Any) -> dict[str, float]:
     """DynamoDB calls of one progress tick for the one active array (per minute)."""
-    from chalicelib.clients import Clients
-    from chalicelib.stats import Stats
-    from chalicelib.summaries import ProgressAggregator, SummaryStore
+    from chalicelib.core.clients import Clients
+    from chalicelib.fleet.stats import Stats
+    from chalicelib.progress.store import ProgressAggregator, SummaryStore
 
     clients = Clients(session)
     calls = count_calls(clients.dynamodb)

@@ -28,13 +28,13 @@ import boto3
 
 from bench.report import Figure, count_calls
 from bench.virtual_time import VirtualClock
-from chalicelib.alerts import AlertPublisher
-from chalicelib.clients import Clients
-from chalicelib.ec2_events import STATE_RANK, StateChange
-from chalicelib.instances import Registry, describe
-from chalicelib.interruptions import Interruptions
-from chalicelib.settings import Settings
-from chalicelib.stats import COUNTER_SHARDS, Stats
+from chalicelib.alerts.publish import AlertPublisher
+from chalicelib.core.clients import Clients
+from chalicelib.core.settings import Settings
+from chalicelib.fleet.events import STATE_RANK, StateChange
+from chalicelib.fleet.interruptions import Interruptions
+from chalicelib.fleet.registry import Registry, describe
+from chalicelib.fleet.stats import COUNTER_SHARDS, Stats
 from local.provision import provision
 from tests.aws_faults import TransactionConflicts
 

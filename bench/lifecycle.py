@@ -30,13 +30,13 @@ from botocore.config import Config
 
 from bench.report import Figure, count_calls
 from bench.virtual_time import VirtualClock, atomic_conditional_writes, run_participants
-from chalicelib.alarms import AlarmStore, alarm_names
-from chalicelib.clients import Clients
-from chalicelib.instances import Registry
-from chalicelib.lifecycle import Lifecycle, Message
-from chalicelib.pacing import RateLimiter
-from chalicelib.settings import Settings
-from chalicelib.summaries import ProgressRows
+from chalicelib.alarms.per_instance import AlarmStore, alarm_names
+from chalicelib.core.clients import Clients
+from chalicelib.core.pacing import RateLimiter
+from chalicelib.core.settings import Settings
+from chalicelib.fleet.lifecycle import Lifecycle, Message
+from chalicelib.fleet.registry import Registry
+from chalicelib.progress.store import ProgressRows
 from local.provision import provision
 
 SIZE = 1000
@@ -113,8 +113,8 @@ def _naive_per_instance(count: int) -> dict[str, float]:
 
 def _naive(clients: Clients, topic_arn: str, ids: list[str]) -> dict[str, int]:
     """One Lambda per event, as the guide's scripts would do it."""
-    from chalicelib.alarms import ALARM_KINDS, Watched, alarm_request
-    from chalicelib.instances import facts_from
+    from chalicelib.alarms.per_instance import ALARM_KINDS, Watched, alarm_request
+    from chalicelib.fleet.registry import facts_from
 
     counts = count_calls(clients.ec2, clients.cloudwatch)
     for instance_id in ids:
@@ -255,7 +255,7 @@ def _burst_with_reconciler(shared: bool) -> tuple[dict[str, float], str]:
     process. `shared`: the account-wide budget and the grace period (this design);
     else a limiter per process at quota / concurrency and no grace (the design before)."""
     from chalicelib.alarms.budget import AccountBudget
-    from chalicelib.reconcile import reconcile
+    from chalicelib.fleet.reconcile import reconcile
 
     session = boto3.Session(region_name="us-east-1")
     infra = provision(session)

@@ -169,7 +169,7 @@ def _guide_scan(dynamodb: Any, table: str, array_id: str) -> Counter[str]:
 
 
 def run() -> list[Figure]:
-    from chalicelib import runtime
+    from chalicelib.core import container as runtime
     from local.stack import LocalStack, StackConfig
 
     # moto has no alarm quota; pacing at 3 calls/s would make this a 20-minute wait.
@@ -267,10 +267,10 @@ def _settle(
     stack: Any, session: boto3.Session, runtime: Any, arrays: list[str], members: dict[str, str]
 ) -> tuple[int, int, int, float]:
     """Wait until the burst is handled; then compare alarms with EC2 and each summary
-    with a recount of its rows (`chalicelib.progress.recount` over a Query)."""
-    from chalicelib.alarms import AlarmStore, instance_of
-    from chalicelib.progress import recount
-    from chalicelib.summaries import ProgressRows
+    with a recount of its rows (`chalicelib.progress.summary.recount` over a Query)."""
+    from chalicelib.alarms.per_instance import AlarmStore, instance_of
+    from chalicelib.progress.store import ProgressRows
+    from chalicelib.progress.summary import recount
 
     cloudwatch = session.client("cloudwatch", endpoint_url=stack.aws_endpoint)
     dynamodb = session.client("dynamodb", endpoint_url=stack.aws_endpoint)

@@ -112,7 +112,7 @@ class ItemsRead:
 
 
 def run() -> list[Figure]:
-    from chalicelib import runtime
+    from chalicelib.core import container as runtime
     from local.stack import LocalStack, StackConfig
 
     stack = LocalStack(StackConfig(aws_port=0, api_port=0, tick_seconds=2.0, simulate=False))

@@ -16,10 +16,10 @@ from datetime import UTC, datetime, timedelta
 import boto3
 
 from bench.report import Figure, count_calls
-from chalicelib.alerts import AlertPublisher
-from chalicelib.clients import Clients
-from chalicelib.settings import Settings
-from chalicelib.summaries import ProgressAggregator, SummaryStore
+from chalicelib.alerts.publish import AlertPublisher
+from chalicelib.core.clients import Clients
+from chalicelib.core.settings import Settings
+from chalicelib.progress.store import ProgressAggregator, SummaryStore
 from local.provision import provision
 from tests.streams import Workers
 

@@ -51,21 +51,21 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 
-from chalicelib.alarms import AlarmStore, instance_of
-from chalicelib.alerts import AlertPublisher
-from chalicelib.clients import RETRY_CONFIG, Clients
-from chalicelib.ec2_events import MalformedEvent
-from chalicelib.instances import Registry
-from chalicelib.interruptions import Interruptions
-from chalicelib.lifecycle import Lifecycle, Message
-from chalicelib.notifications import FEED, AlertHistory, Notifications, parse_time
-from chalicelib.pacing import RateLimiter
-from chalicelib.progress import recount, sequence_key
-from chalicelib.reconcile import reconcile
-from chalicelib.rows import iso
-from chalicelib.settings import Settings
-from chalicelib.stats import Stats
-from chalicelib.summaries import ProgressAggregator, ProgressRows, SummaryStore
+from chalicelib.alarms.per_instance import AlarmStore, instance_of
+from chalicelib.alerts.notifications import FEED, AlertHistory, Notifications, parse_time
+from chalicelib.alerts.publish import AlertPublisher
+from chalicelib.contract.rows import iso
+from chalicelib.core.clients import RETRY_CONFIG, Clients
+from chalicelib.core.pacing import RateLimiter
+from chalicelib.core.settings import Settings
+from chalicelib.fleet.events import MalformedEvent
+from chalicelib.fleet.interruptions import Interruptions
+from chalicelib.fleet.lifecycle import Lifecycle, Message
+from chalicelib.fleet.reconcile import reconcile
+from chalicelib.fleet.registry import Registry
+from chalicelib.fleet.stats import Stats
+from chalicelib.progress.store import ProgressAggregator, ProgressRows, SummaryStore
+from chalicelib.progress.summary import recount, sequence_key
 from chaos import events
 from chaos.faults import Crash, HttpFaults, Rates
 from chaos.history import NOTICE_SECONDS, History, Step
@@ -315,7 +315,7 @@ class World:
         return aws
 
     def _alarm_store(self, aws: Clients) -> AlarmStore:
-        # As `chalicelib.runtime`: each function paces at its share of the quota.
+        # As `chalicelib.core.container`: each function paces at its share of the quota.
         rate = self.settings.alarm_api_tps / self.settings.lifecycle_max_concurrency
         return AlarmStore(
             aws.cloudwatch,
@@ -346,7 +346,7 @@ class World:
         )
 
     def _build_handlers(self) -> None:
-        """The handlers, wired as `chalicelib.runtime` wires them, one function each."""
+        """The handlers, wired as `chalicelib.core.container` wires them, one function each."""
         settings, clock = self.settings, self.clock
         aws = self._function()
         registry = Registry(aws.dynamodb, settings.instances_table, clock=clock.time)

@@ -69,7 +69,7 @@ class Call:
 
     service: str  # boto3's name: "dynamodb"
     operation: str  # botocore's: "TransactWriteItems"
-    where: str  # "chalicelib/interruptions.py:174"
+    where: str  # "chalicelib/fleet/interruptions.py:174"
 
 
 @dataclass

@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.alarms import ALARM_KINDS, AlarmKind, partition_of
-from chalicelib.pacing import Pacer, RateLimiter
-from chalicelib.settings import Settings
+from chalicelib.alarms.per_instance import ALARM_KINDS, AlarmKind, partition_of
+from chalicelib.core.pacing import Pacer, RateLimiter
+from chalicelib.core.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient

@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from chalicelib.alarms.fleet_query import QUERY_SERIES_LIMIT, FleetQueryAlarms
-from chalicelib.instances import InstanceFacts, describe_managed_running
+from chalicelib.fleet.registry import InstanceFacts, describe_managed_running
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from chalicelib.pacing import Pacer, RateLimiter
+from chalicelib.core.pacing import Pacer, RateLimiter
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient

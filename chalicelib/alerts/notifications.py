@@ -21,7 +21,7 @@ tried.
 The history is one feed (a partition, newest first) for the whole fleet, plus one feed
 per owner: a change of an instance whose registry row names its owner (`spawn:iam-user`)
 is written to both, so `GET /alerts` reads one partition whoever asks (per-user
-isolation, `chalicelib.access`).
+isolation, `chalicelib.core.access`).
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from chalicelib.alarms import instance_of
 from chalicelib.alarms.fleet_query import check_of
-from chalicelib.alerts import is_own_alert
-from chalicelib.ec2_events import epoch_ms, iso
-from chalicelib.instances import Registry
+from chalicelib.alarms.per_instance import instance_of
+from chalicelib.alerts.publish import is_own_alert
+from chalicelib.fleet.events import epoch_ms, iso
+from chalicelib.fleet.registry import Registry
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

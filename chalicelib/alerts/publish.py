@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.ec2_events import iso
+from chalicelib.fleet.events import iso
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient

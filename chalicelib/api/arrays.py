@@ -5,7 +5,7 @@
 through one array's rows with a Query. Bad input is a 400, an unknown array a 404,
 never a 500. Every route requires IAM (SigV4) authorization when deployed.
 
-Per-user isolation (`chalicelib.access`): a caller who is not a fleet-wide reader sees
+Per-user isolation (`chalicelib.core.access`): a caller who is not a fleet-wide reader sees
 only arrays registered to them (the owner of an array is the `spawn:iam-user` of its
 instances). Another user's array answers exactly as an unknown one, 404. Such a caller's
 `GET /arrays` is a Query of the `owner-arrays` index plus one BatchGetItem of the page's
@@ -32,12 +32,12 @@ from chalice.app import (
     Request,
 )
 
-from chalicelib.access import NoIdentity, Viewer, viewer_for
-from chalicelib.cursors import CursorCodec, InvalidCursor
-from chalicelib.progress import Summary, progress_view
-from chalicelib.settings import Settings
-from chalicelib.stats import ArrayRecord
-from chalicelib.summaries import ProgressRows, SummaryStore, utc_now
+from chalicelib.api.cursors import CursorCodec, InvalidCursor
+from chalicelib.core.access import NoIdentity, Viewer, viewer_for
+from chalicelib.core.settings import Settings
+from chalicelib.fleet.stats import ArrayRecord
+from chalicelib.progress.store import ProgressRows, SummaryStore, utc_now
+from chalicelib.progress.summary import Summary, progress_view
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -53,7 +53,7 @@ _iam = IAMAuthorizer()
 
 
 class ArrayDirectory(Protocol):
-    """Array registrations (name, declared size, owner); `chalicelib.stats.Stats`."""
+    """Array registrations (name, declared size, owner); `chalicelib.fleet.stats.Stats`."""
 
     def array_record(self, array_id: str) -> ArrayRecord | None: ...
 
@@ -85,12 +85,12 @@ class ArraysDeps:
 
 
 def deps() -> ArraysDeps:
-    """The process-wide dependencies, from `chalicelib.runtime.arrays_deps()`.
+    """The process-wide dependencies, from `chalicelib.core.container.arrays_deps()`.
 
     Imported on first request because runtime builds `ArraysDeps` from this module; a
     top-level import would be circular. Tests replace this function.
     """
-    runtime = importlib.import_module("chalicelib.runtime")
+    runtime = importlib.import_module("chalicelib.core.container")
     provider: Callable[[], ArraysDeps] = runtime.arrays_deps
     return provider()
 

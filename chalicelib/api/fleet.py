@@ -4,7 +4,7 @@ Answers come from maintained state (the fleet snapshot, the alert history): no E
 or CloudWatch sweep per request. Every route but `/health` and `/openapi.json` requires
 IAM (SigV4) authorization when deployed.
 
-Per-user isolation (`chalicelib.access`): a fleet-wide reader gets the fleet's snapshot
+Per-user isolation (`chalicelib.core.access`): a fleet-wide reader gets the fleet's snapshot
 and alert feed; anyone else gets the snapshot and feed of their own instances, which the
 fleet tick and the alert consumer keep beside the fleet's. Either is one read.
 """
@@ -16,10 +16,10 @@ from typing import Any
 
 from chalice.app import Blueprint, IAMAuthorizer
 
-from chalicelib.api_arrays import limit_param, request_viewer
-from chalicelib.fleet import empty_snapshot
-from chalicelib.openapi import document
-from chalicelib.stats import SNAPSHOT, owner_snapshot_key
+from chalicelib.api.arrays import limit_param, request_viewer
+from chalicelib.contract.openapi import document
+from chalicelib.fleet.health import empty_snapshot
+from chalicelib.fleet.stats import SNAPSHOT, owner_snapshot_key
 
 ALERTS_LIMIT_DEFAULT = 20
 
@@ -29,7 +29,7 @@ _iam = IAMAuthorizer()
 
 def _runtime() -> Any:
     # Imported on first request: runtime imports this package's modules.
-    return importlib.import_module("chalicelib.runtime")
+    return importlib.import_module("chalicelib.core.container")
 
 
 @api.route("/health", methods=["GET"])

@@ -1,6 +1,6 @@
 """`GET /arrays/{array_id}/history?since=` (SPEC §7): an array's counts over time.
 
-One BatchGetItem of the array's two history items (`chalicelib.history`), whatever the
+One BatchGetItem of the array's two history items (`chalicelib.progress.history`), whatever the
 array's size; only an array without history costs the two reads that tell an unknown
 array (404) from one that has not been ticked yet (an empty list). A malformed id or
 `since` is a 400. IAM (SigV4) authorization when deployed, like every array route, and
@@ -17,9 +17,9 @@ from typing import Any
 
 from chalice.app import BadRequestError, Blueprint, IAMAuthorizer, NotFoundError
 
-from chalicelib.api_arrays import ArraysDeps, array_id_param, request_viewer, visible_record
-from chalicelib.history import HistoryStore
-from chalicelib.rows import parse_utc
+from chalicelib.api.arrays import ArraysDeps, array_id_param, request_viewer, visible_record
+from chalicelib.contract.rows import parse_utc
+from chalicelib.progress.history import HistoryStore
 
 history_api = Blueprint(__name__)
 _iam = IAMAuthorizer()
@@ -37,7 +37,7 @@ class HistoryDeps:
 def deps() -> HistoryDeps:
     """The process-wide dependencies (imported on first request, as in `api_arrays`).
     Tests replace this function."""
-    runtime = importlib.import_module("chalicelib.runtime")
+    runtime = importlib.import_module("chalicelib.core.container")
     provider: Callable[[], HistoryDeps] = runtime.history_deps
     return provider()
 

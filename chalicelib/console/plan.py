@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.alarms import DELETE_ALARMS_MAX_NAMES, chunked
+from chalicelib.alarms.per_instance import DELETE_ALARMS_MAX_NAMES, chunked
 from chalicelib.console.alarms import AlarmSpec, DetectorSpec, children_of, owns
 from chalicelib.console.description import Console
 from chalicelib.console.logs import FILTER_PREFIX, QUERY_PREFIX, LogGroup, MetricFilter, SavedQuery

@@ -2,7 +2,7 @@
 
 Dashboards, alarms, metric filters and the workers' agent configuration name metrics
 only from this list, and tests check every widget and alarm against it.
-`chalicelib.metrics.emit` refuses a metric the list does not name as the backend's,
+`chalicelib.core.observability.emit` refuses a metric the list does not name as the backend's,
 so what the backend publishes and what the console shows cannot drift apart.
 
 A `Metric` is one series shape: namespace, name and the names of its dimensions
@@ -182,5 +182,5 @@ def check_emitted(namespace: str, units: dict[str, str], dimensions: Iterable[st
         if not listed or all(m.unit != unit for m in listed):
             raise UnpublishedMetric(
                 f"{namespace} {name} ({unit}, dimensions {list(shape)}) is not in the "
-                "published list: add it to chalicelib/console/catalog.py"
+                "published list: add it to chalicelib/contract/catalog.py"
             )

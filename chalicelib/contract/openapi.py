@@ -19,8 +19,8 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from chalicelib.api_arrays import ARRAY_ID, LIMIT_DEFAULT, LIMIT_MAX, WORKER_STATUSES
-from chalicelib.rows import LOST_CAUSES, STATUSES
+from chalicelib.api.arrays import ARRAY_ID, LIMIT_DEFAULT, LIMIT_MAX, WORKER_STATUSES
+from chalicelib.contract.rows import LOST_CAUSES, STATUSES
 
 VERSION = "1.0.0"
 TIME_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z$"

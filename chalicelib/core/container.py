@@ -13,26 +13,26 @@ from functools import cache
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
-from chalicelib.alarms import AlarmStore
 from chalicelib.alarms.budget import AccountBudget
 from chalicelib.alarms.fleet_query import FleetQueryAlarms
 from chalicelib.alarms.modes import AlarmModes, TelemetryEnrichment
-from chalicelib.alerts import AlertPublisher
-from chalicelib.api_arrays import ArraysDeps
-from chalicelib.api_history import HistoryDeps
-from chalicelib.clients import BILLING_REGION, Clients
+from chalicelib.alarms.per_instance import AlarmStore
+from chalicelib.alerts.notifications import AlertHistory, Notifications
+from chalicelib.alerts.publish import AlertPublisher
+from chalicelib.api.arrays import ArraysDeps
+from chalicelib.api.history import HistoryDeps
 from chalicelib.console.alarms import Topics
 from chalicelib.console.description import Deployment
 from chalicelib.console.setup import ConsoleSetup
-from chalicelib.fleet import FleetHealth
-from chalicelib.history import HistoryStore
-from chalicelib.instances import Registry
-from chalicelib.interruptions import Interruptions
-from chalicelib.lifecycle import Lifecycle
-from chalicelib.notifications import AlertHistory, Notifications
-from chalicelib.settings import Settings, get_settings
-from chalicelib.stats import Stats
-from chalicelib.summaries import ProgressAggregator, ProgressRows, SummaryStore
+from chalicelib.core.clients import BILLING_REGION, Clients
+from chalicelib.core.settings import Settings, get_settings
+from chalicelib.fleet.health import FleetHealth
+from chalicelib.fleet.interruptions import Interruptions
+from chalicelib.fleet.lifecycle import Lifecycle
+from chalicelib.fleet.registry import Registry
+from chalicelib.fleet.stats import Stats
+from chalicelib.progress.history import HistoryStore
+from chalicelib.progress.store import ProgressAggregator, ProgressRows, SummaryStore
 
 SERVICE = "spawn-fleet-monitor"
 logger = Logger(service=SERVICE)

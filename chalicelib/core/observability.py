@@ -3,7 +3,7 @@
 In Lambda, CloudWatch Logs turns each EMF line into metric data points at no API
 cost to the function. A metric the SPEC lists with no dimension is emitted without
 Powertools' `service` dimension: no service is ever set on these emitters. Every
-metric must be in the published list (`chalicelib.console.catalog`), which the
+metric must be in the published list (`chalicelib.contract.catalog`), which the
 dashboards and alarms read from; one that is not raises `UnpublishedMetric`.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-from chalicelib.console.catalog import check_emitted
+from chalicelib.contract.catalog import check_emitted
 
 Figures = Mapping[str, tuple[MetricUnit, float]]
 

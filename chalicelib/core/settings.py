@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from functools import lru_cache
 
-from chalicelib.access import ISOLATION_MODES, check_readers
+from chalicelib.core.access import ISOLATION_MODES, check_readers
 
 _NAME = re.compile(r"^[A-Za-z0-9_.:/-]{1,256}$")
 _BILLING_TOPIC = re.compile(r"^arn:aws[a-z-]*:sns:us-east-1:\d{12}:[A-Za-z0-9_-]{1,256}$")

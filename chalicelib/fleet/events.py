@@ -15,9 +15,9 @@ from typing import Any
 
 # The SPEC's time format is defined once, beside the row contract the workers' kit
 # shares; re-exported here, where the backend has always imported it from.
-from chalicelib.rows import epoch_ms as epoch_ms
-from chalicelib.rows import iso as iso
-from chalicelib.rows import iso_ms as iso_ms
+from chalicelib.contract.rows import epoch_ms as epoch_ms
+from chalicelib.contract.rows import iso as iso
+from chalicelib.contract.rows import iso_ms as iso_ms
 
 STATE_CHANGE = "EC2 Instance State-change Notification"
 SPOT_WARNING = "EC2 Spot Instance Interruption Warning"

@@ -8,7 +8,7 @@ instances and those failing a status check, publishes `Spawn/Fleet`
 setup, `chalicelib.console`), watches it. `GET /fleet` reads the stored snapshot: no
 EC2 or CloudWatch sweep per request.
 
-Per-user isolation (`chalicelib.access`): from the same registry rows, the tick also
+Per-user isolation (`chalicelib.core.access`): from the same registry rows, the tick also
 stores one snapshot per owner (`spawn:iam-user`) of the owner's instances only, written
 in batches of 25, and removes the snapshot of an owner whose rows are all gone. A
 caller who is not a fleet-wide reader gets their own. In it, interruptions in the last
@@ -27,12 +27,12 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from chalicelib.alarms import ALARM_KINDS
-from chalicelib.alerts import Alert, AlertPublisher
-from chalicelib.ec2_events import epoch_ms, iso
-from chalicelib.instances import Registry
-from chalicelib.metrics import emit
-from chalicelib.stats import (
+from chalicelib.alarms.per_instance import ALARM_KINDS
+from chalicelib.alerts.publish import Alert, AlertPublisher
+from chalicelib.core.observability import emit
+from chalicelib.fleet.events import epoch_ms, iso
+from chalicelib.fleet.registry import Registry
+from chalicelib.fleet.stats import (
     SNAPSHOT,
     SNAPSHOT_OWNERS,
     Stats,

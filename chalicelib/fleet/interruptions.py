@@ -3,7 +3,7 @@
 An interruption is counted exactly once however often EventBridge delivers the
 warning: one DynamoDB transaction marks the instance interrupted (only if this warning
 is newer than the last one counted) and adds to the counters, so either both happen or
-neither. The counters are sharded by instance (`chalicelib.stats`), so the transactions
+neither. The counters are sharded by instance (`chalicelib.fleet.stats`), so the transactions
 of a mass reclaim rarely touch the same items; those that do are cancelled by DynamoDB
 (`TransactionConflict`) and retried with jittered, growing waits (about 5 s at most),
 and since the mark is in the same transaction, a retry can never count twice. Only a
@@ -34,18 +34,18 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
-from chalicelib.alerts import Alert, AlertPublisher
-from chalicelib.ec2_events import (
+from chalicelib.alerts.publish import Alert, AlertPublisher
+from chalicelib.core.observability import emit
+from chalicelib.core.settings import Settings
+from chalicelib.fleet.events import (
     SpotWarning,
     epoch_ms,
     iso,
     parse_rebalance,
     parse_spot_warning,
 )
-from chalicelib.instances import GONE_RETENTION_SECONDS, Registry, describe
-from chalicelib.metrics import emit
-from chalicelib.settings import Settings
-from chalicelib.stats import COUNTER_SHARDS, interruption_increments, rebalance_increments
+from chalicelib.fleet.registry import GONE_RETENTION_SECONDS, Registry, describe
+from chalicelib.fleet.stats import COUNTER_SHARDS, interruption_increments, rebalance_increments
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -87,7 +87,7 @@ class Interruptions:
         alerts: the alert publisher.
         clock / sleep: the current time and how to wait (injectable for tests).
         counter_shards: how many items each counter is split into (`COUNTER_SHARDS`;
-            the readers in `chalicelib.stats` must use the same number).
+            the readers in `chalicelib.fleet.stats` must use the same number).
     """
 
     settings: Settings

@@ -7,7 +7,7 @@ change per instance, reads the tags of all instances that came up in one
 what is there, then creates alarms (paced) and deletes them (≤ 100 names a call).
 Messages whose instance failed are reported back so SQS redelivers just those. When a
 managed instance's termination is recorded, its worker's progress row, if it still says
-`running` on that instance, is marked lost (`chalicelib.progress`).
+`running` on that instance, is marked lost (`chalicelib.progress.summary`).
 
 Alarm calls are paced, so other copies of this handler record changes meanwhile. Every
 alarm call is therefore followed by a fresh read of the registry, and corrected (then
@@ -35,18 +35,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.alarms import AlarmStore, Watched, alarm_names
 from chalicelib.alarms.modes import AlarmModes
-from chalicelib.ec2_events import (
+from chalicelib.alarms.per_instance import AlarmStore, Watched, alarm_names
+from chalicelib.core.settings import Settings
+from chalicelib.fleet.events import (
     MalformedEvent,
     StateChange,
     latest_per_instance,
     parse_state_change,
 )
-from chalicelib.instances import LIVE_STATES, InstanceFacts, Registry, describe
-from chalicelib.settings import Settings
-from chalicelib.stats import Stats
-from chalicelib.summaries import ProgressRows
+from chalicelib.fleet.registry import LIVE_STATES, InstanceFacts, Registry, describe
+from chalicelib.fleet.stats import Stats
+from chalicelib.progress.store import ProgressRows
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client

@@ -49,7 +49,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from chalicelib.alarms import (
+from chalicelib.alarms.modes import AlarmModes
+from chalicelib.alarms.per_instance import (
     ALARM_KINDS,
     AlarmPlan,
     AlarmStore,
@@ -58,17 +59,16 @@ from chalicelib.alarms import (
     instance_of,
     plan,
 )
-from chalicelib.alarms.modes import AlarmModes
-from chalicelib.ec2_events import STATE_RANK, StateChange, epoch_ms
-from chalicelib.instances import (
+from chalicelib.core.settings import Settings
+from chalicelib.fleet.events import STATE_RANK, StateChange, epoch_ms
+from chalicelib.fleet.registry import (
     InstanceFacts,
     Registry,
     describe,
     describe_managed_running,
 )
-from chalicelib.settings import Settings
-from chalicelib.stats import Stats
-from chalicelib.summaries import ProgressRows
+from chalicelib.fleet.stats import Stats
+from chalicelib.progress.store import ProgressRows
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client

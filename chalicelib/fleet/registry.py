@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from chalicelib.access import owner_key
-from chalicelib.alarms import chunked
-from chalicelib.ec2_events import STATE_RANK, StateChange, iso, iso_ms
-from chalicelib.settings import Settings
+from chalicelib.alarms.per_instance import chunked
+from chalicelib.core.access import owner_key
+from chalicelib.core.settings import Settings
+from chalicelib.fleet.events import STATE_RANK, StateChange, iso, iso_ms
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

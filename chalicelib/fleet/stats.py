@@ -18,7 +18,7 @@ Arrays are registered from their instances' spawn tags (name, declared size, own
 A sparse global secondary index, `owner-arrays` (hash `owner`, range `array_id`),
 holds only the registrations that carry an owner, so one owner's arrays are a Query
 that reads just their page, whatever the number of arrays (per-user isolation,
-`chalicelib.access`). The fleet snapshot is stored once for the fleet and once per
+`chalicelib.core.access`). The fleet snapshot is stored once for the fleet and once per
 owner.
 """
 
@@ -32,13 +32,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.alarms import chunked
+from chalicelib.alarms.per_instance import chunked
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-    from chalicelib.instances import InstanceFacts
-    from chalicelib.settings import Settings
+    from chalicelib.core.settings import Settings
+    from chalicelib.fleet.registry import InstanceFacts
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Array summaries in DynamoDB: the stream aggregator, the tick, and the reads the API makes.
 
-The arrays table holds one small item per array (`chalicelib.progress.Summary`). The
+The arrays table holds one small item per array (`chalicelib.progress.summary.Summary`). The
 progress table's stream (`NEW_AND_OLD_IMAGES`) keeps it current: a batch costs one
 GetItem and one conditional PutItem per array it touches, however many rows changed.
 The progress table itself is only ever read by a Query on one `array_id` (a recount, a
@@ -43,12 +43,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from chalicelib.alerts import AlertPublisher
-from chalicelib.ec2_events import epoch_ms, iso
-from chalicelib.history import HistoryStore
-from chalicelib.instances import Registry, array_has_live_instances
-from chalicelib.metrics import emit
-from chalicelib.progress import (
+from chalicelib.alerts.publish import AlertPublisher
+from chalicelib.contract.rows import Invalid, Row, validate_row
+from chalicelib.core.observability import emit
+from chalicelib.core.settings import Settings
+from chalicelib.fleet.events import epoch_ms, iso
+from chalicelib.fleet.registry import Registry, array_has_live_instances
+from chalicelib.progress.history import HistoryStore
+from chalicelib.progress.summary import (
     Change,
     Counts,
     Summary,
@@ -61,8 +63,6 @@ from chalicelib.progress import (
     sequence_key,
     with_recount,
 )
-from chalicelib.rows import Invalid, Row, validate_row
-from chalicelib.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -391,7 +391,7 @@ class ProgressRows:
     def mark_lost(
         self, array_id: str, task_index: int, instance_id: str, cause: str, at: datetime
     ) -> bool:
-        """Mark a worker lost (see `chalicelib.progress`): only a row still `running` on
+        """Mark a worker lost (see `chalicelib.progress.summary`): only a row still `running` on
         that very instance, so a final status written in time, or the task taken over
         by another instance, is never touched. Returns whether a row was marked."""
         try:

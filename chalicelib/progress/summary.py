@@ -6,7 +6,7 @@ leaves its count, the new image enters one, so a refresh reads one item whatever
 array's size. A periodic `recount` of the array's rows corrects any drift.
 
 Rows are given as plain Python values (what `TypeDeserializer` returns: numbers are
-`Decimal`). What a valid row is lives in `chalicelib.rows`, shared with the workers' kit.
+`Decimal`). What a valid row is lives in `chalicelib.contract.rows`, shared with the workers' kit.
 A row that breaks the SPEC §4 shape becomes `Invalid` with a reason; it counts as a
 worker that reported, in no status, and never hides the valid rows.
 
@@ -35,8 +35,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from chalicelib.alerts import Alert
-from chalicelib.rows import MESSAGE_MAX, Invalid, Row, epoch_ms, iso, iso_ms, validate_row
+from chalicelib.alerts.publish import Alert
+from chalicelib.contract.rows import MESSAGE_MAX, Invalid, Row, epoch_ms, iso, iso_ms, validate_row
 
 RECENT_ROWS = 5
 # Completion-rate samples for the ETA: at most one closed sample per 30 s over the last

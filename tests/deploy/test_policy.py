@@ -72,10 +72,10 @@ def test_the_derivation_sees_every_kind_of_call(needed: dict[str, set[str]]) -> 
     # Interruptions marks the instance and adds to counters with TransactWriteItems,
     # which IAM authorises as UpdateItem on each item (there is no
     # dynamodb:TransactWriteItems action).
-    assert "chalicelib/alarms/__init__.py" in " ".join(needed["cloudwatch:PutMetricAlarm"])
-    assert "chalicelib/instances.py" in " ".join(needed["ec2:DescribeInstances"])
-    assert "chalicelib/clients.py" in " ".join(needed["secretsmanager:GetSecretValue"])
-    assert "chalicelib/interruptions.py" in " ".join(needed["dynamodb:UpdateItem"])
+    assert "chalicelib/alarms/per_instance.py" in " ".join(needed["cloudwatch:PutMetricAlarm"])
+    assert "chalicelib/fleet/registry.py" in " ".join(needed["ec2:DescribeInstances"])
+    assert "chalicelib/core/clients.py" in " ".join(needed["secretsmanager:GetSecretValue"])
+    assert "chalicelib/fleet/interruptions.py" in " ".join(needed["dynamodb:UpdateItem"])
     assert "dynamodb:TransactWriteItems" not in needed
 
 

@@ -12,12 +12,12 @@ from typing import Any
 import boto3
 import pytest
 
-from chalicelib.alarms import ALARM_PREFIX, AlarmStore
-from chalicelib.clients import Clients
-from chalicelib.instances import Registry
-from chalicelib.lifecycle import Lifecycle, Message
-from chalicelib.pacing import RateLimiter
-from chalicelib.settings import Settings
+from chalicelib.alarms.per_instance import ALARM_PREFIX, AlarmStore
+from chalicelib.core.clients import Clients
+from chalicelib.core.pacing import RateLimiter
+from chalicelib.core.settings import Settings
+from chalicelib.fleet.lifecycle import Lifecycle, Message
+from chalicelib.fleet.registry import Registry
 from local.provision import Provisioned, provision
 from tests.conftest import load_event
 

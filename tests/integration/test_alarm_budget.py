@@ -11,7 +11,7 @@ from botocore.config import Config
 
 from bench.virtual_time import VirtualClock, atomic_conditional_writes
 from chalicelib.alarms.budget import AccountBudget
-from chalicelib.settings import Settings
+from chalicelib.core.settings import Settings
 from local.provision import Provisioned
 
 RATE = 3.0

@@ -20,14 +20,14 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from botocore.stub import Stubber
 
-from chalicelib.alarms import ALARM_KINDS, alarm_names
 from chalicelib.alarms.fleet_query import FLEET_ALARM_NAMES, FleetQueryAlarms, query_expression
 from chalicelib.alarms.modes import AlarmModes, TelemetryEnrichment
-from chalicelib.instances import describe_managed_running
-from chalicelib.lifecycle import Lifecycle
-from chalicelib.pacing import RateLimiter
-from chalicelib.reconcile import reconcile
-from chalicelib.settings import Settings
+from chalicelib.alarms.per_instance import ALARM_KINDS, alarm_names
+from chalicelib.core.pacing import RateLimiter
+from chalicelib.core.settings import Settings
+from chalicelib.fleet.lifecycle import Lifecycle
+from chalicelib.fleet.reconcile import reconcile
+from chalicelib.fleet.registry import describe_managed_running
 from tests.aws_faults import count_calls, throttle
 from tests.integration.conftest import Fleet, later
 
@@ -153,7 +153,7 @@ def test_a_changed_query_alarm_is_put_back(session: boto3.Session, fleet: Fleet)
 
 
 def test_the_opt_out_and_managed_keys_come_from_settings() -> None:
-    from chalicelib.alarms import ALARM_KINDS
+    from chalicelib.alarms.per_instance import ALARM_KINDS
 
     settings = Settings(managed_tag_keys=("team:spawned",), opt_out_tag="team:watch")
     expression = query_expression(ALARM_KINDS[0], settings)
@@ -284,7 +284,7 @@ def test_the_reconciler_leaves_recent_launches_to_the_lifecycle(fleet: Fleet) ->
     # Registered running (the lifecycle has them) but their alarms are not made yet.
     for instance, seconds in ((old, 3000), (recent, 3500), (queued, 3250)):
         facts = fleet.clients.ec2.describe_instances(InstanceIds=[instance])
-        from chalicelib.instances import facts_from
+        from chalicelib.fleet.registry import facts_from
 
         fleet.registry.record(
             _change(instance, later(seconds)),
@@ -326,7 +326,7 @@ def test_the_reconciler_leaves_recent_launches_to_the_lifecycle(fleet: Fleet) ->
 
 
 def _change(instance_id: str, at: datetime) -> Any:
-    from chalicelib.ec2_events import STATE_RANK, StateChange
+    from chalicelib.fleet.events import STATE_RANK, StateChange
 
     return StateChange(at, STATE_RANK["running"], instance_id, "running", "test")
 
@@ -379,7 +379,7 @@ def test_the_reconciler_takes_health_from_the_contributors(
     healed_row = fleet.registry.get(healed)
     assert healed_row is not None
     assert healed_row["check_status_state"] == "OK"
-    from chalicelib.fleet import is_unhealthy
+    from chalicelib.fleet.health import is_unhealthy
 
     assert is_unhealthy(sick_row)
     assert not is_unhealthy(healed_row)

@@ -16,13 +16,13 @@ from boto3.dynamodb.types import TypeSerializer
 from chalice.app import Chalice
 from chalice.test import Client
 
-from chalicelib import api_arrays
-from chalicelib.alerts import AlertPublisher
-from chalicelib.api_arrays import ArraysDeps, arrays_api
-from chalicelib.clients import Clients
-from chalicelib.settings import Settings
-from chalicelib.stats import Stats
-from chalicelib.summaries import ProgressAggregator, SummaryStore
+from chalicelib.alerts.publish import AlertPublisher
+from chalicelib.api import arrays as api_arrays
+from chalicelib.api.arrays import ArraysDeps, arrays_api
+from chalicelib.core.clients import Clients
+from chalicelib.core.settings import Settings
+from chalicelib.fleet.stats import Stats
+from chalicelib.progress.store import ProgressAggregator, SummaryStore
 from local.provision import Provisioned
 from tests.conftest import ROOT
 
@@ -243,7 +243,7 @@ def test_every_array_route_requires_iam() -> None:
     script = (
         "import json\n"
         "from chalice.app import Chalice\n"
-        "from chalicelib.api_arrays import arrays_api\n"
+        "from chalicelib.api.arrays import arrays_api\n"
         "app = Chalice(app_name='iam-check')\n"
         "app.register_blueprint(arrays_api)\n"
         "print(json.dumps({path: [type(e.authorizer).__name__ for e in methods.values()]"

@@ -21,20 +21,22 @@ import pytest
 from boto3.dynamodb.types import TypeSerializer
 from chalice.app import Chalice
 
-from chalicelib import api, api_arrays, api_history
-from chalicelib.access import owner_key
-from chalicelib.alerts import AlertPublisher
-from chalicelib.api import api as fleet_api
-from chalicelib.api_arrays import ArraysDeps, arrays_api
-from chalicelib.api_history import HistoryDeps, history_api
-from chalicelib.fleet import FleetHealth
-from chalicelib.history import HistoryStore
-from chalicelib.interruptions import Interruptions
-from chalicelib.lifecycle import Lifecycle
-from chalicelib.notifications import AlertHistory, Notifications
-from chalicelib.settings import Settings
-from chalicelib.stats import Stats, owner_snapshot_key
-from chalicelib.summaries import ProgressAggregator, SummaryStore
+from chalicelib.alerts.notifications import AlertHistory, Notifications
+from chalicelib.alerts.publish import AlertPublisher
+from chalicelib.api import arrays as api_arrays
+from chalicelib.api import fleet as api
+from chalicelib.api import history as api_history
+from chalicelib.api.arrays import ArraysDeps, arrays_api
+from chalicelib.api.fleet import api as fleet_api
+from chalicelib.api.history import HistoryDeps, history_api
+from chalicelib.core.access import owner_key
+from chalicelib.core.settings import Settings
+from chalicelib.fleet.health import FleetHealth
+from chalicelib.fleet.interruptions import Interruptions
+from chalicelib.fleet.lifecycle import Lifecycle
+from chalicelib.fleet.stats import Stats, owner_snapshot_key
+from chalicelib.progress.history import HistoryStore
+from chalicelib.progress.store import ProgressAggregator, SummaryStore
 from local.provision import Provisioned
 from tests import apigw
 from tests.aws_faults import count_calls

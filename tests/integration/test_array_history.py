@@ -11,9 +11,10 @@ import boto3
 import pytest
 from chalice.test import Client
 
-from chalicelib import api_arrays, api_history
-from chalicelib.api_history import HistoryDeps, history_api
-from chalicelib.history import (
+from chalicelib.api import arrays as api_arrays
+from chalicelib.api import history as api_history
+from chalicelib.api.history import HistoryDeps, history_api
+from chalicelib.progress.history import (
     SPILL_AFTER_SECONDS,
     HistoryStore,
     archive_key,

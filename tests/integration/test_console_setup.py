@@ -17,15 +17,15 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from chalicelib.clients import Clients
 from chalicelib.console.alarms import MARKER, Topics
 from chalicelib.console.description import Deployment
 from chalicelib.console.setup import ConsoleSetup, SetupIncomplete
-from chalicelib.ec2_events import epoch_ms
-from chalicelib.pacing import RateLimiter
-from chalicelib.progress import Summary
-from chalicelib.settings import Settings
-from chalicelib.summaries import SummaryStore
+from chalicelib.core.clients import Clients
+from chalicelib.core.pacing import RateLimiter
+from chalicelib.core.settings import Settings
+from chalicelib.fleet.events import epoch_ms
+from chalicelib.progress.store import SummaryStore
+from chalicelib.progress.summary import Summary
 from local.provision import Provisioned, provision
 from tests.aws_faults import count_calls
 
@@ -321,7 +321,7 @@ def test_the_deployed_functions_say_what_this_endpoint_lacks_once_per_process(
     # Each scheduled run of `setup` (and each minute's array dashboards) asks the runtime
     # for the console; a new one per call would say it again every run. The runtime's
     # loggers write Powertools JSON lines to stdout.
-    from chalicelib import runtime
+    from chalicelib.core import container as runtime
     from local.stack import LOCAL_DEFAULTS
 
     monkeypatch.setenv("CONSOLE_SKIP_CALLS", LOCAL_DEFAULTS["CONSOLE_SKIP_CALLS"])

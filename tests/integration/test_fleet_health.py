@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib.alerts import AlertPublisher
-from chalicelib.fleet import FleetHealth
-from chalicelib.stats import SNAPSHOT, Stats
+from chalicelib.alerts.publish import AlertPublisher
+from chalicelib.fleet.health import FleetHealth
+from chalicelib.fleet.stats import SNAPSHOT, Stats
 from local.provision import Provisioned
 from tests.integration.conftest import T0, Fleet
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.alarms import alarm_names
-from chalicelib.clients import Clients
-from chalicelib.instances import Registry
-from chalicelib.lifecycle import Lifecycle, Message
+from chalicelib.alarms.per_instance import alarm_names
+from chalicelib.core.clients import Clients
+from chalicelib.fleet.lifecycle import Lifecycle, Message
+from chalicelib.fleet.registry import Registry
 from tests.aws_faults import count_calls, throttle
 from tests.integration.conftest import Fleet, fast_store, later
 
@@ -268,7 +268,7 @@ def test_a_terminate_handled_while_alarms_are_paced_leaves_no_alarms(
 
 
 def test_array_name_and_size_come_from_spawn_tags(fleet: Fleet) -> None:
-    from chalicelib.stats import Stats
+    from chalicelib.fleet.stats import Stats
 
     stats = Stats(fleet.clients.dynamodb, fleet.settings.stats_table)
     fleet.lifecycle.arrays = stats

@@ -22,11 +22,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from chalicelib.alarms import AlarmStore
-from chalicelib.instances import Registry
-from chalicelib.lifecycle import Lifecycle, Message
-from chalicelib.pacing import RateLimiter
-from chalicelib.reconcile import reconcile
+from chalicelib.alarms.per_instance import AlarmStore
+from chalicelib.core.pacing import RateLimiter
+from chalicelib.fleet.lifecycle import Lifecycle, Message
+from chalicelib.fleet.reconcile import reconcile
+from chalicelib.fleet.registry import Registry
 from local.provision import load_template, provision
 from tests.integration.conftest import T0, Fleet
 

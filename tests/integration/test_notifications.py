@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.alerts import Alert, publish_request
-from chalicelib.notifications import AlertHistory, Notifications
+from chalicelib.alerts.notifications import AlertHistory, Notifications
+from chalicelib.alerts.publish import Alert, publish_request
 from tests.conftest import load_event
 from tests.integration.conftest import T0, Fleet
 

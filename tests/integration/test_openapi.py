@@ -10,8 +10,8 @@ import pytest
 from chalice.test import Client
 from openapi_spec_validator import validate
 
-from chalicelib.history import HistoryStore
-from chalicelib.openapi import document
+from chalicelib.contract.openapi import document
+from chalicelib.progress.history import HistoryStore
 from tests.contract import check, check_response, errors, schema
 from tests.integration import test_array_history
 from tests.integration.test_api_arrays import BIG, Api
