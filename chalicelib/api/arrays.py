@@ -15,140 +15,35 @@ to the caller, so one minted for someone else is refused.
 
 from __future__ import annotations
 
-import importlib
-import re
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
-from chalice.app import (
-    BadRequestError,
-    Blueprint,
-    ForbiddenError,
-    IAMAuthorizer,
-    NotFoundError,
-    Request,
+from chalice.app import BadRequestError, Blueprint, IAMAuthorizer, NotFoundError
+
+from chalicelib.api.cursors import CursorCodec
+from chalicelib.api.deps import ArraysDeps, visible_record
+from chalicelib.api.params import (
+    WORKER_STATUSES,
+    array_id_param,
+    cursor_key,
+    limit_param,
+    request_viewer,
 )
-
-from chalicelib.api.cursors import CursorCodec, InvalidCursor
-from chalicelib.core.access import NoIdentity, Viewer, viewer_for
-from chalicelib.core.settings import Settings
-from chalicelib.fleet.stats import ArrayRecord
-from chalicelib.progress.store import ProgressRows, SummaryStore, utc_now
+from chalicelib.container import current
+from chalicelib.progress.store import ProgressRows
 from chalicelib.progress.summary import Summary, progress_view
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
-
-ARRAY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-LIMIT = re.compile(r"^[0-9]{1,3}$")
-LIMIT_DEFAULT = 50
-LIMIT_MAX = 100
-WORKER_STATUSES = ("running", "completed", "failed", "lost", "invalid")
 
 arrays_api = Blueprint(__name__)
 _iam = IAMAuthorizer()
-
-
-class ArrayDirectory(Protocol):
-    """Array registrations (name, declared size, owner); `chalicelib.fleet.stats.Stats`."""
-
-    def array_record(self, array_id: str) -> ArrayRecord | None: ...
-
-    def arrays_of(
-        self, owner: str, limit: int, after: str | None = None
-    ) -> tuple[list[ArrayRecord], str | None]: ...
-
-
-@dataclass(frozen=True)
-class ArraysDeps:
-    """What the array routes need.
-
-    Attributes:
-        store: the arrays table.
-        dynamodb: a DynamoDB client, for Queries of the progress table.
-        settings: `PROGRESS_TABLE`, `STALL_AFTER_SECONDS`, `API_ISOLATION`,
-            `FLEET_READERS`.
-        cursor_secret: HMAC key for cursors; the same in every process of a stage.
-        arrays: array registrations from the instances' spawn tags.
-        clock: the current time (default: `utc_now`).
-    """
-
-    store: SummaryStore
-    dynamodb: DynamoDBClient
-    settings: Settings
-    cursor_secret: bytes
-    arrays: ArrayDirectory
-    clock: Callable[[], datetime] = utc_now
-
-
-def deps() -> ArraysDeps:
-    """The process-wide dependencies, from `chalicelib.core.container.arrays_deps()`.
-
-    Imported on first request because runtime builds `ArraysDeps` from this module; a
-    top-level import would be circular. Tests replace this function.
-    """
-    runtime = importlib.import_module("chalicelib.core.container")
-    provider: Callable[[], ArraysDeps] = runtime.arrays_deps
-    return provider()
-
-
-def array_id_param(value: str) -> str:
-    """The `array_id` path parameter, checked whole (400 otherwise)."""
-    if not ARRAY_ID.fullmatch(value):
-        raise BadRequestError(
-            "array_id must be 1-128 characters of letters, digits, '.', '_', ':' or '-', "
-            "starting with a letter or digit"
-        )
-    return value
 
 
 def _params() -> dict[str, str]:
     return dict(arrays_api.current_request.query_params or {})
 
 
-def request_viewer(request: Request, settings: Settings) -> Viewer:
-    """Who is asking, from the request context API Gateway fills in with IAM auth.
-
-    Raises:
-        ForbiddenError: isolation is on and the request carries no IAM identity.
-    """
-    context = request.context if isinstance(request.context, dict) else {}
-    try:
-        return viewer_for(context.get("identity"), settings.api_isolation, settings.fleet_readers)
-    except NoIdentity as exc:
-        raise ForbiddenError(f"{exc}; with API_ISOLATION=iam it may see nothing") from None
-
-
-def visible_record(d: ArraysDeps, viewer: Viewer, array_id: str) -> ArrayRecord | None:
-    """The array's registration; 404, exactly as for an unknown array, when the viewer
-    may not see it."""
-    record = d.arrays.array_record(array_id)
-    if not viewer.may_see(record.owner if record else None):
-        raise NotFoundError(f"array {array_id} is unknown")
-    return record
-
-
-def limit_param(params: dict[str, str], default: int = LIMIT_DEFAULT) -> int:
-    """The `limit` query parameter: an integer from 1 to 100 (400 otherwise)."""
-    raw = params.get("limit")
-    if raw is None:
-        return default
-    if not LIMIT.fullmatch(raw) or not 1 <= int(raw) <= LIMIT_MAX:
-        raise BadRequestError(f"limit must be an integer from 1 to {LIMIT_MAX}")
-    return int(raw)
-
-
-def _cursor_key(codec: CursorCodec, params: dict[str, str], scope: str) -> dict[str, Any] | None:
-    raw = params.get("cursor")
-    if raw is None:
-        return None
-    try:
-        return codec.decode(raw, scope)
-    except InvalidCursor as exc:
-        raise BadRequestError(f"cursor is invalid: {exc}") from None
+def deps() -> ArraysDeps:
+    """What the routes read, from the installed container."""
+    return current().arrays_deps
 
 
 @arrays_api.route("/arrays/{array_id}/progress", methods=["GET"], authorizer=_iam)
@@ -176,7 +71,7 @@ def list_arrays() -> dict[str, Any]:
     limit = limit_param(params)
     codec = CursorCodec(d.cursor_secret)
     scope = f"arrays:{viewer.scope}"
-    key = _cursor_key(codec, params, scope)
+    key = cursor_key(codec, params, scope)
     start = key.get("array_id") if key else None
     if start is not None and not isinstance(start, str):
         raise BadRequestError("cursor is invalid")
@@ -217,7 +112,7 @@ def array_workers(array_id: str) -> dict[str, Any]:
         visible_record(d, viewer, array_id)
     codec = CursorCodec(d.cursor_secret)
     scope = f"workers:{array_id}:{status or ''}:{viewer.scope}"
-    key = _cursor_key(codec, params, scope)
+    key = cursor_key(codec, params, scope)
     after = None if key is None else _task_index(key.get("task_index"))
     rows = ProgressRows(d.dynamodb, d.settings.progress_table)
     workers, resume = rows.workers(

@@ -11,12 +11,12 @@ fleet tick and the alert consumer keep beside the fleet's. Either is one read.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from chalice.app import Blueprint, IAMAuthorizer
 
-from chalicelib.api.arrays import limit_param, request_viewer
+from chalicelib.api.params import limit_param, request_viewer
+from chalicelib.container import current
 from chalicelib.contract.openapi import document
 from chalicelib.fleet.health import empty_snapshot
 from chalicelib.fleet.stats import SNAPSHOT, owner_snapshot_key
@@ -25,11 +25,6 @@ ALERTS_LIMIT_DEFAULT = 20
 
 api = Blueprint(__name__)
 _iam = IAMAuthorizer()
-
-
-def _runtime() -> Any:
-    # Imported on first request: runtime imports this package's modules.
-    return importlib.import_module("chalicelib.core.container")
 
 
 @api.route("/health", methods=["GET"])
@@ -45,10 +40,10 @@ def openapi_document() -> dict[str, Any]:
 
 @api.route("/fleet", methods=["GET"], authorizer=_iam)
 def fleet_status() -> dict[str, Any]:
-    runtime = _runtime()
-    viewer = request_viewer(api.current_request, runtime.settings())
+    wiring = current()
+    viewer = request_viewer(api.current_request, wiring.settings)
     key = SNAPSHOT if viewer.everything else owner_snapshot_key(viewer.owner)
-    snapshot: dict[str, Any] | None = runtime.stats().get_document(key)
+    snapshot = wiring.stats.get_document(key)
     if snapshot is None:
         return empty_snapshot()
     snapshot.get("unhealthy", {}).pop("alerted", None)
@@ -57,9 +52,9 @@ def fleet_status() -> dict[str, Any]:
 
 @api.route("/alerts", methods=["GET"], authorizer=_iam)
 def alert_history() -> dict[str, Any]:
-    runtime = _runtime()
-    viewer = request_viewer(api.current_request, runtime.settings())
+    wiring = current()
+    viewer = request_viewer(api.current_request, wiring.settings)
     params = dict(api.current_request.query_params or {})
     limit = limit_param(params, ALERTS_LIMIT_DEFAULT)
     owner = None if viewer.everything else viewer.owner
-    return {"alerts": runtime.history().latest(limit, owner)}
+    return {"alerts": wiring.alert_feed.latest(limit, owner)}

@@ -9,48 +9,21 @@ the same per-user isolation: another user's array is a 404.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from chalice.app import BadRequestError, Blueprint, IAMAuthorizer, NotFoundError
+from chalice.app import Blueprint, IAMAuthorizer, NotFoundError
 
-from chalicelib.api.arrays import ArraysDeps, array_id_param, request_viewer, visible_record
-from chalicelib.contract.rows import parse_utc
-from chalicelib.progress.history import HistoryStore
+from chalicelib.api.deps import HistoryDeps, visible_record
+from chalicelib.api.params import array_id_param, request_viewer, since_param
+from chalicelib.container import current
 
 history_api = Blueprint(__name__)
 _iam = IAMAuthorizer()
 
 
-@dataclass(frozen=True)
-class HistoryDeps:
-    """What the history route needs: the history items and the array routes' deps
-    (to tell an unknown array from a new one)."""
-
-    history: HistoryStore
-    arrays: ArraysDeps
-
-
 def deps() -> HistoryDeps:
-    """The process-wide dependencies (imported on first request, as in `api_arrays`).
-    Tests replace this function."""
-    runtime = importlib.import_module("chalicelib.core.container")
-    provider: Callable[[], HistoryDeps] = runtime.history_deps
-    return provider()
-
-
-def since_param(params: dict[str, str]) -> datetime | None:
-    """The `since` query parameter: an ISO-8601 UTC time (400 otherwise)."""
-    raw = params.get("since")
-    if raw is None:
-        return None
-    milliseconds = parse_utc(raw)
-    if milliseconds is None:
-        raise BadRequestError("since must be an ISO-8601 UTC time, e.g. 2026-01-27T10:00:00Z")
-    return datetime.fromtimestamp(milliseconds / 1000, tz=UTC)
+    """What the route reads, from the installed container."""
+    return current().history_deps
 
 
 @history_api.route("/arrays/{array_id}/history", methods=["GET"], authorizer=_iam)

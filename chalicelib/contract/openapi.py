@@ -19,7 +19,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from chalicelib.api.arrays import ARRAY_ID, LIMIT_DEFAULT, LIMIT_MAX, WORKER_STATUSES
+from chalicelib.api.params import ARRAY_ID, LIMIT_DEFAULT, LIMIT_MAX, WORKER_STATUSES
 from chalicelib.contract.rows import LOST_CAUSES, STATUSES
 
 VERSION = "1.0.0"

@@ -29,7 +29,7 @@ from chalicelib.fleet.lifecycle import Lifecycle
 from chalicelib.fleet.reconcile import reconcile
 from chalicelib.fleet.registry import describe_managed_running
 from tests.aws_faults import count_calls, throttle
-from tests.integration.conftest import Fleet, later
+from tests.integration.conftest import Fleet, container, later
 
 QUERY_NAMES = set(FLEET_ALARM_NAMES.values())
 FAST = RateLimiter(10_000, burst=10_000)
@@ -62,8 +62,9 @@ def _modes(fleet: Fleet, wanted: str, telemetry: Any, enable: bool = False) -> A
 
 
 def _lifecycle(fleet: Fleet, modes: AlarmModes) -> Lifecycle:
-    settings = replace(fleet.settings, alarm_mode=modes.wanted)
-    return Lifecycle(settings, fleet.ec2, fleet.registry, fleet.alarms, modes=modes)
+    wiring = container(fleet.clients, replace(fleet.settings, alarm_mode=modes.wanted))
+    wiring.alarm_modes = modes  # a fake: the stubbed precondition
+    return wiring.lifecycle
 
 
 def _reconcile(fleet: Fleet, modes: AlarmModes, **kwargs: Any) -> Any:

@@ -7,20 +7,13 @@ import pytest
 from chalicelib.alarms.per_instance import alarm_names
 from chalicelib.core.clients import Clients
 from chalicelib.fleet.lifecycle import Lifecycle, Message
-from chalicelib.fleet.registry import Registry
 from tests.aws_faults import count_calls, throttle
-from tests.integration.conftest import Fleet, fast_store, later
+from tests.integration.conftest import Fleet, container, fast_store, later
 
 
 def _another_copy(fleet: Fleet) -> Lifecycle:
     """A second lifecycle handler with clients of its own, as a concurrent Lambda copy."""
-    clients = Clients(fleet.session)
-    return Lifecycle(
-        fleet.settings,
-        clients.ec2,
-        Registry(clients.dynamodb, fleet.settings.instances_table),
-        fast_store(clients, fleet.topic_arn),
-    )
+    return container(Clients(fleet.session), fleet.settings).lifecycle
 
 
 def test_running_managed_instance_gets_both_alarms_as_the_spec_says(fleet: Fleet) -> None:
