@@ -41,9 +41,8 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, redirect_stdout, suppress
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
-from functools import partial
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 from unittest import mock
 
@@ -51,20 +50,20 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 
+from chalicelib.alarms.fleet_query import FLEET_ALARM_NAMES
 from chalicelib.alarms.per_instance import AlarmStore, instance_of
-from chalicelib.alerts.notifications import FEED, AlertHistory, Notifications, parse_time
-from chalicelib.alerts.publish import AlertPublisher
+from chalicelib.alerts.notifications import FEED, parse_time
+from chalicelib.container import Container
 from chalicelib.contract.rows import iso
 from chalicelib.core.clients import RETRY_CONFIG, Clients
 from chalicelib.core.pacing import RateLimiter
 from chalicelib.core.settings import Settings
 from chalicelib.fleet.events import MalformedEvent
-from chalicelib.fleet.interruptions import Interruptions
-from chalicelib.fleet.lifecycle import Lifecycle, Message
-from chalicelib.fleet.reconcile import reconcile
+from chalicelib.fleet.lifecycle import Message
 from chalicelib.fleet.registry import Registry
 from chalicelib.fleet.stats import Stats
-from chalicelib.progress.store import ProgressAggregator, ProgressRows, SummaryStore
+from chalicelib.progress.history import HistoryStore
+from chalicelib.progress.store import ProgressRows, SummaryStore
 from chalicelib.progress.summary import recount, sequence_key
 from chaos import events
 from chaos.faults import Crash, HttpFaults, Rates
@@ -122,6 +121,7 @@ class Options:
     rates: Rates = field(default_factory=Rates)
     reconciler: bool = True
     recount: bool = True
+    alarm_mode: str = "per-instance"
 
 
 class Clock:
@@ -258,6 +258,11 @@ class World:
 
     def __post_init__(self) -> None:
         seed = self.options.seed
+        # moto has neither observabilityadmin nor DescribeAlarmContributors.
+        skipped = ("DescribeAlarmContributors", "GetTelemetryEnrichmentStatus")
+        self.settings = replace(
+            self.settings, alarm_mode=self.options.alarm_mode, console_skip_calls=skipped
+        )
         self.rng = random.Random(f"{seed}-delivery")
         self.http = HttpFaults(random.Random(f"{seed}-http"), self.clock.time, self.options.rates)
         # The world's own clients (EC2 doing what it does, workers, the checker): no faults.
@@ -314,78 +319,35 @@ class World:
         aws.dynamodb.meta.events.register("before-call.dynamodb", self._touched_progress_row)
         return aws
 
-    def _alarm_store(self, aws: Clients) -> AlarmStore:
-        # As `chalicelib.core.container`: each function paces at its share of the quota.
+    def _pacer(self, operation: str) -> RateLimiter:
+        # Each function paces at its share of the quota, on the virtual clock.
         rate = self.settings.alarm_api_tps / self.settings.lifecycle_max_concurrency
-        return AlarmStore(
-            aws.cloudwatch,
-            topic_arn=self.infra.arns["AlertsTopic"],
-            region="us-east-1",
-            put_limiter=RateLimiter(rate, clock=self.clock.time, sleep=self.clock.sleep),
-            delete_limiter=RateLimiter(rate, clock=self.clock.time, sleep=self.clock.sleep),
-        )
+        return RateLimiter(rate, clock=self.clock.time, sleep=self.clock.sleep)
 
-    def _publisher(self, aws: Clients) -> AlertPublisher:
-        return AlertPublisher(
-            aws.sns,
-            alerts_topic_arn=self.infra.arns["AlertsTopic"],
-            critical_topic_arn=self.infra.arns["CriticalTopic"],
+    def _container(self) -> Container:
+        """One Lambda function's wiring: the deployed container, on its own faulty
+        clients, the virtual clock and a local pacer."""
+        wiring = Container(
+            self.settings,
+            self._function(),
+            clock=self.clock.time,
+            sleep=self.clock.sleep,
+            pacer=self._pacer,
         )
-
-    def _aggregator(self, aws: Clients) -> ProgressAggregator:
-        settings = self.settings
-        return ProgressAggregator(
-            aws.dynamodb,
-            SummaryStore(aws.dynamodb, settings.arrays_table),
-            settings,
-            self._publisher(aws),
-            Stats(aws.dynamodb, settings.stats_table).array_info,
-            clock=self.clock.now,
-            ec2=aws.ec2,
-            registry=Registry(aws.dynamodb, settings.instances_table, clock=self.clock.time),
-        )
+        assert wiring.alerts_topic_arn == self.infra.arns["AlertsTopic"]
+        return wiring
 
     def _build_handlers(self) -> None:
-        """The handlers, wired as `chalicelib.core.container` wires them, one function each."""
-        settings, clock = self.settings, self.clock
-        aws = self._function()
-        registry = Registry(aws.dynamodb, settings.instances_table, clock=clock.time)
-        self.lifecycle = Lifecycle(
-            settings,
-            aws.ec2,
-            registry,
-            self._alarm_store(aws),
-            Stats(aws.dynamodb, settings.stats_table),
-            ProgressRows(aws.dynamodb, settings.progress_table),
-        )
-        aws = self._function()
-        self.interruptions = Interruptions(
-            settings,
-            aws.dynamodb,
-            aws.ec2,
-            Registry(aws.dynamodb, settings.instances_table, clock=clock.time),
-            self._publisher(aws),
-            clock=clock.now,
-            sleep=clock.sleep,
-        )
-        aws = self._function()
-        history = AlertHistory(
-            aws.dynamodb, settings.alert_history_table, timedelta(days=30), clock=clock.now
-        )
-        self.notifications = Notifications(
-            Registry(aws.dynamodb, settings.instances_table, clock=clock.time), history
-        )
-        self.aggregator = self._aggregator(self._function())
-        self.ticker = self._aggregator(self._function())
-        aws = self._function()
-        self.reconciler = partial(
-            reconcile,
-            settings=settings,
-            ec2=aws.ec2,
-            registry=Registry(aws.dynamodb, settings.instances_table, clock=clock.time),
-            alarms=self._alarm_store(aws),
-            workers=ProgressRows(aws.dynamodb, settings.progress_table),
-        )
+        """The handlers, one container (one function) each, as deployed."""
+        if self.settings.alarm_mode == "fleet-query":
+            # Setup on deploy: the query alarms exist before the first event.
+            self._container().alarm_modes.prepare()
+        self.lifecycle = self._container().lifecycle
+        self.interruptions = self._container().interruptions
+        self.notifications = self._container().notifications
+        self.aggregator = self._container().progress
+        self.ticker = self._container().progress
+        self.reconciler = self._container()
 
     def _stream_mapping(self) -> dict[str, Any]:
         for resource in load_template()["Resources"].values():
@@ -795,8 +757,9 @@ class World:
         """One scheduled run; returns how many creations it deferred (-1 if it crashed)."""
         try:
             with self.invocation("reconcile", calls=200):
-                report = self.reconciler(
-                    now=self.clock.now(), budget_seconds=RECONCILE_TIMEOUT * 0.7
+                # No grace period: the replay's queue is not SQS (backlog None).
+                report = self.reconciler.reconcile_with(
+                    budget_seconds=RECONCILE_TIMEOUT * 0.7, backlog=None
                 )
         except (Exception, Crash):
             self.ledger.failed_runs["reconcile"] += 1
@@ -1083,7 +1046,22 @@ def observe(world: World) -> Observed:
         "AWS limit violations": len(world.http.limit_violations),
         "inputs rejected": sum(handed.values()),
     }
+    query = set(FLEET_ALARM_NAMES.values())
+    existing = world.aws.cloudwatch.describe_alarms(AlarmNames=sorted(query))["MetricAlarms"]
+    history = HistoryStore(world.aws.dynamodb, settings.stats_table)
+    points = {}
+    for spec in world.history.arrays:
+        kept = history.points(spec.array_id, None, world.clock.now())
+        if kept:
+            points[spec.array_id] = [
+                (p.t, p.total, p.completed + p.failed + p.running + (p.lost or 0)) for p in kept
+            ]
     return Observed(
+        alarm_mode=settings.alarm_mode,
+        query_alarms={a["AlarmName"] for a in existing},
+        query_alarms_wanted=query,
+        history=points,
+        ended_at=int(world.clock.time()),
         alarmed=alarmed,
         running_managed=_running_managed(world),
         interruptions_by_array={

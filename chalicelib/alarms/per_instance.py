@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib.core.batching import chunked
 from chalicelib.core.pacing import Pacer, RateLimiter
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ ALARM_PREFIX = "spawn-instance-"
 DELETE_ALARMS_MAX_NAMES = 100
 DESCRIBE_ALARMS_PAGE_SIZE = 100
 _ALARM_NAME = re.compile(r"^spawn-instance-(i-[0-9a-f]{8,17})-([a-z]+)$")
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -116,12 +116,6 @@ def partition_of(region: str) -> str:
     if region.startswith("us-gov-"):
         return "aws-us-gov"
     return "aws"
-
-
-def chunked(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    """Consecutive slices of at most `size` items."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def alarm_request(

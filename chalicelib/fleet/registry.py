@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from chalicelib.alarms.per_instance import chunked
 from chalicelib.core.access import owner_key
+from chalicelib.core.batching import batch_get, chunked
 from chalicelib.core.settings import Settings
 from chalicelib.fleet.events import STATE_RANK, StateChange, iso, iso_ms
 
@@ -36,7 +36,6 @@ ARRAY_INDEX_TAG = "spawn:job-array-index"
 OWNER_TAG = "spawn:iam-user"
 # EC2 accepts at most 200 values in one filter.
 FILTER_VALUES_MAX = 200
-BATCH_GET_MAX = 100
 GONE_RETENTION_SECONDS = 7 * 24 * 3600
 LIVE_STATES = frozenset({"pending", "running"})
 NOT_ENDED_STATES = ("pending", "running", "stopping", "stopped", "shutting-down")
@@ -305,15 +304,10 @@ class Registry:
         """Consistent reads of many items, 100 keys per `BatchGetItem`; absent ones are
         left out."""
         found: dict[str, dict[str, Any]] = {}
-        for chunk in chunked(sorted(set(instance_ids)), BATCH_GET_MAX):
-            keys = [{"instance_id": {"S": i}} for i in chunk]
-            request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
-            while request:
-                response = self.dynamodb.batch_get_item(RequestItems=request)
-                for item in response["Responses"].get(self.table, []):
-                    row = {k: _deserialize(v) for k, v in item.items()}
-                    found[str(row["instance_id"])] = row
-                request = dict(response.get("UnprocessedKeys") or {})
+        keys = [{"instance_id": {"S": i}} for i in sorted(set(instance_ids))]
+        for item in batch_get(self.dynamodb, self.table, keys, consistent=True):
+            row = {k: _deserialize(v) for k, v in item.items()}
+            found[str(row["instance_id"])] = row
         return found
 
     def all(self) -> list[dict[str, Any]]:

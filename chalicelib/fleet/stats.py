@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.alarms.per_instance import chunked
+from chalicelib.core.batching import batch_get, chunked
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -48,7 +48,6 @@ SNAPSHOT = "fleet#snapshot"
 SNAPSHOT_OWNERS = "fleet#snapshot-owners"
 OWNER_INDEX = "owner-arrays"
 # DynamoDB's limits per BatchGetItem and BatchWriteItem request.
-BATCH_GET_MAX = 100
 BATCH_WRITE_MAX = 25
 HOUR_BUCKET_TTL = timedelta(days=3)
 
@@ -213,15 +212,11 @@ class Stats:
         """The number attributes of counter items by key (absent items are left out);
         ≤ 100 keys a call."""
         found: dict[str, dict[str, int]] = {}
-        for chunk in chunked(list(dict.fromkeys(keys)), BATCH_GET_MAX):
-            request: dict[str, Any] = {self.table: {"Keys": [{"key": {"S": k}} for k in chunk]}}
-            while request:
-                response = self.dynamodb.batch_get_item(RequestItems=request)
-                for item in response["Responses"].get(self.table, []):
-                    found[item["key"]["S"]] = {
-                        name: int(value["N"]) for name, value in item.items() if "N" in value
-                    }
-                request = dict(response.get("UnprocessedKeys") or {})
+        wanted = [{"key": {"S": k}} for k in dict.fromkeys(keys)]
+        for item in batch_get(self.dynamodb, self.table, wanted):
+            found[item["key"]["S"]] = {
+                name: int(value["N"]) for name, value in item.items() if "N" in value
+            }
         return found
 
     def _sum(self, keys: Iterable[str]) -> int:

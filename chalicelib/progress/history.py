@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from botocore.exceptions import ClientError
 
+from chalicelib.core.batching import batch_get
 from chalicelib.fleet.events import iso
 
 if TYPE_CHECKING:
@@ -174,15 +175,9 @@ class HistoryStore:
         self.items_read = 0
 
     def _get(self, keys: list[str]) -> dict[str, dict[str, Any]]:
-        request: dict[str, Any] = {
-            self.table: {"Keys": [{"key": {"S": k}} for k in keys], "ConsistentRead": True}
-        }
-        found: dict[str, dict[str, Any]] = {}
-        while request:
-            response = self.dynamodb.batch_get_item(RequestItems=request)
-            for item in response["Responses"].get(self.table, []):
-                found[item["key"]["S"]] = item
-            request = dict(response.get("UnprocessedKeys") or {})
+        wanted = [{"key": {"S": k}} for k in keys]
+        items = batch_get(self.dynamodb, self.table, wanted, consistent=True)
+        found = {item["key"]["S"]: item for item in items}
         self.items_read += len(found)
         return found
 

@@ -45,6 +45,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.alerts.publish import AlertPublisher
 from chalicelib.contract.rows import Invalid, Row, validate_row
+from chalicelib.core.batching import BATCH_GET_MAX, batch_get, chunked
 from chalicelib.core.observability import emit
 from chalicelib.core.settings import Settings
 from chalicelib.fleet.events import epoch_ms, iso
@@ -75,7 +76,6 @@ NAMESPACE = "Spawn/Arrays"
 ACTIVE_INDEX = "active-arrays"
 TICK_KEY = "tick"
 ACTIVE = "active"
-BATCH_GET_MAX = 100
 # A finished array leaves the tick's set this long after it finished; one with no change
 # for this long (stalled for good, its instances unknown) too. A new row brings it back.
 RETIRE_AFTER_FINISHED_SECONDS = 3600
@@ -242,14 +242,10 @@ class SummaryStore:
         keys = [{"array_id": {"S": array_id}} for array_id in dict.fromkeys(array_ids)]
         if len(keys) > 100:
             raise ValueError("at most 100 arrays per BatchGetItem")
-        request: dict[str, Any] = {self.table: {"Keys": keys}}
-        while request:
-            response = self.dynamodb.batch_get_item(RequestItems=request)
-            for item in response["Responses"].get(self.table, []):
-                self.items_read += 1
-                summary = from_item(item)
-                found[summary.array_id] = summary
-            request = dict(response.get("UnprocessedKeys") or {})
+        for item in batch_get(self.dynamodb, self.table, keys):
+            self.items_read += 1
+            summary = from_item(item)
+            found[summary.array_id] = summary
         return found
 
     def save(self, summary: Summary) -> Summary:
@@ -313,20 +309,12 @@ class SummaryStore:
         for page in pages:
             self.items_read += len(page["Items"])
             keys = [{"array_id": item["array_id"]} for item in page["Items"]]
-            for start in range(0, len(keys), BATCH_GET_MAX):
-                yield from self._batch_get(keys[start : start + BATCH_GET_MAX])
-
-    def _batch_get(self, keys: list[dict[str, Any]]) -> Iterator[Summary]:
-        request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
-        found: list[Summary] = []
-        while request:
-            response = self.dynamodb.batch_get_item(RequestItems=request)
-            items = response["Responses"].get(self.table, [])
-            self.items_read += len(items)
-            found.extend(from_item(item) for item in items)
-            request = dict(response.get("UnprocessedKeys") or {})
-        # A summary retired between the index read and this one is no longer active.
-        yield from sorted((s for s in found if s.active), key=lambda s: s.array_id)
+            for chunk in chunked(keys, BATCH_GET_MAX):
+                items = batch_get(self.dynamodb, self.table, chunk, consistent=True)
+                self.items_read += len(items)
+                found = [from_item(item) for item in items]
+                # A summary retired between the index read and this one is no longer active.
+                yield from sorted((s for s in found if s.active), key=lambda s: s.array_id)
 
 
 def _plain(value: Any) -> Any:
