@@ -52,7 +52,8 @@ def test_a_replay_in_fleet_query_mode_keeps_every_invariant() -> None:
     names = {c.name for c in checks}
     assert "fleet-query: both query alarms, no per-instance alarm" in names
     assert seen.query_alarms == seen.query_alarms_wanted != set()
-    assert seen.alarmed == set() and seen.running_managed
+    assert seen.alarmed == set()
+    assert seen.running_managed
     assert set(seen.history) == set(seen.summary_counts) != set()
 
 
