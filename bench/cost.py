@@ -26,7 +26,6 @@ Lambda duration is priced at `LAMBDA_SECONDS` per invocation at 256 MB (assumed)
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -71,15 +70,12 @@ def _lifecycle(mode: str) -> tuple[dict[str, float], float, float, float, dict[s
     """Launch and terminate one array through the lifecycle in `mode`; then one tick of
     each kind. Returns calls per instance, batches per instance, scan read units per
     progress row, registry read units per instance, tick calls per array."""
-    from bench.lifecycle import _event, _launch_n, _store
+    from bench.lifecycle import _event, _fast_pacer, _launch_n
     from chalicelib.alarms.fleet_query import FleetQueryAlarms
     from chalicelib.alarms.modes import AlarmModes, TelemetryEnrichment
+    from chalicelib.container import Container
     from chalicelib.core.clients import Clients
-    from chalicelib.core.pacing import RateLimiter
     from chalicelib.core.settings import Settings
-    from chalicelib.fleet.lifecycle import Lifecycle
-    from chalicelib.fleet.registry import Registry
-    from chalicelib.progress.store import ProgressRows
     from local.provision import provision
 
     session = boto3.Session(region_name="us-east-1")
@@ -88,8 +84,6 @@ def _lifecycle(mode: str) -> tuple[dict[str, float], float, float, float, dict[s
     settings = replace(Settings(), alarm_mode=mode)
     clients = Clients(session)
     ids = _launch_n(clients.ec2, ARRAY)
-    fast: Callable[[], RateLimiter] = lambda: RateLimiter(1e6, burst=1e6)  # noqa: E731
-    store = _store(clients, topic, fast)
     modes = AlarmModes(
         mode,
         FleetQueryAlarms(clients.cloudwatch, settings, topic_arn=topic, region="us-east-1"),
@@ -97,9 +91,9 @@ def _lifecycle(mode: str) -> tuple[dict[str, float], float, float, float, dict[s
     )
     if mode == "fleet-query":
         modes.fleet_alarms.ensure()  # setup made them before the launch
-    registry = Registry(clients.dynamodb, settings.instances_table)
-    rows = ProgressRows(clients.dynamodb, settings.progress_table)
-    lifecycle = Lifecycle(settings, clients.ec2, registry, store, workers=rows, modes=modes)
+    wiring = Container(settings, clients, pacer=_fast_pacer)
+    wiring.alarm_modes = modes  # no observabilityadmin on moto
+    lifecycle = wiring.lifecycle
     calls = count_calls(clients.ec2, clients.cloudwatch, clients.dynamodb)
     start = datetime.now(UTC)
     running = [_event(i, "running", 0, n, at=start) for n, i in enumerate(ids)]
