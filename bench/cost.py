@@ -134,7 +134,8 @@ def _ticks(session: boto3.Session, settings: Any) -> dict[str, float]:
     """DynamoDB calls of one progress tick for the one active array (per minute)."""
     from chalicelib.core.clients import Clients
     from chalicelib.fleet.stats import Stats
-    from chalicelib.progress.store import ProgressAggregator, SummaryStore
+    from chalicelib.progress.aggregator import ProgressAggregator
+    from chalicelib.progress.store import SummaryStore
 
     clients = Clients(session)
     calls = count_calls(clients.dynamodb)

@@ -276,8 +276,8 @@ def _settle(
     """Wait until the burst is handled; then compare alarms with EC2 and each summary
     with a recount of its rows (`chalicelib.progress.summary.recount` over a Query)."""
     from chalicelib.alarms.per_instance import AlarmStore, instance_of
-    from chalicelib.progress.store import ProgressRows
     from chalicelib.progress.summary import recount
+    from chalicelib.progress.workers import ProgressRows
 
     cloudwatch = session.client("cloudwatch", endpoint_url=stack.aws_endpoint)
     dynamodb = session.client("dynamodb", endpoint_url=stack.aws_endpoint)

@@ -19,7 +19,8 @@ from bench.report import Figure, count_calls
 from chalicelib.alerts.publish import AlertPublisher
 from chalicelib.core.clients import Clients
 from chalicelib.core.settings import Settings
-from chalicelib.progress.store import ProgressAggregator, SummaryStore
+from chalicelib.progress.aggregator import ProgressAggregator
+from chalicelib.progress.store import SummaryStore
 from local.provision import provision
 from tests.streams import Workers
 

@@ -34,8 +34,10 @@ from chalicelib.fleet.lifecycle import Lifecycle, queue_backlog
 from chalicelib.fleet.reconcile import ReconcileReport, reconcile
 from chalicelib.fleet.registry import Registry
 from chalicelib.fleet.stats import Stats
+from chalicelib.progress.aggregator import ProgressAggregator
 from chalicelib.progress.history import HistoryStore
-from chalicelib.progress.store import ProgressAggregator, ProgressRows, SummaryStore
+from chalicelib.progress.store import SummaryStore
+from chalicelib.progress.workers import ProgressRows
 
 # Alarm API name -> its pacer; default: the account-wide budget in the stats table.
 PacerFactory = Callable[[str], Pacer]

@@ -63,8 +63,9 @@ from chalicelib.fleet.lifecycle import Message
 from chalicelib.fleet.registry import Registry
 from chalicelib.fleet.stats import Stats
 from chalicelib.progress.history import HistoryStore
-from chalicelib.progress.store import ProgressRows, SummaryStore
+from chalicelib.progress.store import SummaryStore
 from chalicelib.progress.summary import recount, sequence_key
+from chalicelib.progress.workers import ProgressRows
 from chaos import events
 from chaos.faults import Crash, HttpFaults, Rates
 from chaos.history import NOTICE_SECONDS, History, Step

@@ -30,8 +30,8 @@ from chalicelib.api.params import (
     request_viewer,
 )
 from chalicelib.container import current
-from chalicelib.progress.store import ProgressRows
 from chalicelib.progress.summary import Summary, progress_view
+from chalicelib.progress.workers import ProgressRows
 
 arrays_api = Blueprint(__name__)
 _iam = IAMAuthorizer()

@@ -16,6 +16,8 @@ contain `.` and `:`. `array_dashboard_name` escapes them one-to-one: `_` → `__
 `.` → `_d`, `:` → `_c` (so `a.b` and `a_db` stay apart), e.g.
 `spawn-array-render_dv2_c0` for `render.v2:0`. A name that would pass 255 characters
 is cut and ends with a hash of the full id.
+
+Its length (over 400 lines): the widget builders beside the layout that places them.
 """
 
 from __future__ import annotations

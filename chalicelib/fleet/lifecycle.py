@@ -46,7 +46,7 @@ from chalicelib.fleet.events import (
 )
 from chalicelib.fleet.registry import LIVE_STATES, InstanceFacts, Registry, describe
 from chalicelib.fleet.stats import Stats
-from chalicelib.progress.store import ProgressRows
+from chalicelib.progress.workers import ProgressRows
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client

@@ -68,7 +68,7 @@ from chalicelib.fleet.registry import (
     describe_managed_running,
 )
 from chalicelib.fleet.stats import Stats
-from chalicelib.progress.store import ProgressRows
+from chalicelib.progress.workers import ProgressRows
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client

@@ -24,6 +24,8 @@ Example:
     >>> summary = apply_changes(Summary.new("render-20260127-a1b2c3"), [change])
     >>> progress_view(summary, ("render", 100), now, stall_after=600)["workers"]["pending"]
     99
+
+Its length (over 400 lines) is one pure algorithm, read top to bottom; docs/layout.md.
 """
 
 from __future__ import annotations

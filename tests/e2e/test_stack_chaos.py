@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from chalicelib.alarms.per_instance import AlarmStore, instance_of
-from chalicelib.progress.store import ProgressRows
 from chalicelib.progress.summary import recount
+from chalicelib.progress.workers import ProgressRows
 from chaos.history import generate
 from tests.e2e.conftest import Stack, eventually
 

@@ -22,7 +22,7 @@ from chalicelib.api.arrays import arrays_api
 from chalicelib.container import Container
 from chalicelib.core.clients import Clients
 from chalicelib.core.settings import Settings
-from chalicelib.progress.store import ProgressAggregator
+from chalicelib.progress.aggregator import ProgressAggregator
 from local.provision import Provisioned
 from tests.conftest import ROOT
 

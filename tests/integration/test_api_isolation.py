@@ -32,7 +32,8 @@ from chalicelib.fleet.health import FleetHealth
 from chalicelib.fleet.interruptions import Interruptions
 from chalicelib.fleet.lifecycle import Lifecycle
 from chalicelib.fleet.stats import Stats, owner_snapshot_key
-from chalicelib.progress.store import ProgressAggregator, SummaryStore
+from chalicelib.progress.aggregator import ProgressAggregator
+from chalicelib.progress.store import SummaryStore
 from local.provision import Provisioned
 from tests import apigw
 from tests.aws_faults import count_calls

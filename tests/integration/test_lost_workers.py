@@ -12,7 +12,7 @@ import pytest
 
 from chalicelib.alerts.publish import AlertPublisher
 from chalicelib.fleet.interruptions import Interruptions
-from chalicelib.progress.store import TickReport
+from chalicelib.progress.aggregator import TickReport
 from chalicelib.progress.summary import progress_view
 from local.provision import Provisioned
 from tests.conftest import load_event

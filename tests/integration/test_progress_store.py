@@ -17,7 +17,8 @@ import pytest
 from chalicelib.alerts.publish import AlertPublisher
 from chalicelib.core.clients import Clients
 from chalicelib.core.settings import Settings
-from chalicelib.progress.store import ConflictError, ProgressAggregator, SummaryStore
+from chalicelib.progress.aggregator import ProgressAggregator
+from chalicelib.progress.store import ConflictError, SummaryStore
 from chalicelib.progress.summary import Summary
 from local.provision import Provisioned
 from tests.aws_faults import count_calls
