@@ -1,4 +1,7 @@
-"""The documentation site builds with --strict, and its reference pages follow the code."""
+"""The documentation site builds with --strict, and its reference pages follow the code.
+
+Project modules are reached only through `tools.docs.sources`, the one map of their paths.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from spawn_report.cli import parser as kit_parser
 
-from chalicelib.openapi import document
-from chalicelib.settings import Settings
-from spawn_monitor.cli import parser as cli_parser
-from tools.docs import pages
+from tools.docs import pages, sources
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,21 +39,21 @@ def text(site: Path, page: str) -> str:
 
 def test_every_setting_is_on_the_settings_page(site: Path) -> None:
     page = text(site, "settings")
-    for name in Settings.__dataclass_fields__:
-        assert name.upper() in page
+    for setting in sources.settings():
+        assert setting.variable in page
 
 
 def test_every_route_is_on_the_routes_page(site: Path) -> None:
     page = text(site, "reference/routes")
-    for path, operations in document()["paths"].items():
+    for path, operations in sources.openapi_document()["paths"].items():
         for method in operations:
             assert f"{method.upper()} {path}" in page
 
 
 def test_every_command_help_is_on_the_reference_pages(site: Path) -> None:
     for parser, page in (
-        (cli_parser(), "reference/cli-help"),
-        (kit_parser(), "reference/kit-help"),
+        (sources.cli_parser(), "reference/cli-help"),
+        (sources.kit_parser(), "reference/kit-help"),
     ):
         shown = text(site, page)
         assert f"{parser.prog} --help" in shown
