@@ -18,6 +18,12 @@ is read like any alarm notification; its instance id is taken from
 AWS's documentation shows no sample of it, so each place it may carry the attributes is
 tried.
 
+Whatever the place, a value is an instance id only in EC2's shape (`i-` and 8 or 17
+lower-case hex digits). Anything else (the console's test notification carries
+`"InstanceId": "TestInstance"`) is not an instance: the change is kept in the history
+without one and touches no registry row, and a warning says so (with the alarm's name,
+never the whole message, which may be large or carry what others sent to the topic).
+
 The history is one feed (a partition, newest first) for the whole fleet, plus one feed
 per owner: a change of an instance whose registry row names its owner (`spawn:iam-user`)
 is written to both, so `GET /alerts` reads one partition whoever asks (per-user
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -52,6 +59,8 @@ CONTRIBUTOR_CHANGE = "CloudWatch Alarm Contributor State Change"
 CONTRIBUTOR_STATES = frozenset({"OK", "ALARM"})
 # Where a contributor event came from, in the history's `topic` field.
 CONTRIBUTOR_SOURCE = "eventbridge"
+# EC2 instance ids: `i-` and 8 hex digits (older) or 17 (since 2016).
+INSTANCE_ID = re.compile(r"i-(?:[0-9a-f]{8}|[0-9a-f]{17})")
 _serialize = TypeSerializer().serialize
 _deserialize = TypeDeserializer().deserialize
 
@@ -107,12 +116,18 @@ def parse_notification(message: str) -> AlarmChange:
     if not isinstance(name, str) or not name or state not in ALARM_STATES:
         raise NotAnAlarmNotification("no AlarmName / NewStateValue")
     old_state = body.get("OldStateValue")
-    instance_id = (
+    found = (
         instance_of(name)
         or _attribute(body.get("AlarmContributorAttributes"))
         or _attribute(body.get("ContributorAttributes"))
         or _dimension(body, "InstanceId")
     )
+    instance_id = found if is_instance_id(found) else None
+    if found is not None and instance_id is None:
+        logger.warning(
+            "alarm notification names something that is not an instance id",
+            extra={"alarm": name[:255], "value": str(found)[:64]},
+        )
     return AlarmChange(
         alarm_name=name,
         new_state=state,
@@ -139,7 +154,7 @@ def parse_contributor_event(event: Mapping[str, Any]) -> AlarmChange:
     if not isinstance(contributor, Mapping) or not isinstance(state, Mapping):
         raise NotAnAlarmNotification("no alarmContributor / state")
     instance_id = _attribute(contributor.get("attributes"))
-    if instance_id is None or state.get("value") not in CONTRIBUTOR_STATES:
+    if not is_instance_id(instance_id) or state.get("value") not in CONTRIBUTOR_STATES:
         raise NotAnAlarmNotification("no contributor InstanceId or ALARM/OK state")
     assert isinstance(name, str)
     return AlarmChange(
@@ -154,11 +169,16 @@ def parse_contributor_event(event: Mapping[str, Any]) -> AlarmChange:
     )
 
 
+def is_instance_id(value: Any) -> bool:
+    """Whether `value` has the shape of an EC2 instance id."""
+    return isinstance(value, str) and INSTANCE_ID.fullmatch(value) is not None
+
+
 def _attribute(attributes: Any) -> str | None:
     if not isinstance(attributes, Mapping):
         return None
     value = attributes.get("InstanceId")
-    return value if isinstance(value, str) and value.startswith("i-") else None
+    return value if isinstance(value, str) and value else None
 
 
 def _dimension(body: Mapping[str, Any], name: str) -> str | None:

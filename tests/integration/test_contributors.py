@@ -124,6 +124,7 @@ def test_an_older_contributor_change_arriving_late_changes_nothing(
         lambda e: e["detail"].update(alarmName="someone-elses-alarm"),
         lambda e: e["detail"].pop("alarmContributor"),
         lambda e: e["detail"]["alarmContributor"].update(attributes={"TableName": "t"}),
+        lambda e: e["detail"]["alarmContributor"].update(attributes={"InstanceId": "TestInstance"}),
         lambda e: e["detail"]["state"].update(value="INSUFFICIENT_DATA"),
         lambda e: e["detail"]["state"].update(timestamp="yesterday"),
         lambda e: e.update(detail="not an object"),
