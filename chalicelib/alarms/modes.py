@@ -13,9 +13,14 @@ acts as in `per-instance`, so no running managed instance is ever unwatched:
 
 Precondition: tag filters in a Metrics Insights query match nothing until "resource
 tags on telemetry" is on in the account (`observabilityadmin`
-`GetTelemetryEnrichmentStatus` is `Running`). Setup reads the status, reports it, and
-calls `StartTelemetryEnrichment` only when `ENABLE_TELEMETRY_ENRICHMENT` is true;
-otherwise `fleet-query` does not start, and the log names the fix.
+`GetTelemetryEnrichmentStatus` is `Running`). Turning it on is a one-time step for an
+account administrator, never this system's: it needs
+`observabilityadmin:StartTelemetryEnrichment`, `iam:CreateServiceLinkedRole` and
+`resource-explorer-2:CreateIndex`, `CreateManagedView` and
+`CreateStreamingAccessForService`, account-wide grants no function of a monitor should
+hold. So setup only reads the status; when it is not `Running`, or the read is denied,
+`fleet-query` does not start, and the log gives the exact command and what the
+administrator needs (`enablement_fix`).
 
 Coverage: the query must be seen to watch the fleet before anything relies on it. A
 tag filter that matches less than expected (say, `!=` on a tag key an instance does
@@ -37,6 +42,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from botocore.exceptions import ClientError
+
 from chalicelib.alarms.fleet_query import QUERY_SERIES_LIMIT, FleetQueryAlarms
 from chalicelib.instances import InstanceFacts, describe_managed_running
 
@@ -49,10 +56,17 @@ logger = logging.getLogger(__name__)
 ENRICHMENT_ON = "Running"
 # The precondition's status where the endpoint has no observabilityadmin API.
 UNCHECKED = "unchecked"
-FIX = (
-    "turn on resource tags on telemetry: set ENABLE_TELEMETRY_ENRICHMENT=true (setup then "
-    "calls StartTelemetryEnrichment), or in the CloudWatch console, Settings > Enable "
-    "resource tags on telemetry; until then the per-instance alarms stay"
+# The status reported when setup may not read it.
+DENIED = "AccessDenied"
+DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException"})
+# What enabling resource tags on telemetry needs (CloudWatch's "Resource tags for
+# telemetry" page): the call itself, and what CloudWatch creates on the caller's behalf.
+ENABLEMENT_ACTIONS = (
+    "observabilityadmin:StartTelemetryEnrichment",
+    "iam:CreateServiceLinkedRole",
+    "resource-explorer-2:CreateIndex",
+    "resource-explorer-2:CreateManagedView",
+    "resource-explorer-2:CreateStreamingAccessForService",
 )
 # The lifecycle asks whether the query alarms exist at most this often per process.
 QUERY_ALARMS_CHECK_SECONDS = 60.0
@@ -66,6 +80,22 @@ COVERAGE_FIX = (
 )
 
 
+def enablement_command(region: str) -> str:
+    """The command an administrator runs once per account and region."""
+    return f"aws observabilityadmin start-telemetry-enrichment --region {region}"
+
+
+def enablement_fix(region: str) -> str:
+    """What to do when resource tags on telemetry are off: who runs what, with which
+    permissions (the whole fix in one line, for the log and setup's summary)."""
+    return (
+        "resource tags on telemetry must be turned on once, by an account administrator: "
+        f"`{enablement_command(region)}` (or CloudWatch console, Settings, Enable resource "
+        f"tags on telemetry), as a principal allowed {', '.join(ENABLEMENT_ACTIONS)}; "
+        "this system never turns it on itself. Until then the per-instance alarms stay"
+    )
+
+
 @dataclass(frozen=True)
 class Precondition:
     """Whether `fleet-query` can start: `ok`, the enrichment `status`, and what to do."""
@@ -77,18 +107,17 @@ class Precondition:
 
 @dataclass
 class TelemetryEnrichment:
-    """Resource tags on telemetry, which tag-filtered queries need.
+    """Resource tags on telemetry, which tag-filtered queries need; read, never started.
 
     Args:
         client: an `observabilityadmin` client, or None where the endpoint has no such
             API (the local stack's moto): then the check cannot be made and is reported
             as skipped, never as on.
-        enable: call `StartTelemetryEnrichment` when it is off
-            (`ENABLE_TELEMETRY_ENRICHMENT`).
+        region: where the status is read, for the command in the fix.
     """
 
     client: CloudWatchObservabilityAdminServiceClient | None
-    enable: bool = False
+    region: str = "us-east-1"
 
     def check(self) -> Precondition:
         if self.client is None:
@@ -97,13 +126,22 @@ class TelemetryEnrichment:
                 UNCHECKED,
                 "this endpoint has no observabilityadmin API; tag filters assumed on",
             )
-        status = self.client.get_telemetry_enrichment_status().get("Status", "Stopped")
-        if status != ENRICHMENT_ON and self.enable:
-            logger.info("starting resource tags on telemetry", extra={"status": status})
-            status = self.client.start_telemetry_enrichment().get("Status", "Stopped")
+        fix = enablement_fix(self.region)
+        try:
+            status = self.client.get_telemetry_enrichment_status().get("Status", "Stopped")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in DENIED_CODES:
+                raise
+            # Unknown is not on: a query that might match nothing must not replace alarms.
+            return Precondition(
+                False,
+                DENIED,
+                "setup may not read resource tags on telemetry (it needs "
+                f"observabilityadmin:GetTelemetryEnrichmentStatus); if they are off, {fix}",
+            )
         if status == ENRICHMENT_ON:
             return Precondition(True, status, "resource tags on telemetry are on")
-        return Precondition(False, status, f"resource tags on telemetry are {status}: {FIX}")
+        return Precondition(False, status, f"resource tags on telemetry are {status}: {fix}")
 
 
 @dataclass
@@ -142,7 +180,7 @@ class AlarmModes:
                 "alarm_mode": "per-instance",
                 "wanted": self.wanted,
                 "telemetry_enrichment": precondition.status,
-                "fix": FIX,
+                "fix": precondition.message,
             }
         if precondition.status != UNCHECKED:
             unseen = self.unseen(running)

@@ -35,20 +35,25 @@ QUERY_NAMES = set(FLEET_ALARM_NAMES.values())
 FAST = RateLimiter(10_000, burst=10_000)
 
 
-def _telemetry(session: boto3.Session, *statuses: str, start: str | None = None) -> Any:
-    """An observabilityadmin client answering the status checks in turn (Stubber)."""
+def _telemetry(session: boto3.Session, *statuses: str) -> Any:
+    """An observabilityadmin client answering the status checks in turn (Stubber); a
+    status ending in `Exception` is answered as that error instead. Any other call
+    (`StartTelemetryEnrichment`) finds no answer queued and fails the test."""
     client = session.client("observabilityadmin")
     stubber = Stubber(client)
     for status in statuses:
-        stubber.add_response("get_telemetry_enrichment_status", {"Status": status}, {})
-    if start is not None:
-        stubber.add_response("start_telemetry_enrichment", {"Status": start}, {})
+        if status.endswith("Exception"):
+            stubber.add_client_error(
+                "get_telemetry_enrichment_status", status, "not authorized", 400, {}
+            )
+        else:
+            stubber.add_response("get_telemetry_enrichment_status", {"Status": status}, {})
     stubber.activate()
     client.stubber = stubber
     return client
 
 
-def _modes(fleet: Fleet, wanted: str, telemetry: Any, enable: bool = False) -> AlarmModes:
+def _modes(fleet: Fleet, wanted: str, telemetry: Any) -> AlarmModes:
     settings = replace(fleet.settings, alarm_mode=wanted)
     alarms = FleetQueryAlarms(
         fleet.cloudwatch,
@@ -58,7 +63,7 @@ def _modes(fleet: Fleet, wanted: str, telemetry: Any, enable: bool = False) -> A
         put_limiter=FAST,
         delete_limiter=FAST,
     )
-    return AlarmModes(wanted, alarms, TelemetryEnrichment(telemetry, enable=enable))
+    return AlarmModes(wanted, alarms, TelemetryEnrichment(telemetry, region="eu-west-1"))
 
 
 def _lifecycle(fleet: Fleet, modes: AlarmModes) -> Lifecycle:
@@ -170,9 +175,20 @@ def test_fleet_query_refuses_to_start_without_tags_on_telemetry(
     with caplog.at_level(logging.ERROR):
         summary = modes.prepare()
     assert summary["alarm_mode"] == "per-instance"
-    assert "ENABLE_TELEMETRY_ENRICHMENT=true" in str(summary["fix"])
+    assert summary["telemetry_enrichment"] == "Stopped"
+    command = "aws observabilityadmin start-telemetry-enrichment --region eu-west-1"
+    assert command in str(summary["fix"])
     assert "cannot start" in caplog.text
-    assert "resource tags on telemetry" in caplog.text
+    assert command in caplog.text
+    # What the administrator who runs it needs, named in full.
+    for action in (
+        "observabilityadmin:StartTelemetryEnrichment",
+        "iam:CreateServiceLinkedRole",
+        "resource-explorer-2:CreateIndex",
+        "resource-explorer-2:CreateManagedView",
+        "resource-explorer-2:CreateStreamingAccessForService",
+    ):
+        assert action in caplog.text
     assert _query_alarms(fleet) == {}
     # The reconciler keeps per-instance alarms instead of watching nothing.
     report = _reconcile(fleet, modes)
@@ -181,14 +197,34 @@ def test_fleet_query_refuses_to_start_without_tags_on_telemetry(
     telemetry.stubber.assert_no_pending_responses()
 
 
-def test_setup_turns_tags_on_telemetry_on_only_when_configured(
-    session: boto3.Session, fleet: Fleet
+@pytest.mark.parametrize("answer", ["Stopped", "Impaired", "AccessDeniedException"])
+def test_setup_never_turns_tags_on_telemetry_on_itself(
+    session: boto3.Session, fleet: Fleet, answer: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    telemetry = _telemetry(session, "Stopped", start="Running")
-    summary = _modes(fleet, "fleet-query", telemetry, enable=True).prepare()
-    telemetry.stubber.assert_no_pending_responses()  # StartTelemetryEnrichment was called
-    assert summary["alarm_mode"] == "fleet-query"
-    assert set(_query_alarms(fleet)) == QUERY_NAMES
+    # Enablement is the administrator's one-time step: setup reads the status only (the
+    # Stubber has no answer for StartTelemetryEnrichment, so a call would raise), and a
+    # status it may not read is not taken for on.
+    telemetry = _telemetry(session, answer)
+    with caplog.at_level(logging.ERROR):
+        summary = _modes(fleet, "fleet-query", telemetry).prepare()
+    telemetry.stubber.assert_no_pending_responses()
+    assert summary["alarm_mode"] == "per-instance"
+    status = "AccessDenied" if answer.startswith("AccessDenied") else answer
+    assert summary["telemetry_enrichment"] == status
+    assert "start-telemetry-enrichment --region eu-west-1" in caplog.text
+    if status == "AccessDenied":
+        assert "observabilityadmin:GetTelemetryEnrichmentStatus" in caplog.text
+    assert _query_alarms(fleet) == {}
+
+
+def test_no_code_path_starts_telemetry_enrichment() -> None:
+    # The per-function policies are derived from the calls the code makes: without a
+    # call there is no grant of this account-wide action to any function.
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    sources = [*root.joinpath("chalicelib").rglob("*.py"), root / "app.py"]
+    assert not [p for p in sources if "start_telemetry_enrichment" in p.read_text()]
 
 
 def test_in_fleet_query_the_lifecycle_makes_no_alarm_calls_but_keeps_the_registry(
