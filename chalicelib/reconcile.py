@@ -36,9 +36,10 @@ the time to drain the queue.
 `ALARM_MODE` (`chalicelib.alarms.modes`): in `fleet-query`, with its precondition met,
 the reconciler makes sure both query alarms exist and match, deletes every
 `spawn-instance-*` alarm left (paced, 100 names a call), and brings instance health in
-line with `DescribeAlarmContributors`. Otherwise it keeps per-instance alarms, and
-while query alarms remain (a switch back), deletes them only once a fresh listing shows
-every running managed instance with both its alarms.
+line with `DescribeAlarmContributors` (past its cap of 100 in ALARM, with the data).
+Otherwise it keeps per-instance alarms, and while query alarms remain (a switch back),
+deletes them only once a fresh listing shows every running managed instance with both
+its alarms.
 """
 
 from __future__ import annotations
@@ -177,7 +178,7 @@ def reconcile(
         )
         alarms.apply(alarm_plan)
         assert modes is not None
-        health = _health_from_contributors(modes, registry, rows, running, now_ms)
+        health = _health_from_contributors(modes, registry, rows, running, now)
     else:
         watched = [Watched(i, f.array_id) for i, f in running.items()]
         full_plan = plan(watched, existing)
@@ -249,13 +250,16 @@ def _health_from_contributors(
     registry: Registry,
     rows: dict[str, dict[str, object]],
     running: dict[str, InstanceFacts],
-    now_ms: int,
+    now: datetime,
 ) -> int:
     """Bring each running instance's recorded check states in line with the contributors
-    in ALARM (a lost contributor event, or one that never came, is corrected). Each
-    write is stamped (the contributor's transition, or `now` for OK) and made only over
-    an older record, so an event that lands meanwhile wins."""
-    in_alarm = modes.fleet_alarms.contributors_in_alarm()
+    in ALARM (a lost contributor event, or one that never came, is corrected), or, past
+    CloudWatch's cap of 100 contributors in ALARM, with the failing instances counted
+    from the data (`FleetQueryAlarms.health`). Each write is stamped (the contributor's
+    transition, or `now`) and made only over an older record, so an event that lands
+    meanwhile wins."""
+    now_ms = epoch_ms(now)
+    in_alarm = modes.fleet_alarms.health(running, now)
     if in_alarm is None:
         return 0
     corrected = 0

@@ -505,3 +505,132 @@ def test_fleet_query_does_not_start_while_its_query_misses_running_instances(
     assert modes.prepare()["alarm_mode"] == "fleet-query"
     assert set(_query_alarms(fleet)) == QUERY_NAMES
     telemetry.stubber.assert_no_pending_responses()
+
+
+def _put_status_checks(fleet: Fleet, failing: set[str], healthy: set[str], at: datetime) -> None:
+    """`StatusCheckFailed_Instance` as EC2 publishes it, one-minute maxima for the three
+    minutes before `at` (1 for a failing instance, 0 for a healthy one)."""
+    data = [
+        {
+            "MetricName": "StatusCheckFailed_Instance",
+            "Dimensions": [{"Name": "InstanceId", "Value": instance_id}],
+            "Timestamp": at - timedelta(minutes=minutes),
+            "Value": 1.0 if instance_id in failing else 0.0,
+        }
+        for instance_id in sorted(failing | healthy)
+        for minutes in (3, 2, 1)
+    ]
+    for start in range(0, len(data), 900):
+        fleet.cloudwatch.put_metric_data(Namespace="AWS/EC2", MetricData=data[start : start + 900])
+
+
+def _answer_insights_query(fleet: Fleet, values: dict[str, float], at: datetime) -> list[Any]:
+    """Answer `GetMetricData` on a Metrics Insights expression, which moto cannot evaluate,
+    as the Metrics Insights quotas page says CloudWatch does: one series per instance,
+    sorted by `ORDER BY MAX() DESC`, at most the query's `LIMIT` returned. The series
+    are the same one-minute maxima put into moto. `MetricStat` queries go on to moto
+    itself. Returns the expression requests made."""
+    requests: list[Any] = []
+    last: list[dict[str, Any]] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        last[:] = [dict(params)]
+
+    def answer(**_: Any) -> Any:
+        [query, *_rest] = last[0]["MetricDataQueries"]
+        if "Expression" not in query:
+            return None  # moto answers it
+        requests.append(last[0])
+        limit = int(query["Expression"].rsplit("LIMIT ", 1)[1])
+        ordered = sorted(values, key=lambda i: (-values[i], i))[:limit]
+        stamps = [at - timedelta(minutes=m) for m in (1, 2, 3)]
+        results = [
+            {
+                "Id": query["Id"],
+                "Label": instance_id,
+                "Timestamps": stamps,
+                "Values": [values[instance_id]] * 3,
+                "StatusCode": "Complete",
+            }
+            for instance_id in ordered
+        ]
+        return AWSResponse("", 200, {}, None), {"MetricDataResults": results, "Messages": []}
+
+    events = fleet.cloudwatch.meta.events
+    events.register("provide-client-params.cloudwatch.GetMetricData", record)
+    events.register("before-call.cloudwatch.GetMetricData", answer)
+    return requests
+
+
+@pytest.mark.parametrize("series_limit", [500, 120])
+def test_fleet_health_is_exact_with_150_instances_failing_at_once(
+    session: boto3.Session,
+    fleet: Fleet,
+    infra: Any,
+    series_limit: int,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # CloudWatch keeps at most 100 contributors in ALARM: the other 50 failing
+    # instances never get a contributor event, and DescribeAlarmContributors lists 100.
+    # With a query answer cut at 120 series, 30 failing instances are read one by one
+    # (moto evaluates those `MetricStat` queries from the data put here).
+    import json
+
+    from chalicelib.alerts import AlertPublisher
+    from chalicelib.fleet import FleetHealth
+    from chalicelib.stats import SNAPSHOT, Stats
+
+    modes = _modes(fleet, "fleet-query", _telemetry(session, "Running", "Running"))
+    modes.fleet_alarms.series_limit = series_limit
+    modes.prepare()
+    instances = fleet.launch(200)
+    _lifecycle(fleet, modes).handle([fleet.event(i, "running") for i in instances])
+    failing, healthy = set(instances[:150]), set(instances[150:])
+    now = later(3600)
+    _put_status_checks(fleet, failing, healthy, now)
+    values = {i: 1.0 if i in failing else 0.0 for i in instances}
+    queries = _answer_insights_query(fleet, values, now)
+    first_hundred = sorted(failing)[:100]
+    _answer_contributors(fleet, {"status": first_hundred})
+    fleet.cloudwatch.set_alarm_state(
+        AlarmName="spawn-fleet-status-check",
+        StateValue="ALARM",
+        StateReason="100+ time series evaluated to ALARM",
+    )
+
+    report = _reconcile(fleet, modes, now=now)
+
+    assert report.mode == "fleet-query"
+    assert report.health_corrected == 150
+    assert len(queries) == 1  # only the capped check reads the data
+    stats = Stats(fleet.clients.dynamodb, fleet.settings.stats_table)
+    alerts = AlertPublisher(
+        fleet.clients.sns, infra.arns["AlertsTopic"], infra.arns["CriticalTopic"]
+    )
+    capsys.readouterr()
+    FleetHealth(fleet.registry, stats, alerts, threshold=5.0, clock=lambda: now).tick()
+    published = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line
+    ]
+    fleet_document = stats.get_document(SNAPSHOT)  # what GET /fleet answers
+    assert fleet_document is not None
+    assert fleet_document["unhealthy"]["count"] == 150
+    assert set(fleet_document["unhealthy"]["instance_ids"]) == failing
+    # The figures spawn-fleet-unhealthy watches are the same count.
+    [figures] = published
+    assert figures["UnhealthyInstances"] == [150.0]
+    assert figures["UnhealthyPercent"] == [fleet_document["unhealthy"]["percent"]] == [75.0]
+
+
+def test_contributors_under_the_cap_are_taken_as_listed(
+    session: boto3.Session, fleet: Fleet
+) -> None:
+    # Below the cap the data is not read at all: the contributors are the answer.
+    modes = _modes(fleet, "fleet-query", _telemetry(session, "Running"))
+    instances = fleet.launch(3)
+    _lifecycle(fleet, modes).handle([fleet.event(i, "running") for i in instances])
+    _answer_contributors(fleet, {"status": instances[:1]})
+    calls = count_calls(fleet.cloudwatch)
+    report = _reconcile(fleet, modes)
+    assert report.health_corrected == 1
+    assert "GetMetricData" not in calls
