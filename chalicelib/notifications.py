@@ -24,6 +24,11 @@ lower-case hex digits). Anything else (the console's test notification carries
 without one and touches no registry row, and a warning says so (with the alarm's name,
 never the whole message, which may be large or carry what others sent to the topic).
 
+The query cannot leave out instances opted out with `spawn:monitoring=off` (its `WHERE`
+keeps to documented syntax), so CloudWatch evaluates those tagged `spawn:managed=true`
+as contributors; a contributor change of an instance the registry knows as unmanaged is
+logged and skipped: no history entry, no effect on `/fleet`.
+
 The history is one feed (a partition, newest first) for the whole fleet, plus one feed
 per owner: a change of an instance whose registry row names its owner (`spawn:iam-user`)
 is written to both, so `GET /alerts` reads one partition whoever asks (per-user
@@ -279,8 +284,7 @@ class Notifications:
                 "skipping a message that is not an alarm notification", extra={"reason": str(exc)}
             )
             return "skipped"
-        self._apply(change, topic_arn)
-        return "recorded"
+        return self._apply(change, topic_arn)
 
     def handle_contributor_event(self, event: Mapping[str, Any]) -> str:
         """Apply one `CloudWatch Alarm Contributor State Change` event (EventBridge);
@@ -290,13 +294,21 @@ class Notifications:
         except (NotAnAlarmNotification, AttributeError) as exc:
             logger.warning("skipping a contributor event", extra={"reason": str(exc)})
             return "skipped"
-        self._apply(change, CONTRIBUTOR_SOURCE)
-        return "recorded"
+        return self._apply(change, CONTRIBUTOR_SOURCE)
 
-    def _apply(self, change: AlarmChange, source: str) -> None:
+    def _apply(self, change: AlarmChange, source: str) -> str:
         array_id = owner = None
         if change.instance_id and change.check:
-            array_id, owner = self._record_health(change)
+            row = self._record_health(change)
+            if row.get("managed") is False and check_of(change.alarm_name):
+                # The query cannot leave opted-out instances out (see
+                # `chalicelib.alarms.fleet_query`): their contributors are not alerts.
+                logger.info(
+                    "contributor change of an unmanaged instance skipped",
+                    extra={"alarm": change.alarm_name, "instance_id": change.instance_id},
+                )
+                return "unmanaged"
+            array_id, owner = _text(row.get("array_id")), _text(row.get("owner"))
         self.history.add(change, source, array_id, owner)
         logger.info(
             "alarm state change",
@@ -306,9 +318,11 @@ class Notifications:
                 "instance_id": change.instance_id,
             },
         )
+        return "recorded"
 
-    def _record_health(self, change: AlarmChange) -> tuple[str | None, str | None]:
-        """Record the check's state on the instance; returns its (array id, owner)."""
+    def _record_health(self, change: AlarmChange) -> dict[str, Any]:
+        """Record the check's state on the instance; returns its registry row (empty for
+        an instance not known)."""
         assert change.instance_id is not None
         assert change.check is not None
         state_key, time_key = f"check_{change.check}_state", f"check_{change.check}_ms"
@@ -320,9 +334,7 @@ class Notifications:
             f" OR #{time_key} < :{time_key})",
         )
         row = self.registry.get(change.instance_id) if previous is None else previous
-        if not row:
-            return None, None
-        return _text(row.get("array_id")), _text(row.get("owner"))
+        return dict(row or {})
 
 
 def _text(value: Any) -> str | None:

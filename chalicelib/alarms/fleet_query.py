@@ -2,7 +2,9 @@
 
 `spawn-fleet-status-check` and `spawn-fleet-system-check` each run one Metrics
 Insights query over `AWS/EC2` `StatusCheckFailed_Instance` / `_System`, grouped by
-`InstanceId` and limited by tag filters to managed, not opted-out instances. Every
+`InstanceId` and limited by a tag filter to instances tagged `spawn:managed=true`
+(`query_selects`; a managed instance it does not take keeps its own per-instance
+alarms in this mode too). Every
 time series the query returns is a *contributor* with its own ALARM/OK state, SNS
 notifications, EC2 actions and EventBridge events, so one alarm per check watches every
 managed instance, present and future, with no call per instance and nothing to leak.
@@ -13,8 +15,13 @@ The query syntax (CloudWatch docs, "Metrics Insights query components and syntax
 label keys, like namespaces, "that include / or any other character that is not a
 letter, number, or underscore must be surrounded by double quotes", so a key with `:`
 is written `tag."spawn:managed"` (every key is quoted here, which is always allowed);
-values are single-quoted strings, compared exactly (spawn writes `true` and `off` in
-lower case; the per-instance mode also accepts other cases and spaces).
+values are single-quoted strings, compared exactly (spawn writes `true` in lower case;
+an instance tagged `True` is not taken, and keeps per-instance alarms). `WHERE` uses
+`=` alone: the reference documents `=`, `!=` and `AND` there, not `OR` or parentheses,
+nor what `!=` does with a resource that lacks the tag. So one managed key is filtered
+on (instances tagged only `spawn=true` keep per-instance alarms) and the opt-out tag is
+not: CloudWatch evaluates an opted-out `spawn:managed=true` instance as a contributor,
+and this system ignores its changes (`chalicelib.notifications`).
 `SCHEMA("AWS/EC2", InstanceId)` keeps only the per-instance series (not the
 Auto Scaling group or fleet-wide aggregates), `GROUP BY InstanceId` makes one
 contributor per instance, and `ORDER BY MAX() DESC` puts failing instances first, since
@@ -101,19 +108,30 @@ def _quoted(key: str) -> str:
     return f'tag."{key}"'
 
 
+def query_tag_key(settings: Settings) -> str:
+    """The one managed tag key the query filters on: the first of `MANAGED_TAG_KEYS`
+    (`spawn:managed`, what the spawn CLI writes)."""
+    return settings.managed_tag_keys[0]
+
+
+def query_selects(tags: Mapping[str, str], settings: Settings) -> bool:
+    """Whether the query's `WHERE` takes an instance with these tags: its query tag key
+    set to exactly `true`. A managed instance it does not take (tagged only
+    `spawn=true`, or `spawn:managed=True`) keeps its own per-instance alarms."""
+    return tags.get(query_tag_key(settings)) == "true"
+
+
 def query_expression(kind: AlarmKind, settings: Settings) -> str:
     """The Metrics Insights query of one check (see the module docstring for the syntax).
 
     For the status check with the default tags::
 
         SELECT MAX(StatusCheckFailed_Instance) FROM SCHEMA("AWS/EC2", InstanceId)
-        WHERE (tag."spawn:managed" = 'true' OR tag."spawn" = 'true')
-        AND tag."spawn:monitoring" != 'off'
+        WHERE tag."spawn:managed" = 'true'
         GROUP BY InstanceId ORDER BY MAX() DESC LIMIT 500
     """
-    managed = " OR ".join(f"{_quoted(key)} = 'true'" for key in settings.managed_tag_keys)
     # Not SQL injection: every part is a constant or a validated setting (tag keys).
-    where = f"WHERE ({managed}) AND {_quoted(settings.opt_out_tag)} != 'off'"
+    where = f"WHERE {_quoted(query_tag_key(settings))} = 'true'"
     select = f'SELECT MAX({kind.metric}) FROM SCHEMA("AWS/EC2", InstanceId)'  # noqa: S608
     group = f"GROUP BY InstanceId ORDER BY MAX() DESC LIMIT {QUERY_SERIES_LIMIT}"
     return " ".join((select, where, group))

@@ -23,11 +23,12 @@ hold. So setup only reads the status; when it is not `Running`, or the read is d
 administrator needs (`enablement_fix`).
 
 Coverage: the query must be seen to watch the fleet before anything relies on it. A
-tag filter that matches less than expected (say, `!=` on a tag key an instance does
-not carry, which Metrics Insights may treat as no match) would otherwise leave
-instances unwatched without a word. So where the precondition can be checked, the
-status check's query is run (`GetMetricData`, the same expression) and every running
-managed instance launched more than `COVERAGE_SETTLE` ago must have a series in it;
+tag filter that matches less than expected (tags on telemetry lagging, or an account
+where they do not reach some instances) would otherwise leave instances unwatched
+without a word. So where the precondition can be checked, the status check's query is
+run (`GetMetricData`, the same expression) and every running managed instance it
+selects (`query_selects`), launched more than `COVERAGE_SETTLE` ago, must have a series
+in it;
 if any has none, `fleet-query` does not start (or, in force, stops: the reconciler
 puts the per-instance alarms back before deleting the query alarms) and the log names
 the instances it misses.
@@ -44,7 +45,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from chalicelib.alarms.fleet_query import QUERY_SERIES_LIMIT, FleetQueryAlarms
+from chalicelib.alarms.fleet_query import QUERY_SERIES_LIMIT, FleetQueryAlarms, query_selects
 from chalicelib.instances import InstanceFacts, describe_managed_running
 
 if TYPE_CHECKING:
@@ -213,11 +214,14 @@ class AlarmModes:
         if running is None:
             running = describe_managed_running(self.ec2, self.fleet_alarms.settings)
         now = self.now()
+        settings = self.fleet_alarms.settings
+        # Those the query does not select keep their own alarms: not its to see.
         settled = {
             instance_id
             for instance_id, facts in running.items()
             if facts.launch_time is not None
             and datetime.fromisoformat(facts.launch_time) <= now - COVERAGE_SETTLE
+            and query_selects(facts.tags, settings)
         }
         if not settled:
             return []

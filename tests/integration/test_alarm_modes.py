@@ -20,7 +20,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from botocore.stub import Stubber
 
-from chalicelib.alarms import ALARM_KINDS, alarm_names
+from chalicelib.alarms import ALARM_KINDS, Watched, alarm_names
 from chalicelib.alarms.fleet_query import FLEET_ALARM_NAMES, FleetQueryAlarms, query_expression
 from chalicelib.alarms.modes import AlarmModes, TelemetryEnrichment
 from chalicelib.instances import describe_managed_running
@@ -127,10 +127,11 @@ def test_the_query_alarms_are_exactly_as_described(session: boto3.Session, fleet
     assert set(alarms) == QUERY_NAMES
     status = alarms["spawn-fleet-status-check"]
     [query] = status["Metrics"]
+    # WHERE uses `=` alone: the query reference documents `=`, `!=` and `AND`, not `OR`
+    # or parentheses, nor `!=` on a resource that lacks the tag.
     assert query["Expression"] == (
         'SELECT MAX(StatusCheckFailed_Instance) FROM SCHEMA("AWS/EC2", InstanceId)'
-        " WHERE (tag.\"spawn:managed\" = 'true' OR tag.\"spawn\" = 'true')"
-        " AND tag.\"spawn:monitoring\" != 'off'"
+        " WHERE tag.\"spawn:managed\" = 'true'"
         " GROUP BY InstanceId ORDER BY MAX() DESC LIMIT 500"
     )
     assert query["Period"] == 60
@@ -157,13 +158,15 @@ def test_a_changed_query_alarm_is_put_back(session: boto3.Session, fleet: Fleet)
     assert _query_alarms(fleet)["spawn-fleet-system-check"]["Threshold"] == 1.0
 
 
-def test_the_opt_out_and_managed_keys_come_from_settings() -> None:
+def test_the_query_filters_on_the_first_managed_key_with_documented_syntax() -> None:
     from chalicelib.alarms import ALARM_KINDS
 
-    settings = Settings(managed_tag_keys=("team:spawned",), opt_out_tag="team:watch")
+    settings = Settings(managed_tag_keys=("team:spawned", "team"), opt_out_tag="team:watch")
     expression = query_expression(ALARM_KINDS[0], settings)
-    assert "tag.\"team:spawned\" = 'true'" in expression
-    assert "tag.\"team:watch\" != 'off'" in expression
+    where = expression.split(" WHERE ", 1)[1].split(" GROUP BY ", 1)[0]
+    assert where == "tag.\"team:spawned\" = 'true'"
+    for undocumented in (" OR ", "(", "!="):
+        assert undocumented not in where
 
 
 def test_fleet_query_refuses_to_start_without_tags_on_telemetry(
@@ -634,3 +637,50 @@ def test_contributors_under_the_cap_are_taken_as_listed(
     report = _reconcile(fleet, modes)
     assert report.health_corrected == 1
     assert "GetMetricData" not in calls
+
+
+def test_instances_the_query_does_not_select_keep_their_own_alarms(
+    session: boto3.Session, fleet: Fleet
+) -> None:
+    # Tagged only `spawn=true` (spawn's how-to guides), or `spawn:managed=True`: managed,
+    # but not taken by `WHERE tag."spawn:managed" = 'true'`.
+    modes = _modes(fleet, "fleet-query", _telemetry(session, "Running", "Running", "Running"))
+    modes.prepare()
+    array = {"spawn:job-array-id": "render-20260127-a1b2c3"}
+    [selected] = fleet.launch(1, {"spawn:managed": "true", **array})
+    [guide] = fleet.launch(1, {"spawn": "true", **array})
+    [capital] = fleet.launch(1, {"spawn:managed": "True", **array})
+    [opted_out] = fleet.launch(1, {"spawn": "true", "spawn:monitoring": "off", **array})
+    lifecycle = _lifecycle(fleet, modes)
+    calls = count_calls(fleet.cloudwatch)
+    lifecycle.handle([fleet.event(i, "running") for i in (selected, guide, capital, opted_out)])
+    # The lifecycle puts alarms at once for the two the query leaves out, and no others.
+    assert fleet.alarmed_instances() == {guide, capital}
+    assert calls.get("PutMetricAlarm") == 4
+    assert "DeleteAlarms" not in calls
+
+    # A per-instance alarm left for a selected instance goes; the others stay.
+    fleet.alarms.put([Watched(selected, None)])
+    _answer_contributors(fleet, {})
+    report = _reconcile(fleet, modes)
+    assert report.mode == "fleet-query"
+    assert fleet.alarmed_instances() == {guide, capital}
+    assert set(_query_alarms(fleet)) == QUERY_NAMES
+
+    # Terminated: the reconciler deletes its alarms (the lifecycle leaves deletes to it).
+    lifecycle.handle([fleet.event(guide, "terminated", later(60))])
+    fleet.ec2.terminate_instances(InstanceIds=[guide])
+    _reconcile(fleet, modes, now=later(7200))
+    assert fleet.alarmed_instances() == {capital}
+
+
+def test_the_coverage_guard_looks_only_at_what_the_query_selects(
+    session: boto3.Session, fleet: Fleet
+) -> None:
+    [selected] = fleet.launch(1, {"spawn:managed": "true"})
+    fleet.launch(1, {"spawn": "true"})  # never in the query's answer: has its own alarms
+    modes = _modes(fleet, "fleet-query", _telemetry(session, "Running"))
+    modes.ec2 = fleet.ec2
+    modes.now = lambda: datetime.now(UTC) + timedelta(minutes=30)
+    _answer_query(fleet, [selected])
+    assert modes.prepare()["alarm_mode"] == "fleet-query"
