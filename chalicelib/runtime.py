@@ -99,8 +99,7 @@ def alarm_modes() -> AlarmModes:
     # The local stack's moto has no observabilityadmin API: it lists the call as skipped.
     checkable = "GetTelemetryEnrichmentStatus" not in config.console_skip_calls
     telemetry = TelemetryEnrichment(
-        clients().observabilityadmin if checkable else None,
-        enable=config.enable_telemetry_enrichment,
+        clients().observabilityadmin if checkable else None, region=clients().region
     )
     return AlarmModes(config.alarm_mode, fleet_alarms, telemetry, ec2=clients().ec2)
 

@@ -36,10 +36,6 @@ SETTING_MEANINGS = {
         "the reconciler leaves an instance's alarms to the lifecycle this long after its "
         "run starts, plus the time the lifecycle needs to drain its queue"
     ),
-    "ENABLE_TELEMETRY_ENRICHMENT": (
-        '`fleet-query` only: setup turns on "resource tags on telemetry" '
-        "(`StartTelemetryEnrichment`) when it is off"
-    ),
     "LIFECYCLE_MAX_CONCURRENCY": "copies of `lifecycle` at once (the SQS source's maximum)",
     "STALL_AFTER_SECONDS": "a running worker silent this long is stalled",
     "FAILED_ALERT_PERCENT": "failed share of an array that raises `array_failing`",
