@@ -11,7 +11,7 @@ STAGE ?= prod
 # pytest-xdist workers for `make test` (the machines this runs on have 2 cores).
 TEST_WORKERS ?= 2
 
-.PHONY: run test bench chaos fuzz lint typecheck package agent-config rehearse deploy remove clean
+.PHONY: run test docs bench chaos fuzz lint typecheck package agent-config rehearse deploy remove clean
 
 $(STAMP): requirements.txt requirements-dev.txt cli/pyproject.toml kit/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ EXAMPLES ?= 300
 fuzz: $(STAMP)
 	$(BIN)/python -m tests.e2e.fuzz --examples $(EXAMPLES)
 
+# The documentation site, rebuilt on every change (tests/unit/test_docs.py builds it --strict).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve -a 127.0.0.1:8001
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -71,4 +75,4 @@ remove: $(STAMP)
 	$(BIN)/python -m infra.deploy --delete --stage $(STAGE) $(if $(REGION),--region $(REGION))
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) build .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(CHECKOV_VENV) build site .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -206,8 +206,7 @@ class Container:
         # The local stack's moto has no observabilityadmin API: it lists the call as skipped.
         checkable = "GetTelemetryEnrichmentStatus" not in config.console_skip_calls
         telemetry = TelemetryEnrichment(
-            self.clients.observabilityadmin if checkable else None,
-            enable=config.enable_telemetry_enrichment,
+            self.clients.observabilityadmin if checkable else None, region=self.clients.region
         )
         return AlarmModes(
             config.alarm_mode,

@@ -2,7 +2,9 @@
 
 `spawn-fleet-status-check` and `spawn-fleet-system-check` each run one Metrics
 Insights query over `AWS/EC2` `StatusCheckFailed_Instance` / `_System`, grouped by
-`InstanceId` and limited by tag filters to managed, not opted-out instances. Every
+`InstanceId` and limited by a tag filter to instances tagged `spawn:managed=true`
+(`query_selects`; a managed instance it does not take keeps its own per-instance
+alarms in this mode too). Every
 time series the query returns is a *contributor* with its own ALARM/OK state, SNS
 notifications, EC2 actions and EventBridge events, so one alarm per check watches every
 managed instance, present and future, with no call per instance and nothing to leak.
@@ -13,8 +15,13 @@ The query syntax (CloudWatch docs, "Metrics Insights query components and syntax
 label keys, like namespaces, "that include / or any other character that is not a
 letter, number, or underscore must be surrounded by double quotes", so a key with `:`
 is written `tag."spawn:managed"` (every key is quoted here, which is always allowed);
-values are single-quoted strings, compared exactly (spawn writes `true` and `off` in
-lower case; the per-instance mode also accepts other cases and spaces).
+values are single-quoted strings, compared exactly (spawn writes `true` in lower case;
+an instance tagged `True` is not taken, and keeps per-instance alarms). `WHERE` uses
+`=` alone: the reference documents `=`, `!=` and `AND` there, not `OR` or parentheses,
+nor what `!=` does with a resource that lacks the tag. So one managed key is filtered
+on (instances tagged only `spawn=true` keep per-instance alarms) and the opt-out tag is
+not: CloudWatch evaluates an opted-out `spawn:managed=true` instance as a contributor,
+and this system ignores its changes (`chalicelib.alerts.notifications`).
 `SCHEMA("AWS/EC2", InstanceId)` keeps only the per-instance series (not the
 Auto Scaling group or fleet-wide aggregates), `GROUP BY InstanceId` makes one
 contributor per instance, and `ORDER BY MAX() DESC` puts failing instances first, since
@@ -23,14 +30,26 @@ a query returns at most `QUERY_SERIES_LIMIT` series.
 `plan_alarms` compares the described alarms with the wanted requests (pure); the
 `FleetQueryAlarms` store writes through the same account-wide budget as every other
 alarm writer.
+
+Past 100 failing instances the contributors undercount: CloudWatch keeps at most
+`CONTRIBUTORS_IN_ALARM_MAX` contributors of an alarm in ALARM (fewer when their
+attributes are large), its state reason then says "100+ time series evaluated to
+ALARM", and `DescribeAlarmContributors` lists only those. So when a check's listing
+reaches the cap, or its reason carries "N+ time series", the failing instances are
+counted from the data instead (`failing_instances`): `GetMetricData` on the same query
+(at most `QUERY_SERIES_LIMIT` series, the highest `MAX()` first, so every failing
+instance comes before any healthy one), and, when that answer is full, one
+`MetricStat` per remaining instance, 500 to a call. Each instance is judged as the
+alarm judges it (`breaching`): its latest two one-minute maxima both at or above 1.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.alarms.per_instance import ALARM_KINDS, AlarmKind, partition_of
@@ -46,6 +65,17 @@ logger = logging.getLogger(__name__)
 FLEET_ALARM_NAMES = {"status": "spawn-fleet-status-check", "system": "spawn-fleet-system-check"}
 # Metrics Insights returns at most this many series per query; failing ones sort first.
 QUERY_SERIES_LIMIT = 500
+# CloudWatch keeps at most this many contributors of one alarm in ALARM; past it the
+# state reason says "100+ time series" (or "85+" when attributes are large).
+CONTRIBUTORS_IN_ALARM_MAX = 100
+CAPPED_REASON = re.compile(r"\b\d+\+")
+# GetMetricData takes at most this many queries per call.
+QUERIES_PER_CALL = 500
+# The alarm's evaluation: period, and how many of the latest periods must breach.
+PERIOD_SECONDS = 60
+BREACHING_PERIODS = 2
+# How far back data is read to judge the latest periods (CloudWatch may lag a minute).
+EVALUATION_WINDOW = timedelta(minutes=5)
 # The fields of a described alarm that `PutMetricAlarm` sets here, compared one by one.
 COMPARED = (
     "AlarmDescription",
@@ -78,19 +108,30 @@ def _quoted(key: str) -> str:
     return f'tag."{key}"'
 
 
+def query_tag_key(settings: Settings) -> str:
+    """The one managed tag key the query filters on: the first of `MANAGED_TAG_KEYS`
+    (`spawn:managed`, what the spawn CLI writes)."""
+    return settings.managed_tag_keys[0]
+
+
+def query_selects(tags: Mapping[str, str], settings: Settings) -> bool:
+    """Whether the query's `WHERE` takes an instance with these tags: its query tag key
+    set to exactly `true`. A managed instance it does not take (tagged only
+    `spawn=true`, or `spawn:managed=True`) keeps its own per-instance alarms."""
+    return tags.get(query_tag_key(settings)) == "true"
+
+
 def query_expression(kind: AlarmKind, settings: Settings) -> str:
     """The Metrics Insights query of one check (see the module docstring for the syntax).
 
     For the status check with the default tags::
 
         SELECT MAX(StatusCheckFailed_Instance) FROM SCHEMA("AWS/EC2", InstanceId)
-        WHERE (tag."spawn:managed" = 'true' OR tag."spawn" = 'true')
-        AND tag."spawn:monitoring" != 'off'
+        WHERE tag."spawn:managed" = 'true'
         GROUP BY InstanceId ORDER BY MAX() DESC LIMIT 500
     """
-    managed = " OR ".join(f"{_quoted(key)} = 'true'" for key in settings.managed_tag_keys)
     # Not SQL injection: every part is a constant or a validated setting (tag keys).
-    where = f"WHERE ({managed}) AND {_quoted(settings.opt_out_tag)} != 'off'"
+    where = f"WHERE {_quoted(query_tag_key(settings))} = 'true'"
     select = f'SELECT MAX({kind.metric}) FROM SCHEMA("AWS/EC2", InstanceId)'  # noqa: S608
     group = f"GROUP BY InstanceId ORDER BY MAX() DESC LIMIT {QUERY_SERIES_LIMIT}"
     return " ".join((select, where, group))
@@ -130,6 +171,26 @@ def query_alarm_request(
         ],
         "Tags": [{"Key": "spawn:alarm-mode", "Value": "fleet-query"}],
     }
+
+
+def breaching(timestamps: Sequence[datetime], values: Sequence[float]) -> bool:
+    """Whether a series fails the check as the alarm judges it: its latest
+    `BREACHING_PERIODS` one-minute maxima are all at or above the threshold (1).
+
+    >>> from datetime import UTC
+    >>> t = [datetime(2026, 1, 27, 10, m, tzinfo=UTC) for m in (3, 2, 1)]
+    >>> breaching(t, [1.0, 1.0, 0.0]), breaching(t, [1.0, 0.0, 1.0]), breaching(t[:1], [1.0])
+    (True, False, False)
+    """
+    latest = sorted(zip(timestamps, values, strict=False), reverse=True)[:BREACHING_PERIODS]
+    return len(latest) == BREACHING_PERIODS and all(value >= 1.0 for _, value in latest)
+
+
+def capped(alarm: Mapping[str, Any] | None, listed: int) -> bool:
+    """Whether the contributors in ALARM of a query alarm may be fewer than its failing
+    series: `listed` reached the cap, or the state reason says "N+ time series"."""
+    reason = str((alarm or {}).get("StateReason") or "")
+    return listed >= CONTRIBUTORS_IN_ALARM_MAX or CAPPED_REASON.search(reason) is not None
 
 
 def _normal(field_name: str, value: Any) -> Any:
@@ -197,6 +258,7 @@ class FleetQueryAlarms:
     put_limiter: Pacer = field(default_factory=lambda: RateLimiter(3.0))
     delete_limiter: Pacer = field(default_factory=lambda: RateLimiter(3.0))
     contributors_api: bool = True
+    series_limit: int = QUERY_SERIES_LIMIT
 
     @property
     def names(self) -> list[str]:
@@ -288,3 +350,92 @@ class FleetQueryAlarms:
                     break
             found[kind.suffix] = in_alarm
         return found
+
+    def health(self, candidates: Iterable[str], now: datetime) -> dict[str, dict[str, int]] | None:
+        """For each check, the instances failing it now, with the epoch ms each began
+        (or 0: unknown): the contributors in ALARM, and, for a check whose contributors
+        are capped, every one of `candidates` (the running instances the query selects)
+        the data shows failing (`failing_instances`). None where the endpoint lacks
+        `DescribeAlarmContributors`."""
+        in_alarm = self.contributors_in_alarm()
+        if in_alarm is None:
+            return None
+        described = self.describe()
+        wanted = sorted(set(candidates))
+        for kind in ALARM_KINDS:
+            listed = in_alarm.get(kind.suffix, {})
+            if not capped(described.get(query_name(kind)), len(listed)):
+                continue
+            failing = self.failing_instances(kind, wanted, now)
+            logger.warning(
+                "alarm contributors capped: failing instances counted from the data",
+                extra={
+                    "alarm": query_name(kind),
+                    "contributors": len(listed),
+                    "failing": len(failing | set(listed)),
+                },
+            )
+            in_alarm[kind.suffix] = {**dict.fromkeys(failing, 0), **listed}
+        return in_alarm
+
+    def failing_instances(
+        self, kind: AlarmKind, candidates: Sequence[str], now: datetime
+    ) -> set[str]:
+        """The instances failing `kind`'s check at `now`, from its data: the query's
+        series first (failing ones sort first); when the answer is full, so that a
+        failing instance may be cut, each of `candidates` it did not return is read on
+        its own (`MetricStat`, `QUERIES_PER_CALL` to a call)."""
+        query: MetricDataQueryTypeDef = {
+            "Id": "fleet",
+            "Expression": query_expression(kind, self.settings),
+            "Period": PERIOD_SECONDS,
+        }
+        returned = self._series([query], now)
+        failing = {i for i, points in returned.items() if breaching(*points)}
+        if len(returned) < self.series_limit:
+            return failing
+        rest = [i for i in candidates if i not in returned]
+        for offset in range(0, len(rest), QUERIES_PER_CALL):
+            chunk = rest[offset : offset + QUERIES_PER_CALL]
+            queries: list[MetricDataQueryTypeDef] = [
+                {
+                    "Id": f"i{n}",
+                    "MetricStat": {
+                        "Metric": {
+                            "Namespace": "AWS/EC2",
+                            "MetricName": kind.metric,
+                            "Dimensions": [{"Name": "InstanceId", "Value": instance_id}],
+                        },
+                        "Period": PERIOD_SECONDS,
+                        "Stat": "Maximum",
+                    },
+                }
+                for n, instance_id in enumerate(chunk)
+            ]
+            found = self._series(
+                queries, now, {q["Id"]: i for q, i in zip(queries, chunk, strict=True)}
+            )
+            failing |= {i for i, points in found.items() if breaching(*points)}
+        return failing
+
+    def _series(
+        self,
+        queries: list[MetricDataQueryTypeDef],
+        now: datetime,
+        ids: Mapping[str, str] | None = None,
+    ) -> dict[str, tuple[list[datetime], list[float]]]:
+        """Each instance's datapoints over the evaluation window, joined across pages
+        (a series' points may be split between them). The instance is `ids[query id]`,
+        or, for a query expression, the series' label (its `InstanceId`)."""
+        series: dict[str, tuple[list[datetime], list[float]]] = {}
+        for page in self.cloudwatch.get_paginator("get_metric_data").paginate(
+            MetricDataQueries=queries, StartTime=now - EVALUATION_WINDOW, EndTime=now
+        ):
+            for result in page["MetricDataResults"]:
+                instance_id = ids.get(result["Id"]) if ids else result.get("Label")
+                if not instance_id:
+                    continue
+                timestamps, values = series.setdefault(instance_id, ([], []))
+                timestamps.extend(result.get("Timestamps", []))
+                values.extend(result.get("Values", []))
+        return series

@@ -13,16 +13,22 @@ acts as in `per-instance`, so no running managed instance is ever unwatched:
 
 Precondition: tag filters in a Metrics Insights query match nothing until "resource
 tags on telemetry" is on in the account (`observabilityadmin`
-`GetTelemetryEnrichmentStatus` is `Running`). Setup reads the status, reports it, and
-calls `StartTelemetryEnrichment` only when `ENABLE_TELEMETRY_ENRICHMENT` is true;
-otherwise `fleet-query` does not start, and the log names the fix.
+`GetTelemetryEnrichmentStatus` is `Running`). Turning it on is a one-time step for an
+account administrator, never this system's: it needs
+`observabilityadmin:StartTelemetryEnrichment`, `iam:CreateServiceLinkedRole` and
+`resource-explorer-2:CreateIndex`, `CreateManagedView` and
+`CreateStreamingAccessForService`, account-wide grants no function of a monitor should
+hold. So setup only reads the status; when it is not `Running`, or the read is denied,
+`fleet-query` does not start, and the log gives the exact command and what the
+administrator needs (`enablement_fix`).
 
 Coverage: the query must be seen to watch the fleet before anything relies on it. A
-tag filter that matches less than expected (say, `!=` on a tag key an instance does
-not carry, which Metrics Insights may treat as no match) would otherwise leave
-instances unwatched without a word. So where the precondition can be checked, the
-status check's query is run (`GetMetricData`, the same expression) and every running
-managed instance launched more than `COVERAGE_SETTLE` ago must have a series in it;
+tag filter that matches less than expected (tags on telemetry lagging, or an account
+where they do not reach some instances) would otherwise leave instances unwatched
+without a word. So where the precondition can be checked, the status check's query is
+run (`GetMetricData`, the same expression) and every running managed instance it
+selects (`query_selects`), launched more than `COVERAGE_SETTLE` ago, must have a series
+in it;
 if any has none, `fleet-query` does not start (or, in force, stops: the reconciler
 puts the per-instance alarms back before deleting the query alarms) and the log names
 the instances it misses.
@@ -37,7 +43,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from chalicelib.alarms.fleet_query import QUERY_SERIES_LIMIT, FleetQueryAlarms
+from botocore.exceptions import ClientError
+
+from chalicelib.alarms.fleet_query import QUERY_SERIES_LIMIT, FleetQueryAlarms, query_selects
 from chalicelib.fleet.registry import InstanceFacts, describe_managed_running
 
 if TYPE_CHECKING:
@@ -49,10 +57,17 @@ logger = logging.getLogger(__name__)
 ENRICHMENT_ON = "Running"
 # The precondition's status where the endpoint has no observabilityadmin API.
 UNCHECKED = "unchecked"
-FIX = (
-    "turn on resource tags on telemetry: set ENABLE_TELEMETRY_ENRICHMENT=true (setup then "
-    "calls StartTelemetryEnrichment), or in the CloudWatch console, Settings > Enable "
-    "resource tags on telemetry; until then the per-instance alarms stay"
+# The status reported when setup may not read it.
+DENIED = "AccessDenied"
+DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException"})
+# What enabling resource tags on telemetry needs (CloudWatch's "Resource tags for
+# telemetry" page): the call itself, and what CloudWatch creates on the caller's behalf.
+ENABLEMENT_ACTIONS = (
+    "observabilityadmin:StartTelemetryEnrichment",
+    "iam:CreateServiceLinkedRole",
+    "resource-explorer-2:CreateIndex",
+    "resource-explorer-2:CreateManagedView",
+    "resource-explorer-2:CreateStreamingAccessForService",
 )
 # The lifecycle asks whether the query alarms exist at most this often per process.
 QUERY_ALARMS_CHECK_SECONDS = 60.0
@@ -66,6 +81,22 @@ COVERAGE_FIX = (
 )
 
 
+def enablement_command(region: str) -> str:
+    """The command an administrator runs once per account and region."""
+    return f"aws observabilityadmin start-telemetry-enrichment --region {region}"
+
+
+def enablement_fix(region: str) -> str:
+    """What to do when resource tags on telemetry are off: who runs what, with which
+    permissions (the whole fix in one line, for the log and setup's summary)."""
+    return (
+        "resource tags on telemetry must be turned on once, by an account administrator: "
+        f"`{enablement_command(region)}` (or CloudWatch console, Settings, Enable resource "
+        f"tags on telemetry), as a principal allowed {', '.join(ENABLEMENT_ACTIONS)}; "
+        "this system never turns it on itself. Until then the per-instance alarms stay"
+    )
+
+
 @dataclass(frozen=True)
 class Precondition:
     """Whether `fleet-query` can start: `ok`, the enrichment `status`, and what to do."""
@@ -77,18 +108,17 @@ class Precondition:
 
 @dataclass
 class TelemetryEnrichment:
-    """Resource tags on telemetry, which tag-filtered queries need.
+    """Resource tags on telemetry, which tag-filtered queries need; read, never started.
 
     Args:
         client: an `observabilityadmin` client, or None where the endpoint has no such
             API (the local stack's moto): then the check cannot be made and is reported
             as skipped, never as on.
-        enable: call `StartTelemetryEnrichment` when it is off
-            (`ENABLE_TELEMETRY_ENRICHMENT`).
+        region: where the status is read, for the command in the fix.
     """
 
     client: CloudWatchObservabilityAdminServiceClient | None
-    enable: bool = False
+    region: str = "us-east-1"
 
     def check(self) -> Precondition:
         if self.client is None:
@@ -97,13 +127,22 @@ class TelemetryEnrichment:
                 UNCHECKED,
                 "this endpoint has no observabilityadmin API; tag filters assumed on",
             )
-        status = self.client.get_telemetry_enrichment_status().get("Status", "Stopped")
-        if status != ENRICHMENT_ON and self.enable:
-            logger.info("starting resource tags on telemetry", extra={"status": status})
-            status = self.client.start_telemetry_enrichment().get("Status", "Stopped")
+        fix = enablement_fix(self.region)
+        try:
+            status = self.client.get_telemetry_enrichment_status().get("Status", "Stopped")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in DENIED_CODES:
+                raise
+            # Unknown is not on: a query that might match nothing must not replace alarms.
+            return Precondition(
+                False,
+                DENIED,
+                "setup may not read resource tags on telemetry (it needs "
+                f"observabilityadmin:GetTelemetryEnrichmentStatus); if they are off, {fix}",
+            )
         if status == ENRICHMENT_ON:
             return Precondition(True, status, "resource tags on telemetry are on")
-        return Precondition(False, status, f"resource tags on telemetry are {status}: {FIX}")
+        return Precondition(False, status, f"resource tags on telemetry are {status}: {fix}")
 
 
 @dataclass
@@ -142,7 +181,7 @@ class AlarmModes:
                 "alarm_mode": "per-instance",
                 "wanted": self.wanted,
                 "telemetry_enrichment": precondition.status,
-                "fix": FIX,
+                "fix": precondition.message,
             }
         if precondition.status != UNCHECKED:
             unseen = self.unseen(running)
@@ -175,11 +214,14 @@ class AlarmModes:
         if running is None:
             running = describe_managed_running(self.ec2, self.fleet_alarms.settings)
         now = self.now()
+        settings = self.fleet_alarms.settings
+        # Those the query does not select keep their own alarms: not its to see.
         settled = {
             instance_id
             for instance_id, facts in running.items()
             if facts.launch_time is not None
             and datetime.fromisoformat(facts.launch_time) <= now - COVERAGE_SETTLE
+            and query_selects(facts.tags, settings)
         }
         if not settled:
             return []

@@ -18,6 +18,17 @@ is read like any alarm notification; its instance id is taken from
 AWS's documentation shows no sample of it, so each place it may carry the attributes is
 tried.
 
+Whatever the place, a value is an instance id only in EC2's shape (`i-` and 8 or 17
+lower-case hex digits). Anything else (the console's test notification carries
+`"InstanceId": "TestInstance"`) is not an instance: the change is kept in the history
+without one and touches no registry row, and a warning says so (with the alarm's name,
+never the whole message, which may be large or carry what others sent to the topic).
+
+The query cannot leave out instances opted out with `spawn:monitoring=off` (its `WHERE`
+keeps to documented syntax), so CloudWatch evaluates those tagged `spawn:managed=true`
+as contributors; a contributor change of an instance the registry knows as unmanaged is
+logged and skipped: no history entry, no effect on `/fleet`.
+
 The history is one feed (a partition, newest first) for the whole fleet, plus one feed
 per owner: a change of an instance whose registry row names its owner (`spawn:iam-user`)
 is written to both, so `GET /alerts` reads one partition whoever asks (per-user
@@ -28,6 +39,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -52,6 +64,8 @@ CONTRIBUTOR_CHANGE = "CloudWatch Alarm Contributor State Change"
 CONTRIBUTOR_STATES = frozenset({"OK", "ALARM"})
 # Where a contributor event came from, in the history's `topic` field.
 CONTRIBUTOR_SOURCE = "eventbridge"
+# EC2 instance ids: `i-` and 8 hex digits (older) or 17 (since 2016).
+INSTANCE_ID = re.compile(r"i-(?:[0-9a-f]{8}|[0-9a-f]{17})")
 _serialize = TypeSerializer().serialize
 _deserialize = TypeDeserializer().deserialize
 
@@ -107,12 +121,18 @@ def parse_notification(message: str) -> AlarmChange:
     if not isinstance(name, str) or not name or state not in ALARM_STATES:
         raise NotAnAlarmNotification("no AlarmName / NewStateValue")
     old_state = body.get("OldStateValue")
-    instance_id = (
+    found = (
         instance_of(name)
         or _attribute(body.get("AlarmContributorAttributes"))
         or _attribute(body.get("ContributorAttributes"))
         or _dimension(body, "InstanceId")
     )
+    instance_id = found if is_instance_id(found) else None
+    if found is not None and instance_id is None:
+        logger.warning(
+            "alarm notification names something that is not an instance id",
+            extra={"alarm": name[:255], "value": str(found)[:64]},
+        )
     return AlarmChange(
         alarm_name=name,
         new_state=state,
@@ -139,7 +159,7 @@ def parse_contributor_event(event: Mapping[str, Any]) -> AlarmChange:
     if not isinstance(contributor, Mapping) or not isinstance(state, Mapping):
         raise NotAnAlarmNotification("no alarmContributor / state")
     instance_id = _attribute(contributor.get("attributes"))
-    if instance_id is None or state.get("value") not in CONTRIBUTOR_STATES:
+    if not is_instance_id(instance_id) or state.get("value") not in CONTRIBUTOR_STATES:
         raise NotAnAlarmNotification("no contributor InstanceId or ALARM/OK state")
     assert isinstance(name, str)
     return AlarmChange(
@@ -154,11 +174,16 @@ def parse_contributor_event(event: Mapping[str, Any]) -> AlarmChange:
     )
 
 
+def is_instance_id(value: Any) -> bool:
+    """Whether `value` has the shape of an EC2 instance id."""
+    return isinstance(value, str) and INSTANCE_ID.fullmatch(value) is not None
+
+
 def _attribute(attributes: Any) -> str | None:
     if not isinstance(attributes, Mapping):
         return None
     value = attributes.get("InstanceId")
-    return value if isinstance(value, str) and value.startswith("i-") else None
+    return value if isinstance(value, str) and value else None
 
 
 def _dimension(body: Mapping[str, Any], name: str) -> str | None:
@@ -259,8 +284,7 @@ class Notifications:
                 "skipping a message that is not an alarm notification", extra={"reason": str(exc)}
             )
             return "skipped"
-        self._apply(change, topic_arn)
-        return "recorded"
+        return self._apply(change, topic_arn)
 
     def handle_contributor_event(self, event: Mapping[str, Any]) -> str:
         """Apply one `CloudWatch Alarm Contributor State Change` event (EventBridge);
@@ -270,13 +294,21 @@ class Notifications:
         except (NotAnAlarmNotification, AttributeError) as exc:
             logger.warning("skipping a contributor event", extra={"reason": str(exc)})
             return "skipped"
-        self._apply(change, CONTRIBUTOR_SOURCE)
-        return "recorded"
+        return self._apply(change, CONTRIBUTOR_SOURCE)
 
-    def _apply(self, change: AlarmChange, source: str) -> None:
+    def _apply(self, change: AlarmChange, source: str) -> str:
         array_id = owner = None
         if change.instance_id and change.check:
-            array_id, owner = self._record_health(change)
+            row = self._record_health(change)
+            if row.get("managed") is False and check_of(change.alarm_name):
+                # The query cannot leave opted-out instances out (see
+                # `chalicelib.alarms.fleet_query`): their contributors are not alerts.
+                logger.info(
+                    "contributor change of an unmanaged instance skipped",
+                    extra={"alarm": change.alarm_name, "instance_id": change.instance_id},
+                )
+                return "unmanaged"
+            array_id, owner = _text(row.get("array_id")), _text(row.get("owner"))
         self.history.add(change, source, array_id, owner)
         logger.info(
             "alarm state change",
@@ -286,9 +318,11 @@ class Notifications:
                 "instance_id": change.instance_id,
             },
         )
+        return "recorded"
 
-    def _record_health(self, change: AlarmChange) -> tuple[str | None, str | None]:
-        """Record the check's state on the instance; returns its (array id, owner)."""
+    def _record_health(self, change: AlarmChange) -> dict[str, Any]:
+        """Record the check's state on the instance; returns its registry row (empty for
+        an instance not known)."""
         assert change.instance_id is not None
         assert change.check is not None
         state_key, time_key = f"check_{change.check}_state", f"check_{change.check}_ms"
@@ -300,9 +334,7 @@ class Notifications:
             f" OR #{time_key} < :{time_key})",
         )
         row = self.registry.get(change.instance_id) if previous is None else previous
-        if not row:
-            return None, None
-        return _text(row.get("array_id")), _text(row.get("owner"))
+        return dict(row or {})
 
 
 def _text(value: Any) -> str | None:

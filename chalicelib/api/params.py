@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 from chalice.app import BadRequestError, ForbiddenError, Request
 
@@ -26,8 +27,27 @@ LIMIT_MAX = 100
 WORKER_STATUSES = ("running", "completed", "failed", "lost", "invalid")
 
 
+def path_param(value: str) -> str:
+    """A path parameter as the caller meant it: percent-decoded, exactly once.
+
+    API Gateway REST APIs hand path parameters to the Lambda still percent-encoded
+    (aws/chalice#688, #511), and so does `chalice local`: the CLI's `job%3Arender-...`
+    arrives as written. Decoding once means `%253A` becomes `%3A`, which validation
+    then refuses, as it refuses anything decoded from bytes that are not UTF-8.
+
+    >>> path_param("job%3Arender-20260127-a1b2c3")
+    'job:render-20260127-a1b2c3'
+    """
+    try:
+        return unquote(value, errors="strict")
+    except UnicodeDecodeError:
+        raise BadRequestError("path parameters must be percent-encoded UTF-8") from None
+
+
 def array_id_param(value: str) -> str:
-    """The `array_id` path parameter, checked whole (400 otherwise)."""
+    """The `array_id` path parameter as API Gateway delivers it (still encoded): decoded
+    once (`path_param`), then checked whole (400 otherwise)."""
+    value = path_param(value)
     if not ARRAY_ID.fullmatch(value):
         raise BadRequestError(
             "array_id must be 1-128 characters of letters, digits, '.', '_', ':' or '-', "

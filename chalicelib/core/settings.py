@@ -54,7 +54,6 @@ class Settings:
     alarm_api_tps: float = 3.0
     alarm_mode: str = "per-instance"
     reconcile_grace_seconds: float = 300.0
-    enable_telemetry_enrichment: bool = False
     lifecycle_max_concurrency: int = 2
     stall_after_seconds: int = 600
     failed_alert_percent: float = 10.0

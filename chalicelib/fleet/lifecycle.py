@@ -20,8 +20,9 @@ copy whose call lands last reads the registry after it, so the final alarms matc
 final registry. The reads after a batch of deletes are one `BatchGetItem` per 100.
 
 In `ALARM_MODE=fleet-query`, once both query alarms exist (`chalicelib.alarms.modes`),
-the handler makes no alarm calls at all: the query alarms watch every managed instance,
-and the reconciler removes per-instance alarms left from before. It still keeps the
+the handler makes no alarm calls for the instances their query selects (tagged
+`spawn:managed=true`); one it does not select (tagged only `spawn=true`) still gets its
+own alarms, and the reconciler removes per-instance alarms no longer wanted. It still keeps the
 registry, arrays and counts. Until the query alarms exist it acts as in
 `per-instance`, so a switch never leaves an instance unwatched.
 """
@@ -35,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.alarms.fleet_query import query_selects
 from chalicelib.alarms.modes import AlarmModes
 from chalicelib.alarms.per_instance import AlarmStore, Watched, alarm_names
 from chalicelib.core.settings import Settings
@@ -158,7 +160,19 @@ class Lifecycle:
 
         alarm_calls = to_put or to_delete
         if alarm_calls and self.modes is not None and self.modes.query_alarms_in_force():
-            return outcome
+            # The query alarms watch what their query selects; a managed instance it
+            # does not (tagged only `spawn=true`) still gets its own alarms. Deletes are
+            # left to the reconciler: tags are not read for a stopping instance, so
+            # which instances have alarms of their own is not known here.
+            to_put = [
+                (watched, change)
+                for watched, change in to_put
+                if (found := facts.get(watched.instance_id)) is not None
+                and not query_selects(found.tags, self.settings)
+            ]
+            to_delete = {}
+            if not to_put:
+                return outcome
         self.alarms.expect(len(to_put))
         for watched, _ in to_put:
             try:

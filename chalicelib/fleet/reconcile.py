@@ -35,10 +35,13 @@ the time to drain the queue.
 
 `ALARM_MODE` (`chalicelib.alarms.modes`): in `fleet-query`, with its precondition met,
 the reconciler makes sure both query alarms exist and match, deletes every
-`spawn-instance-*` alarm left (paced, 100 names a call), and brings instance health in
-line with `DescribeAlarmContributors`. Otherwise it keeps per-instance alarms, and
-while query alarms remain (a switch back), deletes them only once a fresh listing shows
-every running managed instance with both its alarms.
+`spawn-instance-*` alarm left (paced, 100 names a call) but those of managed instances
+the query does not select (tagged only `spawn=true`: it puts theirs as in
+`per-instance`), and brings the health of the selected instances in
+line with `DescribeAlarmContributors` (past its cap of 100 in ALARM, with the data).
+Otherwise it keeps per-instance alarms, and while query alarms remain (a switch back),
+deletes them only once a fresh listing shows every running managed instance with both
+its alarms.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from chalicelib.alarms.fleet_query import query_selects
 from chalicelib.alarms.modes import AlarmModes
 from chalicelib.alarms.per_instance import (
     ALARM_KINDS,
@@ -56,7 +60,6 @@ from chalicelib.alarms.per_instance import (
     AlarmStore,
     Watched,
     alarm_names,
-    instance_of,
     plan,
 )
 from chalicelib.core.settings import Settings
@@ -171,26 +174,31 @@ def reconcile(
     window = grace_ms(settings, backlog) if backlog is not None else 0
     recent = recent_launches(running, rows, now_ms, window)
     if mode == "fleet-query":
-        # Both query alarms exist: every per-instance alarm left is redundant.
-        full_plan = alarm_plan = AlarmPlan(
-            delete=tuple(sorted(n for n in existing if instance_of(n) is not None))
-        )
-        alarms.apply(alarm_plan)
-        assert modes is not None
-        health = _health_from_contributors(modes, registry, rows, running, now_ms)
+        # Both query alarms exist: only the managed instances their query does not
+        # select (e.g. tagged only `spawn=true`) keep per-instance alarms.
+        watched = [
+            Watched(i, f.array_id)
+            for i, f in running.items()
+            if not query_selects(f.tags, settings)
+        ]
+        leave = recent
     else:
         watched = [Watched(i, f.array_id) for i, f in running.items()]
-        full_plan = plan(watched, existing)
         # While query alarms remain (switching back), recent launches get their alarms
         # too: the query alarms go only once every running instance has its own.
         leave = set() if query_alarms else recent
-        graced = tuple(w for w in full_plan.create if w.instance_id not in leave)
-        left = len(full_plan.create) - len(graced)
-        full_plan = replace(full_plan, create=graced)
-        alarm_plan = within_budget(full_plan, budget_seconds, alarms.put_limiter.rate)
-        alarms.apply(alarm_plan)
-        if query_alarms and modes is not None:
-            query_deleted = _retire_query_alarms(modes, alarms, running)
+    full_plan = plan(watched, existing)
+    graced = tuple(w for w in full_plan.create if w.instance_id not in leave)
+    left = len(full_plan.create) - len(graced)
+    full_plan = replace(full_plan, create=graced)
+    alarm_plan = within_budget(full_plan, budget_seconds, alarms.put_limiter.rate)
+    alarms.apply(alarm_plan)
+    if mode == "fleet-query":
+        assert modes is not None
+        selected = {i: f for i, f in running.items() if query_selects(f.tags, settings)}
+        health = _health_from_contributors(modes, registry, rows, selected, now)
+    elif query_alarms and modes is not None:
+        query_deleted = _retire_query_alarms(modes, alarms, running)
 
     adopted = corrected = 0
     missed: list[InstanceFacts] = []
@@ -249,13 +257,16 @@ def _health_from_contributors(
     registry: Registry,
     rows: dict[str, dict[str, object]],
     running: dict[str, InstanceFacts],
-    now_ms: int,
+    now: datetime,
 ) -> int:
-    """Bring each running instance's recorded check states in line with the contributors
-    in ALARM (a lost contributor event, or one that never came, is corrected). Each
-    write is stamped (the contributor's transition, or `now` for OK) and made only over
-    an older record, so an event that lands meanwhile wins."""
-    in_alarm = modes.fleet_alarms.contributors_in_alarm()
+    """Bring each running instance the query selects (`running`) in line with the contributors
+    in ALARM (a lost contributor event, or one that never came, is corrected), or, past
+    CloudWatch's cap of 100 contributors in ALARM, with the failing instances counted
+    from the data (`FleetQueryAlarms.health`). Each write is stamped (the contributor's
+    transition, or `now`) and made only over an older record, so an event that lands
+    meanwhile wins."""
+    now_ms = epoch_ms(now)
+    in_alarm = modes.fleet_alarms.health(running, now)
     if in_alarm is None:
         return 0
     corrected = 0

@@ -7,7 +7,8 @@ It reads (never writes) the deployment through AWS read APIs and the HTTP API:
    resources, else the default names), the progress table streams both images, the
    rule is enabled with a target, and the dead-letter queues are empty;
 3. the fleet alarm exists, and the `spawn-instance-*` alarms equal the running managed
-   instances (two each; none in `fleet-query` mode); instances launched in the last
+   instances (two each; in `fleet-query` mode, only for those not tagged
+   `spawn:managed=true`); instances launched in the last
    5 minutes may still be waiting for theirs;
 4. workers' metrics (`Spawn/Workers`, and `Spawn/GPU` where GPU instances run) and the
    scheduled functions' log groups received data recently;
@@ -199,6 +200,10 @@ def alarm_drift(
         orphaned=sorted(existing - set(wanted)),
         waiting=waiting,
     )
+
+
+def _tags(instance: Mapping[str, Any]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
 
 
 def _code(exc: ClientError) -> str:
@@ -458,8 +463,14 @@ class Doctor:
             )
             for a in page["MetricAlarms"]
         ]
-        launched = {i: inst["LaunchTime"] for i, inst in self.running.items()}
-        drift = alarm_drift(launched, names, fleet_query, self.now)
+        # In fleet-query mode the query selects `spawn:managed=true` only (the backend's
+        # `query_selects`); any other managed instance keeps its own two alarms.
+        launched = {
+            i: inst["LaunchTime"]
+            for i, inst in self.running.items()
+            if not (fleet_query and _tags(inst).get(MANAGED_TAG_KEYS[0]) == "true")
+        }
+        drift = alarm_drift(launched, names, False, self.now)
         mode = "fleet-query" if fleet_query else "per-instance"
         detail = (
             f"{len(self.running)} running managed instances, {len(names)} instance alarms ({mode})"

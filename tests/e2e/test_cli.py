@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 import pytest
 
@@ -242,6 +243,25 @@ def test_a_malformed_id_is_the_apis_400(stack: Stack) -> None:
         assert "bad request: array_id must be" in line
     usage = one_line_error(cli(stack, "watch", "--once"))
     assert "required: ARRAY_ID" in usage
+
+
+def test_an_id_the_cli_must_encode_reaches_the_array(stack: Stack) -> None:
+    # The CLI sends `:` as `%3A`; `chalice local`, like API Gateway, hands the path
+    # parameter over still encoded, and the application decodes it once.
+    array_id = "team:encoded-20261127-1a1a1a"
+    write_rows(stack, array_id, ["running", "completed"])
+    summarised(stack, quote(array_id, safe=""), 2)
+    result = cli(stack, "watch", array_id, "--once")
+    assert result.returncode == 0, result.stderr
+    assert array_id in result.stdout
+    assert "completed 1" in result.stdout
+    workers = cli(stack, "workers", array_id, "--json")
+    assert workers.returncode == 0, workers.stderr
+    assert [w["task_index"] for w in json.loads(workers.stdout)["workers"]] == [0, 1]
+    # What the operator typed already encoded is encoded again by the CLI (`%253A`),
+    # decoded once by the API (`%3A`), and refused as malformed, never a 500.
+    line = one_line_error(cli(stack, "watch", "--once", "--", quote(array_id, safe="")))
+    assert "bad request: array_id must be" in line
 
 
 def test_no_endpoint_and_no_stack(stack: Stack) -> None:

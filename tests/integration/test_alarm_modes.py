@@ -22,7 +22,7 @@ from botocore.stub import Stubber
 
 from chalicelib.alarms.fleet_query import FLEET_ALARM_NAMES, FleetQueryAlarms, query_expression
 from chalicelib.alarms.modes import AlarmModes, TelemetryEnrichment
-from chalicelib.alarms.per_instance import ALARM_KINDS, alarm_names
+from chalicelib.alarms.per_instance import ALARM_KINDS, Watched, alarm_names
 from chalicelib.core.pacing import RateLimiter
 from chalicelib.core.settings import Settings
 from chalicelib.fleet.lifecycle import Lifecycle
@@ -35,20 +35,25 @@ QUERY_NAMES = set(FLEET_ALARM_NAMES.values())
 FAST = RateLimiter(10_000, burst=10_000)
 
 
-def _telemetry(session: boto3.Session, *statuses: str, start: str | None = None) -> Any:
-    """An observabilityadmin client answering the status checks in turn (Stubber)."""
+def _telemetry(session: boto3.Session, *statuses: str) -> Any:
+    """An observabilityadmin client answering the status checks in turn (Stubber); a
+    status ending in `Exception` is answered as that error instead. Any other call
+    (`StartTelemetryEnrichment`) finds no answer queued and fails the test."""
     client = session.client("observabilityadmin")
     stubber = Stubber(client)
     for status in statuses:
-        stubber.add_response("get_telemetry_enrichment_status", {"Status": status}, {})
-    if start is not None:
-        stubber.add_response("start_telemetry_enrichment", {"Status": start}, {})
+        if status.endswith("Exception"):
+            stubber.add_client_error(
+                "get_telemetry_enrichment_status", status, "not authorized", 400, {}
+            )
+        else:
+            stubber.add_response("get_telemetry_enrichment_status", {"Status": status}, {})
     stubber.activate()
     client.stubber = stubber
     return client
 
 
-def _modes(fleet: Fleet, wanted: str, telemetry: Any, enable: bool = False) -> AlarmModes:
+def _modes(fleet: Fleet, wanted: str, telemetry: Any) -> AlarmModes:
     settings = replace(fleet.settings, alarm_mode=wanted)
     alarms = FleetQueryAlarms(
         fleet.cloudwatch,
@@ -58,7 +63,7 @@ def _modes(fleet: Fleet, wanted: str, telemetry: Any, enable: bool = False) -> A
         put_limiter=FAST,
         delete_limiter=FAST,
     )
-    return AlarmModes(wanted, alarms, TelemetryEnrichment(telemetry, enable=enable))
+    return AlarmModes(wanted, alarms, TelemetryEnrichment(telemetry, region="eu-west-1"))
 
 
 def _lifecycle(fleet: Fleet, modes: AlarmModes) -> Lifecycle:
@@ -123,10 +128,11 @@ def test_the_query_alarms_are_exactly_as_described(session: boto3.Session, fleet
     assert set(alarms) == QUERY_NAMES
     status = alarms["spawn-fleet-status-check"]
     [query] = status["Metrics"]
+    # WHERE uses `=` alone: the query reference documents `=`, `!=` and `AND`, not `OR`
+    # or parentheses, nor `!=` on a resource that lacks the tag.
     assert query["Expression"] == (
         'SELECT MAX(StatusCheckFailed_Instance) FROM SCHEMA("AWS/EC2", InstanceId)'
-        " WHERE (tag.\"spawn:managed\" = 'true' OR tag.\"spawn\" = 'true')"
-        " AND tag.\"spawn:monitoring\" != 'off'"
+        " WHERE tag.\"spawn:managed\" = 'true'"
         " GROUP BY InstanceId ORDER BY MAX() DESC LIMIT 500"
     )
     assert query["Period"] == 60
@@ -153,13 +159,15 @@ def test_a_changed_query_alarm_is_put_back(session: boto3.Session, fleet: Fleet)
     assert _query_alarms(fleet)["spawn-fleet-system-check"]["Threshold"] == 1.0
 
 
-def test_the_opt_out_and_managed_keys_come_from_settings() -> None:
+def test_the_query_filters_on_the_first_managed_key_with_documented_syntax() -> None:
     from chalicelib.alarms.per_instance import ALARM_KINDS
 
-    settings = Settings(managed_tag_keys=("team:spawned",), opt_out_tag="team:watch")
+    settings = Settings(managed_tag_keys=("team:spawned", "team"), opt_out_tag="team:watch")
     expression = query_expression(ALARM_KINDS[0], settings)
-    assert "tag.\"team:spawned\" = 'true'" in expression
-    assert "tag.\"team:watch\" != 'off'" in expression
+    where = expression.split(" WHERE ", 1)[1].split(" GROUP BY ", 1)[0]
+    assert where == "tag.\"team:spawned\" = 'true'"
+    for undocumented in (" OR ", "(", "!="):
+        assert undocumented not in where
 
 
 def test_fleet_query_refuses_to_start_without_tags_on_telemetry(
@@ -171,9 +179,20 @@ def test_fleet_query_refuses_to_start_without_tags_on_telemetry(
     with caplog.at_level(logging.ERROR):
         summary = modes.prepare()
     assert summary["alarm_mode"] == "per-instance"
-    assert "ENABLE_TELEMETRY_ENRICHMENT=true" in str(summary["fix"])
+    assert summary["telemetry_enrichment"] == "Stopped"
+    command = "aws observabilityadmin start-telemetry-enrichment --region eu-west-1"
+    assert command in str(summary["fix"])
     assert "cannot start" in caplog.text
-    assert "resource tags on telemetry" in caplog.text
+    assert command in caplog.text
+    # What the administrator who runs it needs, named in full.
+    for action in (
+        "observabilityadmin:StartTelemetryEnrichment",
+        "iam:CreateServiceLinkedRole",
+        "resource-explorer-2:CreateIndex",
+        "resource-explorer-2:CreateManagedView",
+        "resource-explorer-2:CreateStreamingAccessForService",
+    ):
+        assert action in caplog.text
     assert _query_alarms(fleet) == {}
     # The reconciler keeps per-instance alarms instead of watching nothing.
     report = _reconcile(fleet, modes)
@@ -182,14 +201,34 @@ def test_fleet_query_refuses_to_start_without_tags_on_telemetry(
     telemetry.stubber.assert_no_pending_responses()
 
 
-def test_setup_turns_tags_on_telemetry_on_only_when_configured(
-    session: boto3.Session, fleet: Fleet
+@pytest.mark.parametrize("answer", ["Stopped", "Impaired", "AccessDeniedException"])
+def test_setup_never_turns_tags_on_telemetry_on_itself(
+    session: boto3.Session, fleet: Fleet, answer: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    telemetry = _telemetry(session, "Stopped", start="Running")
-    summary = _modes(fleet, "fleet-query", telemetry, enable=True).prepare()
-    telemetry.stubber.assert_no_pending_responses()  # StartTelemetryEnrichment was called
-    assert summary["alarm_mode"] == "fleet-query"
-    assert set(_query_alarms(fleet)) == QUERY_NAMES
+    # Enablement is the administrator's one-time step: setup reads the status only (the
+    # Stubber has no answer for StartTelemetryEnrichment, so a call would raise), and a
+    # status it may not read is not taken for on.
+    telemetry = _telemetry(session, answer)
+    with caplog.at_level(logging.ERROR):
+        summary = _modes(fleet, "fleet-query", telemetry).prepare()
+    telemetry.stubber.assert_no_pending_responses()
+    assert summary["alarm_mode"] == "per-instance"
+    status = "AccessDenied" if answer.startswith("AccessDenied") else answer
+    assert summary["telemetry_enrichment"] == status
+    assert "start-telemetry-enrichment --region eu-west-1" in caplog.text
+    if status == "AccessDenied":
+        assert "observabilityadmin:GetTelemetryEnrichmentStatus" in caplog.text
+    assert _query_alarms(fleet) == {}
+
+
+def test_no_code_path_starts_telemetry_enrichment() -> None:
+    # The per-function policies are derived from the calls the code makes: without a
+    # call there is no grant of this account-wide action to any function.
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    sources = [*root.joinpath("chalicelib").rglob("*.py"), root / "app.py"]
+    assert not [p for p in sources if "start_telemetry_enrichment" in p.read_text()]
 
 
 def test_in_fleet_query_the_lifecycle_makes_no_alarm_calls_but_keeps_the_registry(
@@ -470,3 +509,179 @@ def test_fleet_query_does_not_start_while_its_query_misses_running_instances(
     assert modes.prepare()["alarm_mode"] == "fleet-query"
     assert set(_query_alarms(fleet)) == QUERY_NAMES
     telemetry.stubber.assert_no_pending_responses()
+
+
+def _put_status_checks(fleet: Fleet, failing: set[str], healthy: set[str], at: datetime) -> None:
+    """`StatusCheckFailed_Instance` as EC2 publishes it, one-minute maxima for the three
+    minutes before `at` (1 for a failing instance, 0 for a healthy one)."""
+    data = [
+        {
+            "MetricName": "StatusCheckFailed_Instance",
+            "Dimensions": [{"Name": "InstanceId", "Value": instance_id}],
+            "Timestamp": at - timedelta(minutes=minutes),
+            "Value": 1.0 if instance_id in failing else 0.0,
+        }
+        for instance_id in sorted(failing | healthy)
+        for minutes in (3, 2, 1)
+    ]
+    for start in range(0, len(data), 900):
+        fleet.cloudwatch.put_metric_data(Namespace="AWS/EC2", MetricData=data[start : start + 900])
+
+
+def _answer_insights_query(fleet: Fleet, values: dict[str, float], at: datetime) -> list[Any]:
+    """Answer `GetMetricData` on a Metrics Insights expression, which moto cannot evaluate,
+    as the Metrics Insights quotas page says CloudWatch does: one series per instance,
+    sorted by `ORDER BY MAX() DESC`, at most the query's `LIMIT` returned. The series
+    are the same one-minute maxima put into moto. `MetricStat` queries go on to moto
+    itself. Returns the expression requests made."""
+    requests: list[Any] = []
+    last: list[dict[str, Any]] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        last[:] = [dict(params)]
+
+    def answer(**_: Any) -> Any:
+        [query, *_rest] = last[0]["MetricDataQueries"]
+        if "Expression" not in query:
+            return None  # moto answers it
+        requests.append(last[0])
+        limit = int(query["Expression"].rsplit("LIMIT ", 1)[1])
+        ordered = sorted(values, key=lambda i: (-values[i], i))[:limit]
+        stamps = [at - timedelta(minutes=m) for m in (1, 2, 3)]
+        results = [
+            {
+                "Id": query["Id"],
+                "Label": instance_id,
+                "Timestamps": stamps,
+                "Values": [values[instance_id]] * 3,
+                "StatusCode": "Complete",
+            }
+            for instance_id in ordered
+        ]
+        return AWSResponse("", 200, {}, None), {"MetricDataResults": results, "Messages": []}
+
+    events = fleet.cloudwatch.meta.events
+    events.register("provide-client-params.cloudwatch.GetMetricData", record)
+    events.register("before-call.cloudwatch.GetMetricData", answer)
+    return requests
+
+
+@pytest.mark.parametrize("series_limit", [500, 120])
+def test_fleet_health_is_exact_with_150_instances_failing_at_once(
+    session: boto3.Session,
+    fleet: Fleet,
+    infra: Any,
+    series_limit: int,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # CloudWatch keeps at most 100 contributors in ALARM: the other 50 failing
+    # instances never get a contributor event, and DescribeAlarmContributors lists 100.
+    # With a query answer cut at 120 series, 30 failing instances are read one by one
+    # (moto evaluates those `MetricStat` queries from the data put here).
+    import json
+
+    from chalicelib.alerts.publish import AlertPublisher
+    from chalicelib.fleet.health import FleetHealth
+    from chalicelib.fleet.stats import SNAPSHOT, Stats
+
+    modes = _modes(fleet, "fleet-query", _telemetry(session, "Running", "Running"))
+    modes.fleet_alarms.series_limit = series_limit
+    modes.prepare()
+    instances = fleet.launch(200)
+    _lifecycle(fleet, modes).handle([fleet.event(i, "running") for i in instances])
+    failing, healthy = set(instances[:150]), set(instances[150:])
+    now = later(3600)
+    _put_status_checks(fleet, failing, healthy, now)
+    values = {i: 1.0 if i in failing else 0.0 for i in instances}
+    queries = _answer_insights_query(fleet, values, now)
+    first_hundred = sorted(failing)[:100]
+    _answer_contributors(fleet, {"status": first_hundred})
+    fleet.cloudwatch.set_alarm_state(
+        AlarmName="spawn-fleet-status-check",
+        StateValue="ALARM",
+        StateReason="100+ time series evaluated to ALARM",
+    )
+
+    report = _reconcile(fleet, modes, now=now)
+
+    assert report.mode == "fleet-query"
+    assert report.health_corrected == 150
+    assert len(queries) == 1  # only the capped check reads the data
+    stats = Stats(fleet.clients.dynamodb, fleet.settings.stats_table)
+    alerts = AlertPublisher(
+        fleet.clients.sns, infra.arns["AlertsTopic"], infra.arns["CriticalTopic"]
+    )
+    capsys.readouterr()
+    FleetHealth(fleet.registry, stats, alerts, threshold=5.0, clock=lambda: now).tick()
+    published = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line
+    ]
+    fleet_document = stats.get_document(SNAPSHOT)  # what GET /fleet answers
+    assert fleet_document is not None
+    assert fleet_document["unhealthy"]["count"] == 150
+    assert set(fleet_document["unhealthy"]["instance_ids"]) == failing
+    # The figures spawn-fleet-unhealthy watches are the same count.
+    [figures] = published
+    assert figures["UnhealthyInstances"] == [150.0]
+    assert figures["UnhealthyPercent"] == [fleet_document["unhealthy"]["percent"]] == [75.0]
+
+
+def test_contributors_under_the_cap_are_taken_as_listed(
+    session: boto3.Session, fleet: Fleet
+) -> None:
+    # Below the cap the data is not read at all: the contributors are the answer.
+    modes = _modes(fleet, "fleet-query", _telemetry(session, "Running"))
+    instances = fleet.launch(3)
+    _lifecycle(fleet, modes).handle([fleet.event(i, "running") for i in instances])
+    _answer_contributors(fleet, {"status": instances[:1]})
+    calls = count_calls(fleet.cloudwatch)
+    report = _reconcile(fleet, modes)
+    assert report.health_corrected == 1
+    assert "GetMetricData" not in calls
+
+
+def test_instances_the_query_does_not_select_keep_their_own_alarms(
+    session: boto3.Session, fleet: Fleet
+) -> None:
+    # Tagged only `spawn=true` (spawn's how-to guides), or `spawn:managed=True`: managed,
+    # but not taken by `WHERE tag."spawn:managed" = 'true'`.
+    modes = _modes(fleet, "fleet-query", _telemetry(session, "Running", "Running", "Running"))
+    modes.prepare()
+    array = {"spawn:job-array-id": "render-20260127-a1b2c3"}
+    [selected] = fleet.launch(1, {"spawn:managed": "true", **array})
+    [guide] = fleet.launch(1, {"spawn": "true", **array})
+    [capital] = fleet.launch(1, {"spawn:managed": "True", **array})
+    [opted_out] = fleet.launch(1, {"spawn": "true", "spawn:monitoring": "off", **array})
+    lifecycle = _lifecycle(fleet, modes)
+    calls = count_calls(fleet.cloudwatch)
+    lifecycle.handle([fleet.event(i, "running") for i in (selected, guide, capital, opted_out)])
+    # The lifecycle puts alarms at once for the two the query leaves out, and no others.
+    assert fleet.alarmed_instances() == {guide, capital}
+    assert calls.get("PutMetricAlarm") == 4
+    assert "DeleteAlarms" not in calls
+
+    # A per-instance alarm left for a selected instance goes; the others stay.
+    fleet.alarms.put([Watched(selected, None)])
+    _answer_contributors(fleet, {})
+    report = _reconcile(fleet, modes)
+    assert report.mode == "fleet-query"
+    assert fleet.alarmed_instances() == {guide, capital}
+    assert set(_query_alarms(fleet)) == QUERY_NAMES
+
+    # Terminated: the reconciler deletes its alarms (the lifecycle leaves deletes to it).
+    lifecycle.handle([fleet.event(guide, "terminated", later(60))])
+    fleet.ec2.terminate_instances(InstanceIds=[guide])
+    _reconcile(fleet, modes, now=later(7200))
+    assert fleet.alarmed_instances() == {capital}
+
+
+def test_the_coverage_guard_looks_only_at_what_the_query_selects(
+    session: boto3.Session, fleet: Fleet
+) -> None:
+    [selected] = fleet.launch(1, {"spawn:managed": "true"})
+    fleet.launch(1, {"spawn": "true"})  # never in the query's answer: has its own alarms
+    modes = _modes(fleet, "fleet-query", _telemetry(session, "Running"))
+    modes.ec2 = fleet.ec2
+    modes.now = lambda: datetime.now(UTC) + timedelta(minutes=30)
+    _answer_query(fleet, [selected])
+    assert modes.prepare()["alarm_mode"] == "fleet-query"

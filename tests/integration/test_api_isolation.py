@@ -336,3 +336,31 @@ def test_an_owners_listing_reads_one_page_whatever_others_have(world: World) -> 
     assert body["next"] is not None
     # One Query of the owner index (3 registrations), one BatchGetItem of 2 summaries.
     assert calls == {"Query": 1, "BatchGetItem": 1}
+
+
+def test_an_encoded_path_parameter_is_decoded_once_at_the_edge(world: World) -> None:
+    # API Gateway REST APIs pass path parameters still percent-encoded; the CLI sends
+    # `:` as `%3A` (aws/chalice#688, #511).
+    array_id = "team:alice-20260127-00000a"
+    world.instances[array_id] = world.launch(array_id, ALICE)
+    world.running(array_id)
+    world.report(array_id)
+    encoded = quote(array_id, safe="")
+    assert encoded == "team%3Aalice-20260127-00000a"
+    event = apigw.proxy_event(world.app, f"/arrays/{encoded}/progress", ALICE)
+    assert event["pathParameters"] == {"array_id": encoded}
+    status, body = world.get(f"/arrays/{encoded}/progress", ALICE)
+    assert status == 200, body
+    assert body["array_id"] == array_id
+    for route in ("workers", "history"):
+        status, body = world.get(f"/arrays/{encoded}/{route}", ALICE)
+        assert status == 200, (route, body)
+    # Still another user's array, encoded or not.
+    assert world.get(f"/arrays/{encoded}/progress", BOB)[0] == 404
+    # Double-encoded input is decoded once, to `team%3Aalice-...`: a malformed id.
+    twice = quote(encoded, safe="")
+    assert twice == "team%253Aalice-20260127-00000a"
+    for route in ("progress", "workers", "history"):
+        status, body = world.get(f"/arrays/{twice}/{route}", ALICE)
+        assert status == 400, (route, body)
+        assert body["Code"] == "BadRequestError"

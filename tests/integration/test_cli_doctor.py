@@ -92,3 +92,52 @@ def test_series_are_counted_once_however_many_points_they_have(session: boto3.Se
             ],
         )
     assert doctor(session)._recent_series("Spawn/Workers") == 2
+
+
+def test_in_fleet_query_mode_only_instances_the_query_leaves_out_need_their_alarms(
+    session: boto3.Session,
+) -> None:
+    ec2, cloudwatch = session.client("ec2"), session.client("cloudwatch")
+
+    def launch(tags: dict[str, str]) -> str:
+        spec = [
+            {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+        ]
+        reservation = ec2.run_instances(
+            ImageId="ami-12c6146b", MinCount=1, MaxCount=1, TagSpecifications=spec
+        )
+        return str(reservation["Instances"][0]["InstanceId"])
+
+    launch({"spawn:managed": "true"})  # selected by the query: no alarms of its own
+    guide = launch({"spawn": "true"})  # not selected: keeps both its alarms
+
+    def alarm(name: str) -> None:
+        cloudwatch.put_metric_alarm(
+            AlarmName=name,
+            MetricName="StatusCheckFailed_Instance",
+            Namespace="AWS/EC2",
+            Statistic="Maximum",
+            Period=60,
+            EvaluationPeriods=2,
+            Threshold=1.0,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+        )
+
+    for name in ("spawn-fleet-unhealthy", "spawn-fleet-status-check", "spawn-fleet-system-check"):
+        alarm(name)
+    later = Doctor(
+        session, ApiError("not needed"), "x", local=False, clock=lambda: NOW + timedelta(hours=1)
+    )
+    later.check_alarms()
+    [missing] = [c for c in later.checks if c.name == "instance alarms"]
+    assert missing.status == "fail"
+    assert f"spawn-instance-{guide}-status" in missing.detail
+    for suffix in ("status", "system"):
+        alarm(f"spawn-instance-{guide}-{suffix}")
+    again = Doctor(
+        session, ApiError("not needed"), "x", local=False, clock=lambda: NOW + timedelta(hours=1)
+    )
+    again.check_alarms()
+    [agreed] = [c for c in again.checks if c.name == "instance alarms"]
+    assert agreed.status == "ok", agreed.detail
+    assert "(fleet-query)" in agreed.detail

@@ -124,6 +124,7 @@ def test_an_older_contributor_change_arriving_late_changes_nothing(
         lambda e: e["detail"].update(alarmName="someone-elses-alarm"),
         lambda e: e["detail"].pop("alarmContributor"),
         lambda e: e["detail"]["alarmContributor"].update(attributes={"TableName": "t"}),
+        lambda e: e["detail"]["alarmContributor"].update(attributes={"InstanceId": "TestInstance"}),
         lambda e: e["detail"]["state"].update(value="INSUFFICIENT_DATA"),
         lambda e: e["detail"]["state"].update(timestamp="yesterday"),
         lambda e: e.update(detail="not an object"),
@@ -140,3 +141,29 @@ def test_anything_else_is_skipped_and_changes_nothing(
     assert row is not None
     assert "check_status_state" not in row
     assert consumer.history.latest(10) == []
+
+
+def test_a_contributor_change_of_an_opted_out_instance_is_not_an_alert(
+    fleet: Fleet, consumer: Notifications, instances: list[str]
+) -> None:
+    # The query keeps to `WHERE tag."spawn:managed" = 'true'` (documented syntax only), so
+    # CloudWatch evaluates an opted-out instance carrying that tag as a contributor.
+    [opted_out] = fleet.launch(
+        1, {"spawn:managed": "true", "spawn:monitoring": "off", "spawn:job-array-id": "a-1"}
+    )
+    fleet.lifecycle.handle([fleet.event(opted_out, "running", T0)])
+    row = fleet.registry.get(opted_out)
+    assert row is not None
+    assert row["managed"] is False
+    assert consumer.handle_contributor_event(contributor_event(opted_out, "ALARM", 60)) == (
+        "unmanaged"
+    )
+    assert consumer.handle(sns_copy(contributor_event(opted_out, "ALARM", 60)), TOPIC) == (
+        "unmanaged"
+    )
+    assert consumer.history.latest(10) == []
+    # A managed instance's change is still one.
+    assert consumer.handle_contributor_event(contributor_event(instances[0], "ALARM", 60)) == (
+        "recorded"
+    )
+    assert [e["instance_id"] for e in consumer.history.latest(10)] == [instances[0]]

@@ -144,3 +144,44 @@ def test_history_entries_expire(consumer: Notifications, fleet: Fleet, instance:
     consumer.handle(notification(instance, "ALARM", 60), TOPIC)
     item = fleet.clients.dynamodb.scan(TableName=fleet.settings.alert_history_table)["Items"][0]
     assert int(item["expires_at"]["N"]) == int((T0 + timedelta(days=30)).timestamp())
+
+
+def test_a_dimension_that_is_not_an_instance_id_is_kept_without_one(
+    fleet: Fleet, consumer: Notifications, instance: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The SNS test notification (the Lambda console's "TestInvoke" sample, as published
+    # in aws-lambda-go's testdata) names `"InstanceId": "TestInstance"`.
+    event = load_event("sns-alarm-notification-test-invoke.json")
+    message = event["Records"][0]["Sns"]["Message"]
+    with caplog.at_level("WARNING"):
+        assert consumer.handle(message, TOPIC) == "recorded"
+    [entry] = consumer.history.latest(10)
+    assert entry["alarm_name"] == "EXAMPLE"
+    assert "instance_id" not in entry
+    assert health(fleet, instance) == (None, None)
+    [record] = [r for r in caplog.records if "not an instance id" in r.getMessage()]
+    assert record.levelname == "WARNING"
+    assert "NewStateReason" not in record.getMessage()
+    assert "Threshold Crossed" not in str(record.__dict__)
+
+
+@pytest.mark.parametrize(
+    ("value", "taken"),
+    [
+        ("i-0abcd123", True),  # 8 hex digits
+        ("i-0abcd1234ef567890", True),  # 17
+        ("i-0abcd1234ef56789", False),  # 16
+        ("i-0ABCD123", False),
+        ("i-0abcd1234ef567890\n", False),
+        ("TestInstance", False),
+        ("i-", False),
+    ],
+)
+def test_only_an_ec2_shaped_dimension_is_taken_as_the_instance(value: str, taken: bool) -> None:
+    from chalicelib.alerts.notifications import parse_notification
+
+    message = sample("ALARM")
+    message["AlarmName"] = "someone-elses-alarm"
+    message["Trigger"]["Dimensions"] = [{"value": value, "name": "InstanceId"}]
+    change = parse_notification(json.dumps(message))
+    assert change.instance_id == (value if taken else None)

@@ -56,3 +56,27 @@ def test_alarm_kinds_are_data() -> None:
         recover=True,
     )
     assert system["AlarmActions"] == ["arn:t", "arn:aws:automate:eu-west-1:ec2:recover"]
+
+
+def test_a_series_breaches_as_the_alarm_judges_it_two_latest_minutes_at_one() -> None:
+    from datetime import UTC, datetime
+
+    from chalicelib.alarms.fleet_query import breaching
+
+    t = [datetime(2026, 1, 27, 10, m, tzinfo=UTC) for m in range(5)]
+    assert breaching(t[:3], [0.0, 1.0, 1.0])
+    # Order of the answer does not matter: the latest two by time count.
+    assert breaching(list(reversed(t[:3])), [1.0, 1.0, 0.0])
+    assert not breaching(t[:3], [1.0, 1.0, 0.0])  # recovered in the latest minute
+    assert not breaching(t[:1], [1.0])  # one minute is not two
+    assert not breaching([], [])
+
+
+def test_contributors_are_capped_at_100_or_when_the_reason_says_so() -> None:
+    from chalicelib.alarms.fleet_query import capped
+
+    assert capped(None, 100)
+    assert not capped({"StateReason": "95 out of 150 time series evaluated to ALARM"}, 95)
+    assert capped({"StateReason": "100+ time series evaluated to ALARM"}, 99)
+    # Large attributes can cut the listing below 100; the reason then says "85+".
+    assert capped({"StateReason": "85+ out of 150 time series evaluated to ALARM"}, 85)
