@@ -19,7 +19,8 @@ from chalicelib.alarms.budget import AccountBudget
 from chalicelib.alarms.fleet_query import FleetQueryAlarms
 from chalicelib.alarms.modes import AlarmModes, TelemetryEnrichment
 from chalicelib.alarms.per_instance import AlarmStore
-from chalicelib.alerts.notifications import AlertHistory, Notifications
+from chalicelib.alerts.feed import AlertHistory
+from chalicelib.alerts.notifications import Notifications
 from chalicelib.alerts.publish import AlertPublisher
 from chalicelib.api.deps import ArraysDeps, HistoryDeps
 from chalicelib.console.alarms import Topics

@@ -52,7 +52,8 @@ from botocore.config import Config
 
 from chalicelib.alarms.fleet_query import FLEET_ALARM_NAMES
 from chalicelib.alarms.per_instance import AlarmStore, instance_of
-from chalicelib.alerts.notifications import FEED, parse_time
+from chalicelib.alerts.feed import FEED
+from chalicelib.alerts.notifications import parse_time
 from chalicelib.container import Container
 from chalicelib.contract.rows import iso
 from chalicelib.core.clients import RETRY_CONFIG, Clients

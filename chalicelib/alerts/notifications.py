@@ -29,10 +29,7 @@ keeps to documented syntax), so CloudWatch evaluates those tagged `spawn:managed
 as contributors; a contributor change of an instance the registry knows as unmanaged is
 logged and skipped: no history entry, no effect on `/fleet`.
 
-The history is one feed (a partition, newest first) for the whole fleet, plus one feed
-per owner: a change of an instance whose registry row names its owner (`spawn:iam-user`)
-is written to both, so `GET /alerts` reads one partition whoever asks (per-user
-isolation, `chalicelib.core.access`).
+The history itself (the feed `GET /alerts` reads) is `chalicelib.alerts.feed`.
 """
 
 from __future__ import annotations
@@ -40,26 +37,25 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from chalicelib.alarms.fleet_query import check_of
 from chalicelib.alarms.per_instance import instance_of
+from chalicelib.alerts.feed import AlarmChange, AlertHistory
 from chalicelib.alerts.publish import is_own_alert
-from chalicelib.fleet.events import epoch_ms, iso
 from chalicelib.fleet.registry import Registry
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
+    pass
 
 logger = logging.getLogger(__name__)
 
 ALARM_STATES = frozenset({"OK", "ALARM", "INSUFFICIENT_DATA"})
-FEED = "alarm-changes"
 CONTRIBUTOR_CHANGE = "CloudWatch Alarm Contributor State Change"
 CONTRIBUTOR_STATES = frozenset({"OK", "ALARM"})
 # Where a contributor event came from, in the history's `topic` field.
@@ -70,30 +66,8 @@ _serialize = TypeSerializer().serialize
 _deserialize = TypeDeserializer().deserialize
 
 
-def owner_feed(owner: str) -> str:
-    """The history partition of one owner's instances."""
-    return f"{FEED}#{owner}"
-
-
 class NotAnAlarmNotification(ValueError):
     """The message is not a CloudWatch alarm notification; the text says why."""
-
-
-@dataclass(frozen=True)
-class AlarmChange:
-    """One alarm state change, as CloudWatch reported it."""
-
-    alarm_name: str
-    new_state: str
-    old_state: str | None
-    reason: str
-    changed_at: datetime
-    instance_id: str | None
-    check: str | None  # `status` or `system` for per-instance alarms
-
-    @property
-    def changed_ms(self) -> int:
-        return epoch_ms(self.changed_at)
 
 
 def parse_time(value: Any) -> datetime:
@@ -195,70 +169,6 @@ def _dimension(body: Mapping[str, Any], name: str) -> str | None:
             value = dimension.get("value")
             return value if isinstance(value, str) else None
     return None
-
-
-class AlertHistory:
-    """The alert history table: newest first, each change stored once.
-
-    The sort key is built from the change itself, so a duplicated notification
-    overwrites its own entry instead of adding another.
-    """
-
-    def __init__(
-        self,
-        dynamodb: DynamoDBClient,
-        table: str,
-        retention: timedelta,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self.dynamodb = dynamodb
-        self.table = table
-        self.retention = retention
-        self.clock = clock
-
-    def add(
-        self, change: AlarmChange, topic_arn: str, array_id: str | None, owner: str | None = None
-    ) -> None:
-        """Keep `change` in the fleet's feed, and in `owner`'s when it is known."""
-        key = f"{iso(change.changed_at)}#{change.alarm_name}#{change.new_state}"
-        if check_of(change.alarm_name) and change.instance_id:
-            # One query alarm, many contributors: each instance's change is its own entry
-            # (and the SNS and EventBridge copies of it are one).
-            key += f"#{change.instance_id}"
-        entry = {
-            "seen_at": key,
-            "alarm_name": change.alarm_name,
-            "new_state": change.new_state,
-            "old_state": change.old_state,
-            "reason": change.reason,
-            "changed_at": iso(change.changed_at),
-            "instance_id": change.instance_id,
-            "check": change.check,
-            "array_id": array_id,
-            "topic": topic_arn.rsplit(":", 1)[-1],
-            "expires_at": int((self.clock() + self.retention).timestamp()),
-        }
-        item = {k: _serialize(v) for k, v in entry.items() if v is not None}
-        for feed in (FEED, owner_feed(owner)) if owner else (FEED,):
-            self.dynamodb.put_item(TableName=self.table, Item={**item, "feed": {"S": feed}})
-
-    def latest(self, limit: int, owner: str | None = None) -> list[dict[str, Any]]:
-        """The `limit` newest changes of the fleet, or of `owner`'s instances only."""
-        feed = FEED if owner is None else owner_feed(owner)
-        response = self.dynamodb.query(
-            TableName=self.table,
-            KeyConditionExpression="feed = :feed",
-            ExpressionAttributeValues={":feed": {"S": feed}},
-            ScanIndexForward=False,
-            Limit=limit,
-        )
-        entries = []
-        for item in response.get("Items", []):
-            row = {k: _deserialize(v) for k, v in item.items()}
-            for internal in ("feed", "seen_at", "expires_at"):
-                row.pop(internal, None)
-            entries.append(row)
-        return entries
 
 
 @dataclass

@@ -21,7 +21,8 @@ from boto3.dynamodb.types import TypeSerializer
 from chalice.app import Chalice
 
 from chalicelib import container as wiring
-from chalicelib.alerts.notifications import AlertHistory, Notifications
+from chalicelib.alerts.feed import AlertHistory
+from chalicelib.alerts.notifications import Notifications
 from chalicelib.alerts.publish import AlertPublisher
 from chalicelib.api.arrays import arrays_api
 from chalicelib.api.fleet import api as fleet_api

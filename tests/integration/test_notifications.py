@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.alerts.notifications import AlertHistory, Notifications
+from chalicelib.alerts.feed import AlertHistory
+from chalicelib.alerts.notifications import Notifications
 from chalicelib.alerts.publish import Alert, publish_request
 from tests.conftest import load_event
 from tests.integration.conftest import T0, Fleet
