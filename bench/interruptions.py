@@ -31,10 +31,11 @@ from bench.virtual_time import VirtualClock
 from chalicelib.alerts.publish import AlertPublisher
 from chalicelib.core.clients import Clients
 from chalicelib.core.settings import Settings
+from chalicelib.fleet.counters import COUNTER_SHARDS
 from chalicelib.fleet.events import STATE_RANK, StateChange
 from chalicelib.fleet.interruptions import Interruptions
 from chalicelib.fleet.registry import Registry, describe
-from chalicelib.fleet.stats import COUNTER_SHARDS, Stats
+from chalicelib.fleet.stats import Stats
 from local.provision import provision
 from tests.aws_faults import TransactionConflicts
 

@@ -15,7 +15,7 @@ from chalice.app import NotFoundError
 
 from chalicelib.core.access import Viewer
 from chalicelib.core.settings import Settings
-from chalicelib.fleet.stats import ArrayRecord
+from chalicelib.fleet.registrations import ArrayRecord
 from chalicelib.progress.history import HistoryStore
 from chalicelib.progress.store import SummaryStore, utc_now
 

@@ -19,7 +19,7 @@ from chalicelib.api.params import limit_param, request_viewer
 from chalicelib.container import current
 from chalicelib.contract.openapi import document
 from chalicelib.fleet.health import empty_snapshot
-from chalicelib.fleet.stats import SNAPSHOT, owner_snapshot_key
+from chalicelib.fleet.snapshots import SNAPSHOT, owner_snapshot_key
 
 ALERTS_LIMIT_DEFAULT = 20
 

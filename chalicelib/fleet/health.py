@@ -32,12 +32,8 @@ from chalicelib.alerts.publish import Alert, AlertPublisher
 from chalicelib.core.observability import emit
 from chalicelib.fleet.events import epoch_ms, iso
 from chalicelib.fleet.registry import Registry
-from chalicelib.fleet.stats import (
-    SNAPSHOT,
-    SNAPSHOT_OWNERS,
-    Stats,
-    owner_snapshot_key,
-)
+from chalicelib.fleet.snapshots import SNAPSHOT, SNAPSHOT_OWNERS, owner_snapshot_key
+from chalicelib.fleet.stats import Stats
 
 NAMESPACE = "Spawn/Fleet"
 EMPTY_TOTALS = {"last_hour": 0, "last_24h": 0, "total": 0}

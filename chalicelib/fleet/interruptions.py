@@ -37,6 +37,7 @@ from botocore.exceptions import ClientError
 from chalicelib.alerts.publish import Alert, AlertPublisher
 from chalicelib.core.observability import emit
 from chalicelib.core.settings import Settings
+from chalicelib.fleet.counters import COUNTER_SHARDS, interruption_increments, rebalance_increments
 from chalicelib.fleet.events import (
     SpotWarning,
     epoch_ms,
@@ -45,7 +46,6 @@ from chalicelib.fleet.events import (
     parse_spot_warning,
 )
 from chalicelib.fleet.registry import GONE_RETENTION_SECONDS, Registry, describe
-from chalicelib.fleet.stats import COUNTER_SHARDS, interruption_increments, rebalance_increments
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -582,7 +582,8 @@ def test_fleet_health_is_exact_with_150_instances_failing_at_once(
 
     from chalicelib.alerts.publish import AlertPublisher
     from chalicelib.fleet.health import FleetHealth
-    from chalicelib.fleet.stats import SNAPSHOT, Stats
+    from chalicelib.fleet.snapshots import SNAPSHOT
+    from chalicelib.fleet.stats import Stats
 
     modes = _modes(fleet, "fleet-query", _telemetry(session, "Running", "Running"))
     modes.fleet_alarms.series_limit = series_limit

@@ -32,7 +32,8 @@ from chalicelib.core.settings import Settings
 from chalicelib.fleet.health import FleetHealth
 from chalicelib.fleet.interruptions import Interruptions
 from chalicelib.fleet.lifecycle import Lifecycle
-from chalicelib.fleet.stats import Stats, owner_snapshot_key
+from chalicelib.fleet.snapshots import owner_snapshot_key
+from chalicelib.fleet.stats import Stats
 from chalicelib.progress.aggregator import ProgressAggregator
 from chalicelib.progress.store import SummaryStore
 from local.provision import Provisioned

@@ -10,7 +10,8 @@ import pytest
 
 from chalicelib.alerts.publish import AlertPublisher
 from chalicelib.fleet.health import FleetHealth
-from chalicelib.fleet.stats import SNAPSHOT, Stats
+from chalicelib.fleet.snapshots import SNAPSHOT
+from chalicelib.fleet.stats import Stats
 from local.provision import Provisioned
 from tests.integration.conftest import T0, Fleet
 

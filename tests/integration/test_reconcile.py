@@ -294,7 +294,8 @@ def test_a_change_recorded_while_reconciling_is_not_overwritten(fleet: Fleet) ->
 def test_an_adopted_instance_registers_its_array_and_owner(fleet: Fleet) -> None:
     # Every event of the array was lost: without its registration the API cannot tell
     # whose array it is, nor how many workers have not reported yet.
-    from chalicelib.fleet.stats import ArrayRecord, Stats
+    from chalicelib.fleet.registrations import ArrayRecord
+    from chalicelib.fleet.stats import Stats
 
     stats = Stats(fleet.clients.dynamodb, fleet.settings.stats_table)
     tags = {
