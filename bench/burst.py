@@ -22,8 +22,9 @@ import boto3
 from botocore.config import Config
 
 from bench.lifecycle import QUOTA_TPS, _event, _fast_pacer, _launch_n, _throttle_at_quota
-from bench.report import Figure, count_calls
-from bench.virtual_time import VirtualClock, atomic_conditional_writes, run_participants
+from bench.report import Figure
+from testkit.clocks import VirtualClock, atomic_conditional_writes, run_participants
+from testkit.faults import count_calls
 
 BURST = 10_000
 CONSUMERS = 2

@@ -32,8 +32,9 @@ from typing import Any
 
 import boto3
 
-from bench.report import Figure, count_calls
+from bench.report import Figure
 from spawn_monitor.doctor import PRICE_LIST
+from testkit.faults import count_calls
 
 HOURS = 730.0
 ARRAY = 100

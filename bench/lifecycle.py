@@ -28,8 +28,7 @@ import boto3
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 
-from bench.report import Figure, count_calls
-from bench.virtual_time import VirtualClock, atomic_conditional_writes, run_participants
+from bench.report import Figure
 from chalicelib.alarms.per_instance import AlarmStore, alarm_names
 from chalicelib.container import Container
 from chalicelib.core.clients import Clients
@@ -38,6 +37,8 @@ from chalicelib.core.settings import Settings
 from chalicelib.fleet.lifecycle import Message
 from chalicelib.fleet.registry import Registry
 from local.provision import provision
+from testkit.clocks import VirtualClock, atomic_conditional_writes, run_participants
+from testkit.faults import count_calls
 
 SIZE = 1000
 BATCH = 100

@@ -15,14 +15,15 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 
-from bench.report import Figure, count_calls
+from bench.report import Figure
 from chalicelib.alerts.publish import AlertPublisher
 from chalicelib.core.clients import Clients
 from chalicelib.core.settings import Settings
 from chalicelib.progress.aggregator import ProgressAggregator
 from chalicelib.progress.store import SummaryStore
 from local.provision import provision
-from tests.streams import Workers
+from testkit.faults import count_calls
+from testkit.streams import Workers
 
 FINISHED = 1000
 ACTIVE = 10

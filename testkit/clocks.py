@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 from unittest import mock
 
@@ -75,3 +76,34 @@ def _hold(**_: Any) -> None:
 
 def _release(**_: Any) -> None:
     _CONDITIONAL_WRITE.release()
+
+
+class ReplayClock:
+    """Virtual time: only waits move it, and the replay when it has nothing to do.
+
+    The world does not stop while a handler waits (pacing, retry backoff): whatever
+    happens in the world meanwhile happens at its own time, through `world` (given the
+    time to reach, it carries out what is due, moving the clock to each step's time).
+    """
+
+    def __init__(self, start: datetime) -> None:
+        self._t = start.timestamp()
+        self.world: Callable[[float], None] | None = None
+
+    def time(self) -> float:
+        return self._t
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self._t, UTC)
+
+    def sleep(self, seconds: float) -> None:
+        self.advance_to(self._t + max(0.0, seconds))
+
+    def advance_to(self, t: float) -> None:
+        if self.world is not None:
+            self.world(t)
+        self._t = max(self._t, t)
+
+    def step_to(self, t: float) -> None:
+        """Move to a world step's time (never back)."""
+        self._t = max(self._t, t)

@@ -79,14 +79,16 @@ def throttle(client: Any, operation: str, when: Callable[[], bool]) -> list[int]
     return seen
 
 
-def count_calls(client: Any) -> dict[str, int]:
-    """Count the API calls the client makes, by operation name (one per call, not per retry)."""
+def count_calls(*clients: Any) -> dict[str, int]:
+    """Count the API calls the clients make, by operation name (one per call, not per
+    retry); the dict fills in as they call."""
     counts: dict[str, int] = {}
 
     def hook(model: Any, **_: Any) -> None:
         counts[model.name] = counts.get(model.name, 0) + 1
 
-    client.meta.events.register("before-call", hook)
+    for client in clients:
+        client.meta.events.register("before-call", hook)
     return counts
 
 

@@ -28,7 +28,7 @@ from chalicelib.core.settings import Settings
 from chalicelib.fleet.lifecycle import Lifecycle
 from chalicelib.fleet.reconcile import reconcile
 from chalicelib.fleet.registry import describe_managed_running
-from tests.aws_faults import count_calls, throttle
+from testkit.faults import count_calls, throttle
 from tests.integration.conftest import Fleet, container, later
 
 QUERY_NAMES = set(FLEET_ALARM_NAMES.values())

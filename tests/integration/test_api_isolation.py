@@ -37,8 +37,8 @@ from chalicelib.fleet.stats import Stats
 from chalicelib.progress.aggregator import ProgressAggregator
 from chalicelib.progress.store import SummaryStore
 from local.provision import Provisioned
+from testkit.faults import count_calls
 from tests import apigw
-from tests.aws_faults import count_calls
 from tests.conftest import load_event
 from tests.integration.conftest import T0, Fleet, container
 

@@ -27,7 +27,7 @@ from chalicelib.fleet.events import epoch_ms
 from chalicelib.progress.store import SummaryStore
 from chalicelib.progress.summary import Summary
 from local.provision import Provisioned, provision
-from tests.aws_faults import count_calls
+from testkit.faults import count_calls
 
 NOW = datetime(2026, 1, 27, 12, 0, tzinfo=UTC)
 MOTO_LACKS = (

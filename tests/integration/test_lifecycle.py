@@ -7,7 +7,7 @@ import pytest
 from chalicelib.alarms.per_instance import alarm_names
 from chalicelib.core.clients import Clients
 from chalicelib.fleet.lifecycle import Lifecycle, Message
-from tests.aws_faults import count_calls, throttle
+from testkit.faults import count_calls, throttle
 from tests.integration.conftest import Fleet, container, fast_store, later
 
 

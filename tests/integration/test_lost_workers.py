@@ -15,10 +15,10 @@ from chalicelib.fleet.interruptions import Interruptions
 from chalicelib.progress.aggregator import TickReport
 from chalicelib.progress.summary import progress_view
 from local.provision import Provisioned
+from testkit.streams import T0
 from tests.conftest import load_event
 from tests.integration.conftest import Fleet
 from tests.integration.test_progress_store import Harness, event
-from tests.streams import T0
 
 A = "render-20260127-a1b2c3"
 

@@ -1,7 +1,7 @@
 """Summaries on moto: the stream handler, recount by Query, and the tick's metrics and alerts.
 
 In-process moto cannot serve DynamoDB Streams (PITFALLS), so the stream records here are
-built the way DynamoDB builds them, next to the real write (`tests.streams.Workers`).
+built the way DynamoDB builds them, next to the real write (`testkit.streams.Workers`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from chalicelib.progress.aggregator import ProgressAggregator
 from chalicelib.progress.store import ConflictError, SummaryStore
 from chalicelib.progress.summary import Summary
 from local.provision import Provisioned
-from tests.aws_faults import count_calls
-from tests.streams import T0, Workers
+from testkit.faults import count_calls
+from testkit.streams import T0, Workers
 
 A = "render-20260127-a1b2c3"
 B = "train-20260127-d4e5f6"
