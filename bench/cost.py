@@ -33,7 +33,7 @@ from typing import Any
 import boto3
 
 from bench.report import Figure
-from spawn_monitor.doctor import PRICE_LIST
+from spawn_monitor.pricing import PRICE_LIST
 from testkit.faults import count_calls
 
 HOURS = 730.0
