@@ -1,6 +1,16 @@
 # The README's commands. Each sets itself up: a virtualenv in .venv with the pinned
 # development requirements, rebuilt when requirements change.
-PYTHON ?= python3
+# Python 3.13, as the Lambda runtime (python3.13): Chalice takes the runtime from the
+# interpreter that packages. Each candidate is asked its version, because a pyenv shim
+# named python3.13 on PATH may not run 3.13. Evaluated only when the venv is (re)built.
+PYTHON_VERSION := 3.13
+PYTHON_CANDIDATES = python$(PYTHON_VERSION) \
+	$(wildcard $(HOME)/.pyenv/versions/$(PYTHON_VERSION)*/bin/python$(PYTHON_VERSION)) \
+	$(wildcard /usr/local/bin/python$(PYTHON_VERSION) /opt/homebrew/bin/python$(PYTHON_VERSION)) \
+	python3
+IS_WANTED = import sys; print(sys.executable if sys.version_info[:2] == (3, 13) else "")
+PYTHON ?= $(firstword $(foreach p,$(PYTHON_CANDIDATES),$(shell $(p) -c '$(IS_WANTED)' 2>/dev/null)))
+NO_PYTHON = no Python $(PYTHON_VERSION) found: install it (pyenv install $(PYTHON_VERSION), or your OS's python$(PYTHON_VERSION) package) or pass PYTHON=/path/to/python$(PYTHON_VERSION)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -13,13 +23,16 @@ TEST_WORKERS ?= 2
 
 .PHONY: run test docs bench chaos fuzz lint typecheck package agent-config rehearse deploy remove clean
 
-$(STAMP): requirements.txt requirements-dev.txt cli/pyproject.toml kit/pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+# A virtualenv on another Python (an older checkout's 3.11) is made again.
+$(STAMP): requirements.txt requirements-dev.txt cli/pyproject.toml kit/pyproject.toml .python-version
+	@test -n "$(PYTHON)" || { echo "make: $(NO_PYTHON)" >&2; exit 1; }
+	$(BIN)/python -c '$(IS_WANTED)' 2>/dev/null | grep -q . || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade "pip<26.3"  # chalice 1.34 requires pip<26.3
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
 $(CHECKOV_STAMP): requirements-checkov.txt
+	@test -n "$(PYTHON)" || { echo "make: $(NO_PYTHON)" >&2; exit 1; }
 	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt

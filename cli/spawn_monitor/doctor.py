@@ -82,6 +82,9 @@ OWN_NAMESPACES = (
 )
 
 
+# Runs of fleet-query's coverage check a month: reconcile every 15 minutes, setup every
+# 6 hours (730 hours a month).
+COVERAGE_RUNS_PER_MONTH = round(730 * 4 + 730 / 6)
 # AWS's list prices, with their source and date, in one data file that this package ships
 # and the backend's cost benchmark (`bench/cost.py`) reads too.
 PRICE_LIST: dict[str, Any] = json.loads(
@@ -104,6 +107,8 @@ class Prices:
         "metrics_insights_alarm_per_metric_analyzed"
     ]
     custom_metric: float = PRICE_LIST["cloudwatch"]["custom_metric"]  # per series, first 10,000
+    # GetMetricData, per metric requested (a Metrics Insights query: per metric analyzed).
+    metric_requested: float = PRICE_LIST["cloudwatch"]["get_metric_data_per_1000_metrics"] / 1000
     dashboard: float = PRICE_LIST["cloudwatch"]["dashboard"]
     log_ingestion_gb: float = PRICE_LIST["cloudwatch"]["log_ingestion_gb"]
     free_tier: str = PRICE_LIST["free_tier"]
@@ -131,6 +136,9 @@ class Usage:
     anomaly_alarms: int = 0
     composite_alarms: int = 0
     query_alarm_metrics: int = 0  # metrics Metrics Insights alarms analyze
+    # fleet-query's coverage check: its query (GetMetricData) on every reconcile and setup
+    # run analyzes one metric per running instance.
+    coverage_metrics_per_month: int = 0
     metric_series: int = 0
     dashboards: int = 0
     log_gb_per_month: float = 0.0
@@ -145,6 +153,7 @@ def estimate(usage: Usage, prices: Prices = PRICES) -> dict[str, float]:
         + usage.composite_alarms * prices.composite_alarm
         + usage.query_alarm_metrics * prices.query_alarm_metric,
         "custom_metrics": usage.metric_series * prices.custom_metric,
+        "coverage_check": usage.coverage_metrics_per_month * prices.metric_requested,
         "dashboards": usage.dashboards * prices.dashboard,
         "log_ingestion": usage.log_gb_per_month * prices.log_ingestion_gb,
     }
@@ -615,6 +624,9 @@ class Doctor:
             composite_alarms=composite,
             # ALARM_MODE=fleet-query: each query alarm analyzes one series per instance.
             query_alarm_metrics=kinds["query"] * len(self.running),
+            coverage_metrics_per_month=COVERAGE_RUNS_PER_MONTH * len(self.running)
+            if kinds["query"]
+            else 0,
             metric_series=series,
             dashboards=dashboards,
             log_gb_per_month=daily_bytes * 30 / 1e9,
@@ -662,6 +674,11 @@ def report(checks: list[Check], usage: Usage, console: Console) -> None:
     )
     lines.add_row(
         "custom metrics", f"${cost['custom_metrics']:.2f}", f"{usage.metric_series} series"
+    )
+    lines.add_row(
+        "coverage check",
+        f"${cost['coverage_check']:.2f}",
+        f"{usage.coverage_metrics_per_month} metrics queried a month",
     )
     lines.add_row("dashboards", f"${cost['dashboards']:.2f}", str(usage.dashboards))
     lines.add_row(
