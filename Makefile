@@ -1,8 +1,10 @@
 # The README's commands. Each sets itself up: a virtualenv in .venv with the pinned
-# development requirements, rebuilt when requirements change.
+# requirements, rebuilt when requirements change. `make run` installs only what running
+# needs (RUN_STAMP); the development toolchain comes with every other target (STAMP).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 # checkov pins its own boto3, so it lives in a virtualenv of its own.
 CHECKOV_VENV := .venv-checkov
@@ -13,9 +15,13 @@ TEST_WORKERS ?= 2
 
 .PHONY: run test bench chaos fuzz lint typecheck package agent-config rehearse deploy remove clean
 
-$(STAMP): requirements.txt requirements-dev.txt cli/pyproject.toml kit/pyproject.toml
+$(RUN_STAMP): requirements.txt requirements-run.txt cli/pyproject.toml kit/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip<26.3"  # chalice 1.34 requires pip<26.3
+	$(BIN)/python -m pip install --quiet -r requirements-run.txt
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP) requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
@@ -25,17 +31,22 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
 	touch $(CHECKOV_STAMP)
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/python -m local
 
-# Tests sharing a costly fixture stay on one worker (tests/conftest.py groups them).
-test: $(STAMP) $(CHECKOV_STAMP) lint typecheck
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+# Tests sharing a stack stay on one worker (tests/conftest.py groups them); mypy runs
+# beside pytest, and its report follows pytest's. The larger chaos seeds are make chaos's.
+test: $(STAMP) $(CHECKOV_STAMP) lint
+	@typed=$$(mktemp); $(BIN)/mypy >$$typed 2>&1 & mypy=$$!; \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not chaos" --durations=10; \
+	tests=$$?; wait $$mypy; types=$$?; echo "mypy:"; cat $$typed; rm -f $$typed; \
+	test $$tests -eq 0 && test $$types -eq 0
 
 # A seeded replay under faults with its invariants: make chaos SEED=7 (or SEED="1 2 3").
 SEED ?= 1
 INSTANCES ?= 1000
 chaos: $(STAMP)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m chaos tests/integration/test_chaos.py
 	$(BIN)/python -m chaos --instances $(INSTANCES) $(foreach s,$(SEED),--seed $(s))
 
 # The API fuzzed from its OpenAPI description on a local stack; EXAMPLES per route.
