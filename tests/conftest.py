@@ -11,11 +11,29 @@ from typing import Any
 
 import boto3
 import botocore.endpoint
+import botocore.loaders
 import botocore.retries.bucket
+import botocore.session
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
+
+
+# One cache of botocore's service models per worker, shared by every boto3 session the
+# tests and the code under test create: each new session would otherwise read and parse
+# the models again (about a third of a moto-backed test's CPU). botocore already shares
+# this read-only data between the clients of one session.
+_SERVICE_MODELS: dict[Any, Any] = {}
+
+
+def _loader_sharing_models(search_path_string: str | None = None) -> Any:
+    loader = botocore.loaders.create_loader(search_path_string)
+    loader._cache = _SERVICE_MODELS  # type: ignore[attr-defined]
+    return loader
+
+
+botocore.session.create_loader = _loader_sharing_models
 
 
 def load_event(name: str) -> dict[str, Any]:
