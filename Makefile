@@ -1,8 +1,20 @@
 # The README's commands. Each sets itself up: a virtualenv in .venv with the pinned
-# development requirements, rebuilt when requirements change.
-PYTHON ?= python3
+# requirements, rebuilt when requirements change. `make run` installs only what running
+# needs (RUN_STAMP); the development toolchain comes with every other target (STAMP).
+# Python 3.13, as the Lambda runtime (python3.13): Chalice takes the runtime from the
+# interpreter that packages. Each candidate is asked its version, because a pyenv shim
+# named python3.13 on PATH may not run 3.13. Evaluated only when the venv is (re)built.
+PYTHON_VERSION := 3.13
+PYTHON_CANDIDATES = python$(PYTHON_VERSION) \
+	$(wildcard $(HOME)/.pyenv/versions/$(PYTHON_VERSION)*/bin/python$(PYTHON_VERSION)) \
+	$(wildcard /usr/local/bin/python$(PYTHON_VERSION) /opt/homebrew/bin/python$(PYTHON_VERSION)) \
+	python3
+IS_WANTED = import sys; print(sys.executable if sys.version_info[:2] == (3, 13) else "")
+PYTHON ?= $(firstword $(foreach p,$(PYTHON_CANDIDATES),$(shell $(p) -c '$(IS_WANTED)' 2>/dev/null)))
+NO_PYTHON = no Python $(PYTHON_VERSION) found: install it (pyenv install $(PYTHON_VERSION), or your OS's python$(PYTHON_VERSION) package) or pass PYTHON=/path/to/python$(PYTHON_VERSION)
 VENV := .venv
 BIN := $(VENV)/bin
+RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 # checkov pins its own boto3, so it lives in a virtualenv of its own.
 CHECKOV_VENV := .venv-checkov
@@ -13,29 +25,41 @@ TEST_WORKERS ?= 2
 
 .PHONY: run test docs bench chaos fuzz lint typecheck package agent-config rehearse deploy remove clean
 
-$(STAMP): requirements.txt requirements-dev.txt cli/pyproject.toml kit/pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+# A virtualenv on another Python (an older checkout's 3.11) is made again.
+$(RUN_STAMP): requirements.txt requirements-run.txt cli/pyproject.toml kit/pyproject.toml .python-version
+	@test -n "$(PYTHON)" || { echo "make: $(NO_PYTHON)" >&2; exit 1; }
+	$(BIN)/python -c '$(IS_WANTED)' 2>/dev/null | grep -q . || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade "pip<26.3"  # chalice 1.34 requires pip<26.3
+	$(BIN)/python -m pip install --quiet -r requirements-run.txt
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP) requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
 $(CHECKOV_STAMP): requirements-checkov.txt
+	@test -n "$(PYTHON)" || { echo "make: $(NO_PYTHON)" >&2; exit 1; }
 	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
 	touch $(CHECKOV_STAMP)
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/python -m local
 
-# Tests sharing a costly fixture stay on one worker (tests/conftest.py groups them).
-test: $(STAMP) $(CHECKOV_STAMP) lint typecheck
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+# Tests sharing a stack stay on one worker (tests/conftest.py groups them); mypy runs
+# beside pytest, and its report follows pytest's. The larger chaos seeds are make chaos's.
+test: $(STAMP) $(CHECKOV_STAMP) lint
+	@typed=$$(mktemp); $(BIN)/mypy >$$typed 2>&1 & mypy=$$!; \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not chaos" --durations=10; \
+	tests=$$?; wait $$mypy; types=$$?; echo "mypy:"; cat $$typed; rm -f $$typed; \
+	test $$tests -eq 0 && test $$types -eq 0
 
 # A seeded replay under faults with its invariants: make chaos SEED=7 (or SEED="1 2 3").
 SEED ?= 1
 INSTANCES ?= 1000
 chaos: $(STAMP)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m chaos tests/integration/test_chaos.py
 	$(BIN)/python -m chaos --instances $(INSTANCES) $(foreach s,$(SEED),--seed $(s))
 
 # The API fuzzed from its OpenAPI description on a local stack; EXAMPLES per route.

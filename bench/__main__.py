@@ -23,6 +23,7 @@ BENCHMARKS = (
     "bench.worker_kit",
     "bench.burst",
     "bench.cost",
+    "bench.cold_import",
     "bench.load",
 )
 

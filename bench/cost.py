@@ -21,6 +21,9 @@ operator watches each active array (the guide's monitor Scans every 10 s). Items
 in every design are left out: the console's fleet alarms and dashboards, logs, custom
 metric series (the same metrics), EventBridge (free for AWS events).
 Lambda duration is priced at `LAMBDA_SECONDS` per invocation at 256 MB (assumed).
+In `fleet-query`, the coverage check's `GetMetricData` (every reconcile and setup run,
+one metric analyzed per running instance) is priced per metric requested, as the CLI's
+`doctor` prices it (`COVERAGE_RUNS_PER_MONTH`).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from typing import Any
 import boto3
 
 from bench.report import Figure
-from spawn_monitor.pricing import PRICE_LIST
+from spawn_monitor.pricing import COVERAGE_RUNS_PER_MONTH, PRICE_LIST
 from testkit.faults import count_calls
 
 HOURS = 730.0
@@ -199,13 +202,20 @@ def monthly(design: str, instances: int, m: Measured) -> dict[str, float]:
     put_metric_data = worker.get("PutMetricData", 0) * worker_hours
     worker_writes = (worker.get("PutItem", 0) + worker.get("UpdateItem", 0)) * worker_hours
     alarm_api = sum(v for k, v in life.items() if k in _CLOUDWATCH_CALLS) * launches
+    coverage = 0.0
     if design == "fleet-query":
         # Two query alarms, each billed per metric it analyzes: one per running instance.
         alarms = 2 * instances * cw["metrics_insights_alarm_per_metric_analyzed"]
+        # The coverage check runs the status query (GetMetricData) on every reconcile and
+        # setup run: one metric analyzed per running instance.
+        coverage = (
+            COVERAGE_RUNS_PER_MONTH * instances / 1000 * cw["get_metric_data_per_1000_metrics"]
+        )
     else:
         alarms = 2 * instances * cw["standard_alarm"]
     cloudwatch = (
         alarms
+        + coverage
         + put_metric_data / 1000 * cw["put_metric_data_per_1000"]
         + alarm_api / 1000 * cw["api_requests_per_1000"]
     )

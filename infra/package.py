@@ -2,11 +2,22 @@
 
 1. `chalice package --stage STAGE --merge-template infra/resources.json OUT` (Chalice
    needs a region to package although it calls no AWS; it gets the one given here).
+   A stage that `.chalice/config.json` does not list with `log_retention_in_days` is
+   refused first: Chalice would create no log groups for it, so its logs would never
+   expire.
 2. Work around aws/chalice#2079 (`template.fix_log_group_names`) and rewrite
    `OUT/sam.json`.
 3. Refuse the result if any reference still names nothing, in the SAM template as
    written or in the plain CloudFormation that the SAM translator makes of it
    (`translate`, the same translation a deployment sends).
+4. The zip carries boto3 and botocore, pinned in requirements.txt, so the code runs on
+   the SDK it is tested with; botocore's models of services the code never calls
+   (`infra.aws_calls`) are dropped, which leaves a tenth of their size.
+5. Add bytecode to the code zip (`add_bytecode`): Lambda's `/var/task` is read-only,
+   so without `.pyc` files every cold start compiles every module it imports. They are
+   compiled by this interpreter, which must be the runtime's version, with
+   `unchecked-hash` invalidation (no timestamps), and the zip is rewritten with its
+   entries sorted and dated 1980-01-01, so the same sources give the same zip.
 
 `python -m infra.package --region us-east-1` (what `make package REGION=us-east-1`
 runs) writes `build/sam.json` and `build/deployment.zip`.
@@ -15,21 +26,32 @@ runs) writes `build/sam.json` and `build/deployment.zip`.
 from __future__ import annotations
 
 import argparse
+import compileall
 import copy
 import json
 import logging
 import os
+import py_compile
+import shutil
 import subprocess
 import sys
+import tempfile
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infra.aws_calls import deployed_sources, find_calls
 from infra.template import dangling_references, fix_log_group_names
 
 ROOT = Path(__file__).resolve().parent.parent
 MERGE_TEMPLATE = ROOT / "infra" / "resources.json"
+CONFIG = ROOT / ".chalice" / "config.json"
+# Where Lambda unpacks the code: the paths tracebacks show.
+TASK_ROOT = "/var/task"
+# The earliest time a zip entry can carry: entries dated so do not depend on the clock.
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 # Any S3 location will do for checks that do not deploy; a deployment passes its own.
 PLACEHOLDER_CODE_URI = "s3://deployment-bucket/spawn-fleet-monitor/deployment.zip"
 
@@ -46,6 +68,7 @@ class Packaged:
     stage: str
     region: str
     fixes: list[str] = field(default_factory=list)
+    bytecode: int = 0  # .pyc files added to the zip
 
     @property
     def sam_path(self) -> Path:
@@ -69,8 +92,73 @@ def resolve_region(explicit: str | None, environ: Mapping[str, str]) -> str:
     return region
 
 
+def check_stage(stage: str, config: Mapping[str, Any]) -> None:
+    """Refuse a stage without log retention: Chalice makes its functions' log groups
+    only when the stage sets `log_retention_in_days`; without them Lambda creates
+    groups that never expire."""
+    settings = config.get("stages", {}).get(stage)
+    if settings is None or "log_retention_in_days" not in settings:
+        where = "is not in" if settings is None else "has no log_retention_in_days in"
+        raise PackageError(
+            f'stage {stage} {where} .chalice/config.json "stages": add it with '
+            f'"log_retention_in_days" (else its logs never expire)'
+        )
+
+
+def trim_sdk_models(tree: Path, services: set[str]) -> int:
+    """Drop botocore's models of the services the code never calls (they are most of
+    the packaged SDK); returns how many were dropped."""
+    data = tree / "botocore" / "data"
+    if not data.is_dir():
+        return 0
+    dropped = 0
+    for model in sorted(p for p in data.iterdir() if p.is_dir()):
+        if model.name not in services:
+            shutil.rmtree(model)
+            dropped += 1
+    return dropped
+
+
+def add_bytecode(zip_path: Path, runtime: str, services: set[str]) -> int:
+    """Keep only the SDK models of `services`, compile every module in the zip for
+    `runtime` (`python3.13`) and rewrite the zip reproducibly (see the module doc).
+    Returns the number of `.pyc` files added."""
+    here = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    if here != runtime:
+        raise PackageError(f"bytecode for {runtime} needs that interpreter; this is {here}")
+    with tempfile.TemporaryDirectory() as scratch:
+        tree = Path(scratch)
+        modes: dict[str, int] = {}
+        with zipfile.ZipFile(zip_path) as archive:
+            for info in archive.infolist():
+                modes[info.filename] = info.external_attr
+            archive.extractall(tree)
+        trim_sdk_models(tree, services)
+        before = set(tree.rglob("*.pyc"))
+        compiled = compileall.compile_dir(
+            tree,
+            quiet=2,
+            ddir=TASK_ROOT,
+            workers=1,
+            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        )
+        if not compiled:
+            raise PackageError("a module in the package does not compile for " + runtime)
+        added = set(tree.rglob("*.pyc")) - before
+        files = sorted(p for p in tree.rglob("*") if p.is_file())
+        with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in files:
+                name = path.relative_to(tree).as_posix()
+                info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+                info.external_attr = modes.get(name, 0o644 << 16)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(info, path.read_bytes())
+    return len(added)
+
+
 def package(stage: str, region: str, out: Path) -> Packaged:
     """Run `chalice package` into `out` and make its template deployable (see module doc)."""
+    check_stage(stage, json.loads(CONFIG.read_text()))
     chalice = Path(sys.executable).parent / "chalice"
     env = {**os.environ, "AWS_DEFAULT_REGION": region, "AWS_REGION": region}
     command = [str(chalice), "package", "--stage", stage, "--merge-template"]
@@ -91,6 +179,15 @@ def package(stage: str, region: str, out: Path) -> Packaged:
     dangling = dangling_references(template) + dangling_references(translate(template, region))
     if dangling:
         raise PackageError("unresolved references:\n" + "\n".join(f"  {d}" for d in dangling))
+    runtimes = {
+        resource["Properties"]["Runtime"]
+        for resource in template["Resources"].values()
+        if resource.get("Type") == "AWS::Serverless::Function"
+    }
+    if len(runtimes) != 1:
+        raise PackageError(f"the functions do not share one runtime: {sorted(runtimes)}")
+    services = {call.service for call in find_calls(deployed_sources()).calls}
+    packaged.bytecode = add_bytecode(packaged.zip_path, runtimes.pop(), services)
     return packaged
 
 
@@ -155,6 +252,21 @@ def main(argv: list[str] | None = None) -> int:
     for fix in packaged.fixes:
         print(f"worked around aws/chalice#2079: {fix}")
     print(f"packaged stage {args.stage} for {region}: {packaged.sam_path}, {packaged.zip_path}")
+    runtimes = sorted(
+        {
+            r["Properties"]["Runtime"]
+            for r in packaged.sam()["Resources"].values()
+            if r["Type"] == "AWS::Serverless::Function"
+        }
+    )
+    functions = sum(
+        r["Type"] == "AWS::Serverless::Function" for r in packaged.sam()["Resources"].values()
+    )
+    size = packaged.zip_path.stat().st_size
+    print(
+        f"{functions} functions on {', '.join(runtimes)}; {packaged.zip_path.name} "
+        f"{size / 1e6:.1f} MB with {packaged.bytecode} .pyc files"
+    )
     return 0
 
 

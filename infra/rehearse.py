@@ -39,12 +39,17 @@ from chalicelib.contract.openapi import open_paths
 from chalicelib.core.settings import Settings, SettingsError
 from infra.deploy import Deployer, stack_name
 from infra.package import ROOT, Packaged, package, translate
+from infra.policies import logical_id, policy_path
 from infra.template import references, resource_dependencies
 
 REGION = "us-east-1"
 BUCKET = "spawn-fleet-monitor-rehearsal"
 CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
 POLICY = json.loads((ROOT / ".chalice" / "policy.json").read_text())
+FUNCTIONS_BY_ROLE = {
+    f"{logical_id(name)}Role": name
+    for name in json.loads((ROOT / ".chalice" / "config.json").read_text())["lambda_functions"]
+}
 TABLE_SETTINGS = (
     "PROGRESS_TABLE",
     "INSTANCES_TABLE",
@@ -389,9 +394,13 @@ class Live:
                 )
                 for name in policies
             ]
+            # Each function's own policy (infra.policies); Chalice names its role
+            # `<Function>Role`, the API handler's `ApiHandlerRole`.
+            function = FUNCTIONS_BY_ROLE.get(role, "")
+            own = json.loads(policy_path(function).read_text()) if function else None
             self.report.check(
-                config["Role"].endswith(f"/{self.physical[role]}") and POLICY in documents,
-                f"function {logical}: role {role} with .chalice/policy.json",
+                config["Role"].endswith(f"/{self.physical[role]}") and own in documents,
+                f"function {logical}: role {role} with .chalice/policies/{function}.json",
             )
             # The policy lets functions log only to groups named after the stack.
             group = f"arn:aws:logs:{self.packaged.region}:123456789012:log-group:/aws/lambda/"

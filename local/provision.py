@@ -55,6 +55,7 @@ def provision(session: boto3.Session, template: dict[str, Any] | None = None) ->
     """Create every resource of the template that the local stack can run."""
     resources = (template or load_template())["Resources"]
     done = Provisioned(resources=resources)
+    clients = _ClientPerService(session)
     pending = {k: v for k, v in resources.items() if "Type" in v and v["Type"] not in IGNORED_TYPES}
     # Resources depend on each other only through GetAtt/Ref; retry until all resolve.
     while pending:
@@ -64,7 +65,7 @@ def provision(session: boto3.Session, template: dict[str, Any] | None = None) ->
                 properties = _resolve(resource.get("Properties", {}), done)
             except KeyError:
                 continue
-            _create(session, logical, resource["Type"], properties, done)
+            _create(clients, logical, resource["Type"], properties, done)
             del pending[logical]
             progressed = True
         if not progressed:
@@ -72,8 +73,22 @@ def provision(session: boto3.Session, template: dict[str, Any] | None = None) ->
     return done
 
 
+class _ClientPerService:
+    """One client per service for a whole provisioning (making a client costs more than
+    most of the calls it makes here)."""
+
+    def __init__(self, session: boto3.Session) -> None:
+        self._session = session
+        self._made: dict[str, Any] = {}
+
+    def client(self, service: str) -> Any:
+        if service not in self._made:
+            self._made[service] = self._session.client(service)  # type: ignore[call-overload]
+        return self._made[service]
+
+
 def _create(
-    session: boto3.Session, logical: str, kind: str, props: dict[str, Any], done: Provisioned
+    session: _ClientPerService, logical: str, kind: str, props: dict[str, Any], done: Provisioned
 ) -> None:
     if kind == "AWS::DynamoDB::Table":
         _table(session.client("dynamodb"), logical, props, done)
@@ -85,7 +100,7 @@ def _create(
         attributes: dict[str, Any] = {
             key: _attribute(value) for key, value in props.items() if key != "QueueName"
         }
-        url = sqs.create_queue(QueueName=props["QueueName"], Attributes=attributes)["QueueUrl"]  # type: ignore[arg-type]
+        url = sqs.create_queue(QueueName=props["QueueName"], Attributes=attributes)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
@@ -105,7 +120,7 @@ def _create(
         )["RuleArn"]
         targets = [{"Id": t["Id"], "Arn": t["Arn"]} for t in props.get("Targets", [])]
         if targets:
-            events.put_targets(Rule=props["Name"], EventBusName=bus, Targets=targets)  # type: ignore[arg-type]
+            events.put_targets(Rule=props["Name"], EventBusName=bus, Targets=targets)
         done.names[logical], done.arns[logical] = props["Name"], arn
     elif kind == "AWS::SecretsManager::Secret":
         generate = props.get("GenerateSecretString", {})

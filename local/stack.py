@@ -85,6 +85,9 @@ class StackConfig:
     simulate: bool = True
     stage: str = "dev"
     alarm_mode: str | None = None
+    # A loopback port where `POST /schedules/NAME` runs a scheduled function now (tests);
+    # None: no such port.
+    control_port: int | None = None
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -96,6 +99,7 @@ class StackConfig:
                 tick_seconds=float(env.get("SFM_TICK_SECONDS", "10")),
                 simulate=env.get("SFM_SIMULATE", "1") not in ("0", "false", "no", "off"),
                 alarm_mode=env.get("SFM_ALARM_MODE") or None,
+                control_port=int(env["SFM_CONTROL_PORT"]) if env.get("SFM_CONTROL_PORT") else None,
             )
         except ValueError as exc:
             raise SystemExit(f"local stack: bad SFM_* setting: {exc}") from None
@@ -166,7 +170,10 @@ class LocalStack:
     threads: list[threading.Thread] = field(default_factory=list)
     aws_endpoint: str = ""
     api_endpoint: str = ""
+    control_endpoint: str = ""
     provisioned: Provisioned | None = None
+    # The scheduled functions by name, each run at most once at a time.
+    schedules: dict[str, Callable[[], Any]] = field(default_factory=dict)
 
     def start(self) -> None:
         check_port_free(self.config.aws_port, "SFM_AWS_PORT")
@@ -185,6 +192,8 @@ class LocalStack:
         module = importlib.import_module("app")
         self._wire(module)
         self._serve_api(module.app)
+        if self.config.control_port is not None:
+            self._serve_control()
         if self.config.simulate:
             self._start_simulator()
 
@@ -404,16 +413,28 @@ class LocalStack:
     def _schedule(self, function: Function) -> None:
         rule_arn = f"arn:aws:events:{REGION}:{lambda_runtime.ACCOUNT}:rule/{function.name}"
         interval = LOCAL_INTERVAL_SECONDS.get(function.name, self.config.tick_seconds)
+        one_at_a_time = threading.Lock()
+
+        def run() -> Any:
+            with one_at_a_time:
+                return function.invoke(lambda_runtime.scheduled_event(rule_arn))
+
+        self.schedules[function.name] = run
         if function.name in RUN_AT_START:
             with contextlib.suppress(Exception):  # logged by invoke; the next run retries
-                function.invoke(lambda_runtime.scheduled_event(rule_arn))
+                run()
 
         def tick() -> None:
             while not self.stop_event.wait(interval):
                 with contextlib.suppress(Exception):
-                    function.invoke(lambda_runtime.scheduled_event(rule_arn))
+                    run()
 
         self._spawn(function.name, tick)
+
+    def run_schedule(self, name: str) -> Any:
+        """Run the scheduled function `name` now, as its timer would (and not at the same
+        time as its timer's run); its result, or its error raised."""
+        return self.schedules[name]()
 
     def _poll(
         self, url: str, batch_size: int, deliver: Callable[[list[dict[str, Any]]], set[str]]
@@ -479,6 +500,53 @@ class LocalStack:
         self.api_endpoint = f"http://{host}:{port}"
         self._spawn("http-api", self._api.server.serve_forever)
 
+    def _serve_control(self) -> None:
+        """`POST /schedules/NAME` runs that scheduled function now and answers once it has
+        run: 200, 500 if it raised (logged by invoke), 404 for a name the app lacks;
+        `GET /schedules` lists those that run every tick. Tests drive the schedules this
+        way instead of waiting for their timers."""
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        stack = self
+
+        class Control(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                """`GET /schedules`: the names of the functions that run every tick."""
+                if self.path != "/schedules":
+                    self._answer(404, {"error": f"nothing at {self.path}"})
+                    return
+                ticked = [n for n in stack.schedules if n not in LOCAL_INTERVAL_SECONDS]
+                self._answer(200, {"every_tick": ticked})
+
+            def do_POST(self) -> None:
+                name = self.path.removeprefix("/schedules/")
+                if not self.path.startswith("/schedules/") or name not in stack.schedules:
+                    self._answer(404, {"error": f"no scheduled function at {self.path}"})
+                    return
+                try:
+                    stack.run_schedule(name)
+                except Exception as exc:
+                    self._answer(500, {"ran": name, "error": str(exc)})
+                    return
+                self._answer(200, {"ran": name})
+
+            def _answer(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        assert self.config.control_port is not None
+        self._control = ThreadingHTTPServer(("127.0.0.1", self.config.control_port), Control)
+        host, port = self._control.server_address[:2]
+        self.control_endpoint = f"http://{host!s}:{port}"
+        self._spawn("control", self._control.serve_forever)
+
     def _start_simulator(self) -> None:
         import random
 
@@ -500,6 +568,8 @@ class LocalStack:
         self.stop_event.set()
         with contextlib.suppress(Exception):
             self._api.server.shutdown()
+        with contextlib.suppress(Exception):
+            self._control.shutdown()
         # One deadline for all threads, not one each: a dozen busy ones cannot add up.
         deadline = time.monotonic() + STOP_SECONDS
         for thread in self.threads:

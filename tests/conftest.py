@@ -3,15 +3,37 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.endpoint
+import botocore.loaders
+import botocore.retries.bucket
+import botocore.session
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
+
+
+# One cache of botocore's service models per worker, shared by every boto3 session the
+# tests and the code under test create: each new session would otherwise read and parse
+# the models again (about a third of a moto-backed test's CPU). botocore already shares
+# this read-only data between the clients of one session.
+_SERVICE_MODELS: dict[Any, Any] = {}
+
+
+def _loader_sharing_models(search_path_string: str | None = None) -> Any:
+    loader = botocore.loaders.create_loader(search_path_string)
+    loader._cache = _SERVICE_MODELS  # type: ignore[attr-defined]
+    return loader
+
+
+botocore.session.create_loader = _loader_sharing_models
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -57,16 +79,64 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             return
 
 
-# Folders whose tests share one costly session fixture (the local stack; a packaged
-# template): under pytest-xdist each runs on one worker, so it is made once.
-SHARED_SESSION_FIXTURES = ("e2e", "deploy")
+# Tests that share a stack stay on one worker under `pytest -n N --dist loadgroup`
+# (`make test`): the packaged template (tests/deploy), the session's local stack, and a
+# file of tests/e2e that starts its own. Every other test goes to whichever worker is
+# free; its module- and session-scoped fixtures are made once per worker that needs them.
+PACKAGED = "deploy"
+LOCAL_STACKS = "e2e"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Group tests for `pytest -n N --dist loadgroup` (`make test`): a shared-fixture
-    folder is one group, any other file its own (module-scoped fixtures stay shared)."""
     tests = ROOT / "tests"
     for item in items:
         parts = item.path.relative_to(tests).parts
-        group = parts[0] if parts[0] in SHARED_SESSION_FIXTURES else "/".join(parts)
-        item.add_marker(pytest.mark.xdist_group(group))
+        if parts[0] == PACKAGED:
+            item.add_marker(pytest.mark.xdist_group(PACKAGED))
+        elif parts[0] == LOCAL_STACKS:
+            uses_session_stack = "stack" in getattr(item, "fixturenames", ())
+            group = "e2e-stack" if uses_session_stack else "/".join(parts)
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+class RetryWaits:
+    """botocore's waits, taken in virtual time: `sleep` is what its endpoint calls before
+    a retry, `Condition` what the adaptive mode's token bucket waits on, `clock` its clock.
+    A wait returns at once and moves the clock on by its length, so the bucket sees the
+    time pass that it asked for; every wait is recorded in `waits`."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+        self.offset = 0.0
+        fake = self
+
+        class Condition(threading.Condition):
+            def wait(self, timeout: float | None = None) -> bool:
+                fake.sleep(timeout or 0.0)
+                return True
+
+        class Clock(botocore.retries.bucket.Clock):
+            def sleep(self, amount: float) -> None:
+                fake.sleep(amount)
+
+            def current_time(self) -> float:
+                return time.time() + fake.offset
+
+        self.Condition = Condition
+        self.Clock = Clock
+        self.Lock = threading.Lock
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.offset += seconds
+
+
+@pytest.fixture(autouse=True)
+def no_retry_sleep(monkeypatch: pytest.MonkeyPatch) -> RetryWaits:
+    """botocore's retry backoff and adaptive rate limiting take no time in tests: the
+    retries, their count and the limiter's decisions are unchanged, only the waits go."""
+    fake = RetryWaits()
+    monkeypatch.setattr(botocore.endpoint, "time", fake)
+    monkeypatch.setattr(botocore.retries.bucket, "threading", fake)
+    monkeypatch.setattr(botocore.retries.bucket, "Clock", fake.Clock)
+    return fake

@@ -40,7 +40,12 @@ from rich.console import Console
 
 from spawn_monitor.api import Api, ApiError, is_loopback, locate
 from spawn_monitor.doctor_report import report
-from spawn_monitor.pricing import PRICES, Usage, estimate
+from spawn_monitor.pricing import (
+    COVERAGE_RUNS_PER_MONTH,
+    PRICES,
+    Usage,
+    estimate,
+)
 
 # What a deployment consists of when no stack says otherwise (infra/resources.json; a
 # test in the repository holds the two together).
@@ -557,6 +562,9 @@ class Doctor:
             composite_alarms=composite,
             # ALARM_MODE=fleet-query: each query alarm analyzes one series per instance.
             query_alarm_metrics=kinds["query"] * len(self.running),
+            coverage_metrics_per_month=COVERAGE_RUNS_PER_MONTH * len(self.running)
+            if kinds["query"]
+            else 0,
             metric_series=series,
             dashboards=dashboards,
             log_gb_per_month=daily_bytes * 30 / 1e9,

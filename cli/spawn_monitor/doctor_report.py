@@ -57,6 +57,11 @@ def report(checks: list[Check], usage: Usage, console: Console) -> None:
     lines.add_row(
         "custom metrics", f"${cost['custom_metrics']:.2f}", f"{usage.metric_series} series"
     )
+    lines.add_row(
+        "coverage check",
+        f"${cost['coverage_check']:.2f}",
+        f"{usage.coverage_metrics_per_month} metrics queried a month",
+    )
     lines.add_row("dashboards", f"${cost['dashboards']:.2f}", str(usage.dashboards))
     lines.add_row(
         "log ingestion", f"${cost['log_ingestion']:.2f}", f"{usage.log_gb_per_month:.2f} GB a month"

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+# Runs of fleet-query's coverage check a month: reconcile every 15 minutes, setup every
+# 6 hours (730 hours a month).
+COVERAGE_RUNS_PER_MONTH = round(730 * 4 + 730 / 6)
 # AWS's list prices, with their source and date, in one data file that this package ships
 # and the backend's cost benchmark (`bench/cost.py`) reads too.
 PRICE_LIST: dict[str, Any] = json.loads(
@@ -33,6 +36,8 @@ class Prices:
         "metrics_insights_alarm_per_metric_analyzed"
     ]
     custom_metric: float = PRICE_LIST["cloudwatch"]["custom_metric"]  # per series, first 10,000
+    # GetMetricData, per metric requested (a Metrics Insights query: per metric analyzed).
+    metric_requested: float = PRICE_LIST["cloudwatch"]["get_metric_data_per_1000_metrics"] / 1000
     dashboard: float = PRICE_LIST["cloudwatch"]["dashboard"]
     log_ingestion_gb: float = PRICE_LIST["cloudwatch"]["log_ingestion_gb"]
     free_tier: str = PRICE_LIST["free_tier"]
@@ -50,6 +55,9 @@ class Usage:
     anomaly_alarms: int = 0
     composite_alarms: int = 0
     query_alarm_metrics: int = 0  # metrics Metrics Insights alarms analyze
+    # fleet-query's coverage check: its query (GetMetricData) on every reconcile and setup
+    # run analyzes one metric per running instance.
+    coverage_metrics_per_month: int = 0
     metric_series: int = 0
     dashboards: int = 0
     log_gb_per_month: float = 0.0
@@ -64,6 +72,7 @@ def estimate(usage: Usage, prices: Prices = PRICES) -> dict[str, float]:
         + usage.composite_alarms * prices.composite_alarm
         + usage.query_alarm_metrics * prices.query_alarm_metric,
         "custom_metrics": usage.metric_series * prices.custom_metric,
+        "coverage_check": usage.coverage_metrics_per_month * prices.metric_requested,
         "dashboards": usage.dashboards * prices.dashboard,
         "log_ingestion": usage.log_gb_per_month * prices.log_ingestion_gb,
     }

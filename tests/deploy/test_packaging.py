@@ -70,15 +70,25 @@ def test_merge_template_reaches_the_chalice_resources(packaged_resources: dict[s
     assert packaged_resources["Lifecycle"]["DependsOn"] == ["LifecycleQueue"]
     assert packaged_resources["AlertNotifications"]["DependsOn"] == ["AlertsTopic"]
     assert packaged_resources["CriticalNotifications"]["DependsOn"] == ["CriticalTopic"]
-    for name in (
-        "SpotInterruption",
-        "Rebalance",
-        "AlarmContributors",
-        "AlertNotifications",
-        "CriticalNotifications",
-    ):
+    asynchronous = [
+        name
+        for name, r in packaged_resources.items()
+        if r["Type"] == "AWS::Serverless::Function"
+        and any(e["Type"] in ("Schedule", "CloudWatchEvent", "SNS") for e in _events(r))
+    ]
+    assert len(asynchronous) == 10  # five schedules, three EventBridge rules, two topics
+    for name in asynchronous:
         config = packaged_resources[name]["Properties"]["EventInvokeConfig"]
-        assert config["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
+        assert config["DestinationConfig"]["OnFailure"]["Type"] == "SQS", name
+    for name in ("FleetTick", "ProgressTick", "ArrayDashboards"):
+        # Every minute: a retry or a late start would run beside the next tick.
+        config = packaged_resources[name]["Properties"]["EventInvokeConfig"]
+        assert config["MaximumRetryAttempts"] == 0, name
+        assert config["MaximumEventAgeInSeconds"] == 60, name
+
+
+def _events(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(resource["Properties"].get("Events", {}).values())
 
 
 def test_config_names_match_the_infrastructure_definition() -> None:

@@ -1,18 +1,22 @@
 """The local stack (`python -m local`, what `make run` starts) as a fixture.
 
 Started once per test session in its own process, with the simulated fleet off so
-tests control every event, a one-second tick and a short array dashboard retention.
+tests control every event, and a short array dashboard retention. No timer runs the
+scheduled functions: a test that waits (`eventually`) runs them itself through the
+stack's control port, at most once a second, as a one-second tick would.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +41,8 @@ class Stack:
     api_endpoint: str
     process: subprocess.Popen[str]
     log_path: Path
+    control_endpoint: str = ""
+    last_tick: float = 0.0
 
     def client(self, service: str) -> Any:
         return boto3.client(
@@ -48,7 +54,6 @@ class Stack:
         )
 
     def get(self, path: str) -> tuple[int, Any]:
-        import json
         import urllib.error
 
         try:
@@ -59,6 +64,27 @@ class Stack:
 
     def log(self) -> str:
         return self.log_path.read_text()
+
+    def run_schedule(self, name: str) -> None:
+        """Run the scheduled function `name` now; returns once it has run."""
+        request = urllib.request.Request(
+            f"{self.control_endpoint}/schedules/{name}", data=b"", method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=120) as response:
+            assert response.status == 200
+
+    def tick(self) -> None:
+        """One tick: every function scheduled each tick, run now, one after the other."""
+        with urllib.request.urlopen(f"{self.control_endpoint}/schedules", timeout=5) as listed:
+            names = json.loads(listed.read())["every_tick"]
+        for name in names:
+            self.run_schedule(name)
+        self.last_tick = time.monotonic()
+
+
+# The stacks this process started: `eventually` ticks them while it waits.
+RUNNING: list[Stack] = []
+TICK_SECONDS = 1.0
 
 
 # The local stack shares two cores with the other test worker: a timeout is how long a
@@ -83,18 +109,26 @@ def eventually(check: Callable[[], T], timeout: float = 10.0, interval: float = 
         if time.monotonic() > deadline:
             raise failure
         time.sleep(interval)
+        # The scheduled functions run between checks, as a one-second timer would run
+        # them, but only while a test waits for something.
+        for stack in RUNNING:
+            if time.monotonic() - stack.last_tick >= TICK_SECONDS:
+                stack.tick()
 
 
 @contextlib.contextmanager
 def start_stack(directory: Path, **env: str) -> Iterator[Stack]:
-    """Run `python -m local` (simulator off, one-second tick) until the block ends."""
-    aws_port, api_port = free_port(), free_port()
+    """Run `python -m local` (simulator off, schedules run by `eventually`) until the
+    block ends."""
+    aws_port, api_port, control_port = free_port(), free_port(), free_port()
     log_path = directory / "stack.log"
     environment = {
         **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
         "SFM_AWS_PORT": str(aws_port),
         "SFM_API_PORT": str(api_port),
-        "SFM_TICK_SECONDS": "1",
+        "SFM_CONTROL_PORT": str(control_port),
+        # No timer within a test's reach: `eventually` ticks (setup keeps its own pace).
+        "SFM_TICK_SECONDS": "3600",
         "SFM_SIMULATE": "0",
         # A finished array's dashboard goes 3.6 s after it finishes.
         "ARRAY_DASHBOARD_RETENTION_HOURS": "0.001",
@@ -113,14 +147,22 @@ def start_stack(directory: Path, **env: str) -> Iterator[Stack]:
             text=True,
         )
     running = Stack(
-        f"http://127.0.0.1:{aws_port}", f"http://127.0.0.1:{api_port}", process, log_path
+        f"http://127.0.0.1:{aws_port}",
+        f"http://127.0.0.1:{api_port}",
+        process,
+        log_path,
+        f"http://127.0.0.1:{control_port}",
     )
     try:
         eventually(lambda: running.get("/health")[0] == 200, timeout=60, interval=0.5)
     except Exception:
         process.kill()
         raise AssertionError(f"local stack did not come up:\n{running.log()}") from None
-    yield running
+    RUNNING.append(running)
+    try:
+        yield running
+    finally:
+        RUNNING.remove(running)
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=30) == 0, running.log()[-3000:]
 

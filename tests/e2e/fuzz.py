@@ -168,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with (
         tempfile.TemporaryDirectory() as directory,
-        start_stack(Path(directory), SFM_SIMULATE="1") as stack,
+        # Its own one-second timer: nothing here waits through `eventually`.
+        start_stack(Path(directory), SFM_SIMULATE="1", SFM_TICK_SECONDS="1") as stack,
     ):
         deadline = time.monotonic() + 60
         arrays: list[str] = []

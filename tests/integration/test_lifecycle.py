@@ -8,6 +8,7 @@ from chalicelib.alarms.per_instance import alarm_names
 from chalicelib.core.clients import Clients
 from chalicelib.fleet.lifecycle import Lifecycle, Message
 from testkit.faults import count_calls, throttle
+from tests.conftest import RetryWaits
 from tests.integration.conftest import Fleet, container, fast_store, later
 
 
@@ -197,7 +198,9 @@ def test_deletes_are_batched_in_chunks_of_at_most_100_names(fleet: Fleet) -> Non
     assert fleet.alarm_names() == set()
 
 
-def test_throttled_alarm_puts_are_retried_until_every_alarm_exists(fleet: Fleet) -> None:
+def test_throttled_alarm_puts_are_retried_until_every_alarm_exists(
+    fleet: Fleet, no_retry_sleep: RetryWaits
+) -> None:
     instances = fleet.launch(3)
     budget = iter([True, True, False, True] + [False] * 100)
     attempts = throttle(fleet.cloudwatch, "PutMetricAlarm", lambda: next(budget))
@@ -205,6 +208,8 @@ def test_throttled_alarm_puts_are_retried_until_every_alarm_exists(fleet: Fleet)
     assert outcome.failed == []
     assert attempts.count(0) == 3  # three throttles were answered ...
     assert fleet.alarmed_instances() == set(instances)  # ... and nothing was lost
+    # Each retry was backed off first, in the tests' virtual time.
+    assert len([w for w in no_retry_sleep.waits if w > 0]) >= 3
     assert len(fleet.alarm_names()) == 6
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from infra.aws_calls import find_calls, iam_actions
+from infra.aws_calls import API_HANDLER, by_function, call_graph, find_calls, iam_actions
 
 SOURCE = """
 from __future__ import annotations
@@ -102,3 +102,75 @@ def test_planned_calls_and_operations_named_for_a_helper_count(tmp_path: Path) -
         "logs:DescribeLogGroups",  # a client and an operation's name handed to a helper
     ]
     assert unresolved == {"module.py:13 planned PutMetricAlarmz"}
+
+
+GRAPH = {
+    "app.py": """
+from chalice.app import Chalice
+from lib import runtime
+app = Chalice(app_name="x")
+
+@app.schedule("rate(1 minute)", name="tick")
+def tick(event):
+    runtime.store().save()
+
+@app.route("/things")
+def things():
+    runtime.store().get()
+    runtime.reader().get()
+""",
+    "lib/__init__.py": "",
+    "lib/runtime.py": """
+from __future__ import annotations
+from lib.stores import Reader, Store, Writer
+
+def store() -> Store:
+    return Store(None)
+
+def reader() -> Reader:
+    return Writer(None)
+""",
+    "lib/stores.py": """
+from __future__ import annotations
+from typing import TYPE_CHECKING, Protocol
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+class Store:
+    def __init__(self, client: DynamoDBClient) -> None:
+        self.client = client
+
+    def get(self) -> None:
+        self.client.get_item(TableName="t", Key={})
+
+    def save(self) -> None:
+        self.client.put_item(TableName="t", Item={})
+
+class Reader(Protocol):
+    def get(self) -> None: ...
+
+class Writer:
+    def __init__(self, client: DynamoDBClient) -> None:
+        self.client = client
+
+    def get(self) -> None:
+        self.client.delete_item(TableName="t", Key={})
+""",
+}
+
+
+def test_each_function_gets_the_calls_its_handler_reaches(tmp_path: Path) -> None:
+    for name, source in GRAPH.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(textwrap.dedent(source))
+    paths = sorted(tmp_path.rglob("*.py"))
+    graph = call_graph(paths, root=tmp_path)
+    functions = by_function(find_calls(paths, root=tmp_path), graph)
+    needed = {name: sorted(iam_actions(found)) for name, found in functions.items()}
+    assert graph.triggers == {"tick": "schedule", API_HANDLER: "route"}
+    # The schedule saves only. The route reads through a typed Store (its `get`, not
+    # `save`), and through a Protocol, whose `get` may be any class's: DeleteItem too.
+    assert needed == {
+        "tick": ["dynamodb:PutItem"],
+        API_HANDLER: ["dynamodb:DeleteItem", "dynamodb:GetItem"],
+    }

@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from bench.cost import HOURS, Measured, monthly
+from spawn_monitor.doctor import COVERAGE_RUNS_PER_MONTH
 
 PRICES = json.loads(
     (Path(__file__).parents[2] / "cli" / "spawn_monitor" / "prices.json").read_text()
 )
+DYNAMODB = PRICES["dynamodb"]
 MEASURED = Measured(
     worker_hour={
         "guide": {"PutMetricData": 1180, "PutItem": 102},
@@ -36,8 +38,11 @@ def test_alarms_are_priced_from_the_price_list() -> None:
     quiet = Measured(**{**MEASURED.__dict__, "worker_hour": {d: {} for d in MEASURED.worker_hour}})
     fleet = monthly("fleet-query", 1000, quiet)["CloudWatch"]
     ours = monthly("per-instance", 1000, quiet)["CloudWatch"]
+    coverage = (
+        COVERAGE_RUNS_PER_MONTH * 1000 * PRICES["cloudwatch"]["get_metric_data_per_1000_metrics"]
+    )
     assert fleet == pytest.approx(
-        2 * 1000 * per_metric + 30.4 * 1000 * 0.01 / 1000 * 0.01, rel=0.01
+        2 * 1000 * per_metric + 30.4 * 1000 * 0.01 / 1000 * 0.01 + coverage / 1000, rel=0.01
     )
     assert ours > 2 * 1000 * standard
 
@@ -54,10 +59,10 @@ def test_the_guide_monitor_scans_grow_with_fleet_and_watchers() -> None:
 
     # Ten times the rows, scanned by ten times the watchers: reads grow a hundredfold.
     def reads(n: int) -> float:
-        return (n / 100) * HOURS * 360 * n * 0.05 / 1e6 * 0.25
+        return (n / 100) * HOURS * 360 * n * 0.05 / 1e6 * DYNAMODB["read_request_units_per_million"]
 
     def writes(n: int) -> float:  # each worker's progress PutItems
-        return 102 * n * HOURS / 1e6 * 1.25
+        return 102 * n * HOURS / 1e6 * DYNAMODB["write_request_units_per_million"]
 
     assert large - small == pytest.approx(
         reads(1000) - reads(100) + writes(1000) - writes(100), rel=0.01
