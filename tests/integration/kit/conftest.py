@@ -63,7 +63,12 @@ class Aws:
                         "Metric": {
                             "Namespace": namespace,
                             "MetricName": name,
-                            "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+                            # In moto's order (by name): moto 5.2.5 matches dimension
+                            # lists with `sorted()` over a `Dimension.__lt__` that compares
+                            # a value with a name, so another order can match nothing.
+                            "Dimensions": [
+                                {"Name": k, "Value": dimensions[k]} for k in sorted(dimensions)
+                            ],
                         },
                         "Period": 3600,
                         "Stat": stat,
