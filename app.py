@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from chalice.app import Chalice, CloudWatchEvent, Rate, SNSEvent, SQSEvent
+from chalice.app import Chalice, CloudWatchEvent, ConvertToMiddleware, Rate, SNSEvent, SQSEvent
 
-from chalicelib import runtime
 from chalicelib.alarms.fleet_query import FLEET_ALARM_NAMES
-from chalicelib.api import api
-from chalicelib.api_arrays import arrays_api
-from chalicelib.api_history import history_api
-from chalicelib.ec2_events import REBALANCE, SPOT_WARNING, MalformedEvent
-from chalicelib.lifecycle import Message, queue_backlog
-from chalicelib.notifications import CONTRIBUTOR_CHANGE
-from chalicelib.reconcile import reconcile
+from chalicelib.alerts.notifications import CONTRIBUTOR_CHANGE
+from chalicelib.api.arrays import arrays_api
+from chalicelib.api.fleet import api
+from chalicelib.api.history import history_api
+from chalicelib.container import Container, current, install
+from chalicelib.core.observability import configure_logging, logger
+from chalicelib.fleet.events import REBALANCE, SPOT_WARNING, MalformedEvent
+from chalicelib.fleet.lifecycle import Message
 
-settings = runtime.settings()
-log = runtime.logger
+install(Container())
+settings = current().settings
+log = logger
+configure_logging()
 app = Chalice(app_name="spawn-fleet-monitor")
+# Every log line of every function carries the cold-start flag and the request id.
+app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context))
 app.register_blueprint(api)
 app.register_blueprint(arrays_api)
 app.register_blueprint(history_api)
@@ -36,7 +39,7 @@ app.register_blueprint(history_api)
 )
 def on_instance_state_change(event: SQSEvent) -> dict[str, Any]:
     messages = [Message(record.to_dict()["messageId"], record.body) for record in event]
-    outcome = runtime.lifecycle().handle(messages)
+    outcome = current().lifecycle.handle(messages)
     log.info("lifecycle batch", extra={**outcome.__dict__, "failed": len(outcome.failed)})
     return outcome.batch_item_failures()
 
@@ -44,27 +47,15 @@ def on_instance_state_change(event: SQSEvent) -> dict[str, Any]:
 @app.schedule(Rate(15, unit=Rate.MINUTES), name="reconcile")
 def reconcile_alarms(event: Any) -> None:
     remaining = event.context.get_remaining_time_in_millis() / 1000
-    aws = runtime.clients()
-    reconcile(
-        settings=settings,
-        ec2=aws.ec2,
-        registry=runtime.registry(),
-        alarms=runtime.alarm_store(),
-        now=datetime.now(UTC),
-        # Listing and registry work need time too; the rest is left to the next run.
-        budget_seconds=remaining * 0.7,
-        workers=runtime.progress_rows(),
-        # Launches still queued for the lifecycle are left to it (the grace period).
-        backlog=queue_backlog(aws.sqs, settings.lifecycle_queue),
-        modes=runtime.alarm_modes(),
-        arrays=runtime.stats(),
-    )
+    # Listing and registry work need time too; the rest is left to the next run. Launches
+    # still queued for the lifecycle are left to it (the grace period).
+    current().reconcile(budget_seconds=remaining * 0.7)
 
 
 @app.on_cw_event({"source": ["aws.ec2"], "detail-type": [SPOT_WARNING]}, name="spot_interruption")
 def on_spot_interruption(event: CloudWatchEvent) -> None:
     try:
-        runtime.interruptions().on_warning(event.to_dict())
+        current().interruptions.on_warning(event.to_dict())
     except MalformedEvent as exc:
         # Retrying cannot fix the event: log why (not the event itself) and stop.
         log.error("malformed spot interruption warning", extra={"reason": str(exc)})
@@ -73,7 +64,7 @@ def on_spot_interruption(event: CloudWatchEvent) -> None:
 @app.on_cw_event({"source": ["aws.ec2"], "detail-type": [REBALANCE]}, name="rebalance")
 def on_rebalance_recommendation(event: CloudWatchEvent) -> None:
     try:
-        runtime.interruptions().on_rebalance(event.to_dict())
+        current().interruptions.on_rebalance(event.to_dict())
     except MalformedEvent as exc:
         log.error("malformed rebalance recommendation", extra={"reason": str(exc)})
 
@@ -90,7 +81,7 @@ def on_critical_topic(event: SNSEvent) -> None:
 
 def _notification(event: SNSEvent) -> None:
     record = event.to_dict()["Records"][0]["Sns"]
-    outcome = runtime.notifications().handle(event.message, record.get("TopicArn", ""))
+    outcome = current().notifications.handle(event.message, record.get("TopicArn", ""))
     log.info("alert topic message", extra={"outcome": outcome})
 
 
@@ -105,13 +96,13 @@ def _notification(event: SNSEvent) -> None:
     name="alarm_contributors",
 )
 def on_alarm_contributor(event: CloudWatchEvent) -> None:
-    outcome = runtime.notifications().handle_contributor_event(event.to_dict())
+    outcome = current().notifications.handle_contributor_event(event.to_dict())
     log.info("alarm contributor event", extra={"outcome": outcome})
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="fleet_tick")
 def fleet_tick(event: Any) -> None:
-    runtime.fleet().tick()
+    current().fleet_health.tick()
 
 
 # The console (dashboards, fleet alarms, log groups, filters, saved queries): all of it
@@ -120,19 +111,19 @@ def fleet_tick(event: Any) -> None:
 def setup_console(event: Any) -> dict[str, Any]:
     # The alarm mode first: its precondition is reported, and the query alarms exist
     # before anything stops putting per-instance alarms.
-    modes = runtime.alarm_modes().prepare()
-    return {**runtime.console().run(datetime.now(UTC)).summary(), **modes}
+    modes = current().alarm_modes.prepare()
+    return {**current().console.run(current().now()).summary(), **modes}
 
 
 # New arrays get their dashboard within a minute; finished ones lose it after retention.
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="array_dashboards")
 def array_dashboards(event: Any) -> None:
-    runtime.console().sync_array_dashboards(datetime.now(UTC))
+    current().console.sync_array_dashboards(current().now())
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="progress_tick")
 def progress_tick(event: Any) -> None:
-    report = runtime.progress().tick(datetime.now(UTC))
+    report = current().progress.tick(current().now())
     log.info("progress tick", extra=report.__dict__)
 
 
@@ -140,4 +131,4 @@ def progress_tick(event: Any) -> None:
 # infra/resources.json (ProgressStreamMapping), as Chalice needs a literal stream ARN.
 @app.lambda_function(name="progress_stream")
 def on_progress_rows(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return runtime.progress().handle_stream(event)
+    return current().progress.handle_stream(event)

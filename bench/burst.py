@@ -21,9 +21,10 @@ from datetime import UTC, datetime
 import boto3
 from botocore.config import Config
 
-from bench.lifecycle import QUOTA_TPS, _event, _launch_n, _store, _throttle_at_quota
-from bench.report import Figure, count_calls
-from bench.virtual_time import VirtualClock, atomic_conditional_writes, run_participants
+from bench.lifecycle import QUOTA_TPS, _event, _fast_pacer, _launch_n, _throttle_at_quota
+from bench.report import Figure
+from testkit.clocks import VirtualClock, atomic_conditional_writes, run_participants
+from testkit.faults import count_calls
 
 BURST = 10_000
 CONSUMERS = 2
@@ -31,10 +32,10 @@ CONSUMERS = 2
 
 def _per_instance(size: int) -> tuple[float, int, int]:
     """Virtual seconds until every alarm exists, PutMetricAlarm calls, throttles."""
-    from chalicelib.alarms import AlarmStore, Watched
     from chalicelib.alarms.budget import AccountBudget
-    from chalicelib.clients import Clients
-    from chalicelib.settings import Settings
+    from chalicelib.alarms.per_instance import AlarmStore, Watched
+    from chalicelib.core.clients import Clients
+    from chalicelib.core.settings import Settings
     from local.provision import provision
 
     session = boto3.Session(region_name="us-east-1")
@@ -91,11 +92,9 @@ def _fleet_query(size: int) -> dict[str, int]:
 
     from chalicelib.alarms.fleet_query import FleetQueryAlarms
     from chalicelib.alarms.modes import AlarmModes, TelemetryEnrichment
-    from chalicelib.clients import Clients
-    from chalicelib.instances import Registry
-    from chalicelib.lifecycle import Lifecycle
-    from chalicelib.pacing import RateLimiter
-    from chalicelib.settings import Settings
+    from chalicelib.container import Container
+    from chalicelib.core.clients import Clients
+    from chalicelib.core.settings import Settings
     from local.provision import provision
 
     session = boto3.Session(region_name="us-east-1")
@@ -106,17 +105,11 @@ def _fleet_query(size: int) -> dict[str, int]:
     alarms.ensure()
     ids = _launch_n(clients.ec2, size)
     calls = count_calls(clients.cloudwatch)
-    fast = lambda: RateLimiter(1e6, burst=1e6)  # noqa: E731
-    lifecycles = [
-        Lifecycle(
-            settings,
-            clients.ec2,
-            Registry(clients.dynamodb, settings.instances_table),
-            _store(clients, topic, fast),
-            modes=AlarmModes("fleet-query", alarms, TelemetryEnrichment(None)),
-        )
-        for _ in range(CONSUMERS)
-    ]
+    lifecycles = []
+    for _ in range(CONSUMERS):
+        wiring = Container(settings, clients, pacer=_fast_pacer)
+        wiring.alarm_modes = AlarmModes("fleet-query", alarms, TelemetryEnrichment(None))
+        lifecycles.append(wiring.lifecycle)
     start = datetime.now(UTC)
     events = [_event(i, "running", 0, n, at=start) for n, i in enumerate(ids)]
     for n, first in enumerate(range(0, size, 100)):

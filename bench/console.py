@@ -13,16 +13,17 @@ from datetime import UTC, datetime
 
 import boto3
 
-from bench.report import Figure, count_calls
-from chalicelib.clients import Clients
+from bench.report import Figure
 from chalicelib.console.alarms import Topics
 from chalicelib.console.description import Deployment
 from chalicelib.console.setup import ConsoleSetup
-from chalicelib.pacing import RateLimiter
-from chalicelib.progress import Summary
-from chalicelib.settings import Settings
-from chalicelib.summaries import SummaryStore
+from chalicelib.core.clients import Clients
+from chalicelib.core.pacing import RateLimiter
+from chalicelib.core.settings import Settings
+from chalicelib.progress.store import SummaryStore
+from chalicelib.progress.summary import Summary
 from local.provision import provision
+from testkit.faults import count_calls
 
 ARRAYS = 100
 NOW = datetime(2026, 1, 27, 12, 0, tzinfo=UTC)

@@ -29,15 +29,15 @@ one metric analyzed per running instance) is priced per metric requested, as the
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 
-from bench.report import Figure, count_calls
-from spawn_monitor.doctor import COVERAGE_RUNS_PER_MONTH, PRICE_LIST
+from bench.report import Figure
+from spawn_monitor.pricing import COVERAGE_RUNS_PER_MONTH, PRICE_LIST
+from testkit.faults import count_calls
 
 HOURS = 730.0
 ARRAY = 100
@@ -74,15 +74,12 @@ def _lifecycle(mode: str) -> tuple[dict[str, float], float, float, float, dict[s
     """Launch and terminate one array through the lifecycle in `mode`; then one tick of
     each kind. Returns calls per instance, batches per instance, scan read units per
     progress row, registry read units per instance, tick calls per array."""
-    from bench.lifecycle import _event, _launch_n, _store
+    from bench.lifecycle import _event, _fast_pacer, _launch_n
     from chalicelib.alarms.fleet_query import FleetQueryAlarms
     from chalicelib.alarms.modes import AlarmModes, TelemetryEnrichment
-    from chalicelib.clients import Clients
-    from chalicelib.instances import Registry
-    from chalicelib.lifecycle import Lifecycle
-    from chalicelib.pacing import RateLimiter
-    from chalicelib.settings import Settings
-    from chalicelib.summaries import ProgressRows
+    from chalicelib.container import Container
+    from chalicelib.core.clients import Clients
+    from chalicelib.core.settings import Settings
     from local.provision import provision
 
     session = boto3.Session(region_name="us-east-1")
@@ -91,8 +88,6 @@ def _lifecycle(mode: str) -> tuple[dict[str, float], float, float, float, dict[s
     settings = replace(Settings(), alarm_mode=mode)
     clients = Clients(session)
     ids = _launch_n(clients.ec2, ARRAY)
-    fast: Callable[[], RateLimiter] = lambda: RateLimiter(1e6, burst=1e6)  # noqa: E731
-    store = _store(clients, topic, fast)
     modes = AlarmModes(
         mode,
         FleetQueryAlarms(clients.cloudwatch, settings, topic_arn=topic, region="us-east-1"),
@@ -100,9 +95,9 @@ def _lifecycle(mode: str) -> tuple[dict[str, float], float, float, float, dict[s
     )
     if mode == "fleet-query":
         modes.fleet_alarms.ensure()  # setup made them before the launch
-    registry = Registry(clients.dynamodb, settings.instances_table)
-    rows = ProgressRows(clients.dynamodb, settings.progress_table)
-    lifecycle = Lifecycle(settings, clients.ec2, registry, store, workers=rows, modes=modes)
+    wiring = Container(settings, clients, pacer=_fast_pacer)
+    wiring.alarm_modes = modes  # no observabilityadmin on moto
+    lifecycle = wiring.lifecycle
     calls = count_calls(clients.ec2, clients.cloudwatch, clients.dynamodb)
     start = datetime.now(UTC)
     running = [_event(i, "running", 0, n, at=start) for n, i in enumerate(ids)]
@@ -141,9 +136,10 @@ def _write_rows(dynamodb: Any, table: str, ids: list[str]) -> None:
 
 def _ticks(session: boto3.Session, settings: Any) -> dict[str, float]:
     """DynamoDB calls of one progress tick for the one active array (per minute)."""
-    from chalicelib.clients import Clients
-    from chalicelib.stats import Stats
-    from chalicelib.summaries import ProgressAggregator, SummaryStore
+    from chalicelib.core.clients import Clients
+    from chalicelib.fleet.stats import Stats
+    from chalicelib.progress.aggregator import ProgressAggregator
+    from chalicelib.progress.store import SummaryStore
 
     clients = Clients(session)
     calls = count_calls(clients.dynamodb)

@@ -1,10 +1,10 @@
 """A mass spot reclaim: 1,000 interruption warnings within 10 seconds.
 
 Each warning is handled by its own Lambda copy in AWS; here a pool of threads handles
-them as they arrive, on a virtual clock (`bench.virtual_time`), so ten seconds of burst
+them as they arrive, on a virtual clock (`testkit.clocks`), so ten seconds of burst
 run deterministically. DynamoDB transactions are in flight for `LATENCY` seconds of
 virtual time, and one that touches an item another in-flight transaction writes is
-cancelled with `TransactionConflict` (`tests.aws_faults.TransactionConflicts`), as
+cancelled with `TransactionConflict` (`testkit.faults.TransactionConflicts`), as
 DynamoDB does and moto does not.
 
 Figures: the count error (warnings minus interruptions counted; target 0), warnings
@@ -26,17 +26,18 @@ from typing import Any
 
 import boto3
 
-from bench.report import Figure, count_calls
-from bench.virtual_time import VirtualClock
-from chalicelib.alerts import AlertPublisher
-from chalicelib.clients import Clients
-from chalicelib.ec2_events import STATE_RANK, StateChange
-from chalicelib.instances import Registry, describe
-from chalicelib.interruptions import Interruptions
-from chalicelib.settings import Settings
-from chalicelib.stats import COUNTER_SHARDS, Stats
+from bench.report import Figure
+from chalicelib.alerts.publish import AlertPublisher
+from chalicelib.core.clients import Clients
+from chalicelib.core.settings import Settings
+from chalicelib.fleet.counters import COUNTER_SHARDS
+from chalicelib.fleet.events import STATE_RANK, StateChange
+from chalicelib.fleet.interruptions import Interruptions
+from chalicelib.fleet.registry import Registry, describe
+from chalicelib.fleet.stats import Stats
 from local.provision import provision
-from tests.aws_faults import TransactionConflicts
+from testkit.clocks import VirtualClock
+from testkit.faults import TransactionConflicts, count_calls
 
 WARNINGS = 1000
 SECONDS = 10.0

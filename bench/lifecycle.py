@@ -28,16 +28,17 @@ import boto3
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 
-from bench.report import Figure, count_calls
-from bench.virtual_time import VirtualClock, atomic_conditional_writes, run_participants
-from chalicelib.alarms import AlarmStore, alarm_names
-from chalicelib.clients import Clients
-from chalicelib.instances import Registry
-from chalicelib.lifecycle import Lifecycle, Message
-from chalicelib.pacing import RateLimiter
-from chalicelib.settings import Settings
-from chalicelib.summaries import ProgressRows
+from bench.report import Figure
+from chalicelib.alarms.per_instance import AlarmStore, alarm_names
+from chalicelib.container import Container
+from chalicelib.core.clients import Clients
+from chalicelib.core.pacing import RateLimiter
+from chalicelib.core.settings import Settings
+from chalicelib.fleet.lifecycle import Message
+from chalicelib.fleet.registry import Registry
 from local.provision import provision
+from testkit.clocks import VirtualClock, atomic_conditional_writes, run_participants
+from testkit.faults import count_calls
 
 SIZE = 1000
 BATCH = 100
@@ -113,8 +114,8 @@ def _naive_per_instance(count: int) -> dict[str, float]:
 
 def _naive(clients: Clients, topic_arn: str, ids: list[str]) -> dict[str, int]:
     """One Lambda per event, as the guide's scripts would do it."""
-    from chalicelib.alarms import ALARM_KINDS, Watched, alarm_request
-    from chalicelib.instances import facts_from
+    from chalicelib.alarms.per_instance import ALARM_KINDS, Watched, alarm_request
+    from chalicelib.fleet.registry import facts_from
 
     counts = count_calls(clients.ec2, clients.cloudwatch)
     for instance_id in ids:
@@ -132,6 +133,11 @@ def _naive(clients: Clients, topic_arn: str, ids: list[str]) -> dict[str, int]:
     for instance_id in ids:
         clients.cloudwatch.delete_alarms(AlarmNames=alarm_names(instance_id))
     return counts
+
+
+def _fast_pacer(operation: str) -> RateLimiter:
+    """Pacing that never waits: call counts do not depend on pace."""
+    return RateLimiter(1e6, burst=1e6)
 
 
 def _store(clients: Clients, topic_arn: str, limiter: Callable[[], RateLimiter]) -> AlarmStore:
@@ -155,12 +161,7 @@ def _calls_per_instance() -> list[Figure]:
     naive = dict(_naive(Clients(session), topic, ids))
     naive_calls = sum(naive.values())
 
-    fast = lambda: RateLimiter(1e6, burst=1e6)  # noqa: E731 - call counts do not depend on pace
-    registry = Registry(clients.dynamodb, settings.instances_table)
-    rows = ProgressRows(clients.dynamodb, settings.progress_table)
-    lifecycle = Lifecycle(
-        settings, clients.ec2, registry, _store(clients, topic, fast), workers=rows
-    )
+    lifecycle = Container(settings, clients, pacer=_fast_pacer).lifecycle
     ours = count_calls(clients.ec2, clients.cloudwatch)
     ddb = count_calls(clients.dynamodb)
     running = [_event(i, "running", 0, n) for n, i in enumerate(ids)]
@@ -212,9 +213,11 @@ def _time_under_throttling() -> list[Figure]:
     redelivered = [0]
 
     def consumer() -> None:
-        limiter = lambda: RateLimiter(per_consumer, clock=clock.time, sleep=clock.sleep)  # noqa: E731
-        registry = Registry(clients.dynamodb, settings.instances_table)
-        lifecycle = Lifecycle(settings, clients.ec2, registry, _store(clients, topic, limiter))
+        def limiter(operation: str) -> RateLimiter:
+            return RateLimiter(per_consumer, clock=clock.time, sleep=clock.sleep)
+
+        wiring = Container(settings, clients, clock=clock.time, sleep=clock.sleep, pacer=limiter)
+        lifecycle = wiring.lifecycle
         try:
             while True:
                 try:
@@ -255,7 +258,7 @@ def _burst_with_reconciler(shared: bool) -> tuple[dict[str, float], str]:
     process. `shared`: the account-wide budget and the grace period (this design);
     else a limiter per process at quota / concurrency and no grace (the design before)."""
     from chalicelib.alarms.budget import AccountBudget
-    from chalicelib.reconcile import reconcile
+    from chalicelib.fleet.reconcile import reconcile
 
     session = boto3.Session(region_name="us-east-1")
     infra = provision(session)
@@ -306,8 +309,8 @@ def _burst_with_reconciler(shared: bool) -> tuple[dict[str, float], str]:
     reconciles: list[str] = []
 
     def consumer() -> None:
-        registry = Registry(clients.dynamodb, settings.instances_table)
-        lifecycle = Lifecycle(settings, clients.ec2, registry, store())
+        wiring = Container(settings, clients, clock=clock.time, sleep=clock.sleep, pacer=pacer)
+        lifecycle = wiring.lifecycle
         try:
             while True:
                 try:

@@ -29,11 +29,14 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
 from bench.report import Figure
+
+if TYPE_CHECKING:
+    from chalicelib.container import Container
 
 INSTANCES = 1000
 ARRAYS = 4
@@ -169,7 +172,7 @@ def _guide_scan(dynamodb: Any, table: str, array_id: str) -> Counter[str]:
 
 
 def run() -> list[Figure]:
-    from chalicelib import runtime
+    from chalicelib.container import current
     from local.stack import LocalStack, StackConfig
 
     # moto has no alarm quota; pacing at 3 calls/s would make this a 20-minute wait.
@@ -177,14 +180,14 @@ def run() -> list[Figure]:
     stack = LocalStack(StackConfig(aws_port=0, api_port=0, tick_seconds=2.0, simulate=False))
     stack.start()
     try:
-        return _measure(stack, runtime)
+        return _measure(stack, current())
     finally:
         stack.stop()
 
 
-def _measure(stack: Any, runtime: Any) -> list[Figure]:
+def _measure(stack: Any, runtime: Container) -> list[Figure]:
     session = boto3.Session(region_name="us-east-1")
-    table = runtime.settings().progress_table
+    table = runtime.settings.progress_table
     arrays = [f"load{a}-20261127-{a:06x}" for a in range(ARRAYS)]
     members = _launch(session, arrays)
     rng = random.Random(14)
@@ -264,18 +267,22 @@ def _measure(stack: Any, runtime: Any) -> list[Figure]:
 
 
 def _settle(
-    stack: Any, session: boto3.Session, runtime: Any, arrays: list[str], members: dict[str, str]
+    stack: Any,
+    session: boto3.Session,
+    runtime: Container,
+    arrays: list[str],
+    members: dict[str, str],
 ) -> tuple[int, int, int, float]:
     """Wait until the burst is handled; then compare alarms with EC2 and each summary
-    with a recount of its rows (`chalicelib.progress.recount` over a Query)."""
-    from chalicelib.alarms import AlarmStore, instance_of
-    from chalicelib.progress import recount
-    from chalicelib.summaries import ProgressRows
+    with a recount of its rows (`chalicelib.progress.summary.recount` over a Query)."""
+    from chalicelib.alarms.per_instance import AlarmStore, instance_of
+    from chalicelib.progress.summary import recount
+    from chalicelib.progress.workers import ProgressRows
 
     cloudwatch = session.client("cloudwatch", endpoint_url=stack.aws_endpoint)
     dynamodb = session.client("dynamodb", endpoint_url=stack.aws_endpoint)
     alarms = AlarmStore(cloudwatch, topic_arn="", region="us-east-1")
-    rows = ProgressRows(dynamodb, runtime.settings().progress_table)
+    rows = ProgressRows(dynamodb, runtime.settings.progress_table)
     started = time.monotonic()
     leaked = missing = drifted = 0
     while time.monotonic() - started < SETTLE_SECONDS:

@@ -20,11 +20,14 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
 from bench.report import Figure
+
+if TYPE_CHECKING:
+    from chalicelib.container import Container
 
 ARRAYS = 10
 WORKERS = 10_000
@@ -112,21 +115,21 @@ class ItemsRead:
 
 
 def run() -> list[Figure]:
-    from chalicelib import runtime
+    from chalicelib.container import current
     from local.stack import LocalStack, StackConfig
 
     stack = LocalStack(StackConfig(aws_port=0, api_port=0, tick_seconds=2.0, simulate=False))
     stack.start()
     try:
-        return _measure(stack, runtime)
+        return _measure(stack, current())
     finally:
         stack.stop()
 
 
-def _measure(stack: Any, runtime: Any) -> list[Figure]:
+def _measure(stack: Any, runtime: Container) -> list[Figure]:
     session = boto3.Session(region_name="us-east-1")
     dynamodb = session.client("dynamodb", endpoint_url=stack.aws_endpoint)
-    table = runtime.settings().progress_table
+    table = runtime.settings.progress_table
     arrays = [f"bench{a}-20261126-{a:06x}" for a in range(ARRAYS)]
     small = "small-20261126-000000"
     started = time.monotonic()
@@ -157,7 +160,7 @@ def _measure(stack: Any, runtime: Any) -> list[Figure]:
     aggregated = time.monotonic() - started
 
     big = arrays[0]
-    reads = ItemsRead(runtime.clients().dynamodb)
+    reads = ItemsRead(runtime.clients.dynamodb)
     before = reads.total()
     progress(big)
     big_reads = reads.total() - before

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 
 @dataclass(frozen=True)
@@ -39,15 +38,3 @@ class Figure:
             bound = f"  (target {sign} {self.target:g}: {'met' if self.ok else 'MISSED'})"
         detail = f"  [{self.detail}]" if self.detail else ""
         return f"{self.name}: {self.value:.2f} {self.unit}{bound}{detail}"
-
-
-def count_calls(*clients: Any) -> dict[str, int]:
-    """API calls the clients make, by operation (one per call, not per retry)."""
-    counts: dict[str, int] = {}
-
-    def hook(model: Any, **_: Any) -> None:
-        counts[model.name] = counts.get(model.name, 0) + 1
-
-    for client in clients:
-        client.meta.events.register("before-call", hook)
-    return counts

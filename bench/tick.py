@@ -15,13 +15,15 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 
-from bench.report import Figure, count_calls
-from chalicelib.alerts import AlertPublisher
-from chalicelib.clients import Clients
-from chalicelib.settings import Settings
-from chalicelib.summaries import ProgressAggregator, SummaryStore
+from bench.report import Figure
+from chalicelib.alerts.publish import AlertPublisher
+from chalicelib.core.clients import Clients
+from chalicelib.core.settings import Settings
+from chalicelib.progress.aggregator import ProgressAggregator
+from chalicelib.progress.store import SummaryStore
 from local.provision import provision
-from tests.streams import Workers
+from testkit.faults import count_calls
+from testkit.streams import Workers
 
 FINISHED = 1000
 ACTIVE = 10

@@ -23,6 +23,12 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="leave a healer out, to see the checker report what it no longer heals",
     )
+    parser.add_argument(
+        "--alarm-mode",
+        choices=("per-instance", "fleet-query"),
+        default="per-instance",
+        help="ALARM_MODE of the replayed deployment (per-instance)",
+    )
     args = parser.parse_args(argv)
     # moto only: fake credentials, never a real endpoint.
     os.environ.update(
@@ -42,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             instances=args.instances,
             reconciler="reconciler" not in args.skip,
             recount="recount" not in args.skip,
+            alarm_mode=args.alarm_mode,
         )
         _, seen = run(options)
         checks = check(seen)

@@ -1,5 +1,5 @@
 """Faults AWS produces, injected at the botocore HTTP layer in front of moto
-(`tests.aws_faults.in_front_of_moto`), so botocore's real parsing and retries, and the
+(`testkit.faults.in_front_of_moto`), so botocore's real parsing and retries, and the
 code's own error handling, answer them as they would a real response.
 
 - CloudWatch's quotas as token buckets on the replay's virtual clock: `PutMetricAlarm`
@@ -29,7 +29,7 @@ from typing import Any
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
 
-from tests.aws_faults import in_front_of_moto
+from testkit.faults import in_front_of_moto
 
 QUOTAS = {"PutMetricAlarm": 3.0, "DeleteAlarms": 3.0, "DescribeAlarms": 9.0}
 # The quotas are the account's: the second copy of the lifecycle function, pacing at its

@@ -2,7 +2,8 @@
 `chaos.replay.observe` reads moto into an `Observed`; `check` judges it.
 
 1. alarms: the `spawn-instance-*` alarms are exactly those of the running managed
-   instances (EC2's own listing, with SPEC §2's tag rule applied here);
+   instances (EC2's own listing, with SPEC §2's tag rule applied here); in
+   `ALARM_MODE=fleet-query`, both query alarms exist and no per-instance alarm is left;
 2. interruptions: each array's count, and the fleet's, equals the distinct managed
    instances whose spot warning was delivered;
 3. summaries: each array's summary counts equal a full recount of its rows, and the
@@ -17,7 +18,10 @@
    `Publish` is not idempotent on a standard topic, so a handler that dies right after
    it, before recording that it sent the alert, sends it again when retried: alerting
    is at least once. Such resends (at most one per crash right after `Publish`) are
-   counted and shown apart; any other second alert is a violation.
+   counted and shown apart; any other second alert is a violation;
+7. array history: every array with a summary has a history whose points are in time
+   order, none after the end of the replay, and none counting more workers than the
+   array has.
 """
 
 from __future__ import annotations
@@ -65,6 +69,12 @@ class Observed:
     alerts: list[dict[str, Any]]
     crashes_after_publish: int = 0
     figures: dict[str, Any] = field(default_factory=dict)
+    alarm_mode: str = "per-instance"
+    query_alarms: set[str] = field(default_factory=set)  # those that exist
+    query_alarms_wanted: set[str] = field(default_factory=set)
+    # array id → its history's points as (t, total, completed + failed + running + lost)
+    history: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict)
+    ended_at: int = 0  # epoch seconds
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,7 @@ def check(seen: Observed) -> list[Check]:
         _events(seen),
         _malformed(seen),
         _alerts(seen),
+        _history(seen),
     ]
 
 
@@ -92,6 +103,8 @@ def _sample(items: set[str] | list[str], n: int = 5) -> str:
 
 
 def _alarms(seen: Observed) -> Check:
+    if seen.alarm_mode == "fleet-query":
+        return _query_alarms(seen)
     leaked = seen.alarmed - seen.running_managed
     missing = seen.running_managed - seen.alarmed
     figures = (
@@ -103,6 +116,40 @@ def _alarms(seen: Observed) -> Check:
     if missing:
         figures += f"; missing: {_sample(missing)}"
     return Check("alarm set = running managed instances", not leaked and not missing, figures)
+
+
+def _query_alarms(seen: Observed) -> Check:
+    absent = seen.query_alarms_wanted - seen.query_alarms
+    figures = (
+        f"{len(seen.running_managed)} running managed instances; query alarms "
+        f"{len(seen.query_alarms)}/{len(seen.query_alarms_wanted)}; per-instance alarms "
+        f"left on {len(seen.alarmed)}"
+    )
+    if absent:
+        figures += f"; absent: {_sample(absent)}"
+    if seen.alarmed:
+        figures += f"; left: {_sample(seen.alarmed)}"
+    ok = bool(seen.query_alarms_wanted) and not absent and not seen.alarmed
+    return Check("fleet-query: both query alarms, no per-instance alarm", ok, figures)
+
+
+def _history(seen: Observed) -> Check:
+    wrong = []
+    for array_id in sorted(seen.summary_counts):
+        points = seen.history.get(array_id, [])
+        total = sum(seen.summary_counts[array_id].values())
+        if not points:
+            wrong.append(f"{array_id}: no history")
+        elif [p[0] for p in points] != sorted(p[0] for p in points):
+            wrong.append(f"{array_id}: points out of order")
+        elif points[-1][0] > seen.ended_at:
+            wrong.append(f"{array_id}: a point after the end")
+        elif any(counted > max(size, total) for _, size, counted in points):
+            wrong.append(f"{array_id}: a point counting more workers than the array has")
+    figures = f"{len(seen.history)} arrays with history / {len(seen.summary_counts)} summarised"
+    if wrong:
+        figures += "; " + "; ".join(wrong[:5])
+    return Check("each summarised array has a consistent history", not wrong, figures)
 
 
 def _interruptions(seen: Observed) -> Check:

@@ -28,6 +28,9 @@ sleep on it, so hours of fleet take a minute or two.
 After the world ends, the replay settles: it delivers what is left, moves the clock
 past the recount interval, and runs the reconciler (until it defers nothing) and the
 tick. `chaos.invariants` then checks moto's state.
+
+Its length (over 400 lines): `World` is one state machine of AWS's delivery rules;
+the clock is `testkit.clocks.ReplayClock`, the reading of moto `chaos.observe`.
 """
 
 from __future__ import annotations
@@ -39,11 +42,10 @@ import logging
 import random
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stdout, suppress
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
-from functools import partial
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 from unittest import mock
 
@@ -51,27 +53,20 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 
-from chalicelib.alarms import AlarmStore, instance_of
-from chalicelib.alerts import AlertPublisher
-from chalicelib.clients import RETRY_CONFIG, Clients
-from chalicelib.ec2_events import MalformedEvent
-from chalicelib.instances import Registry
-from chalicelib.interruptions import Interruptions
-from chalicelib.lifecycle import Lifecycle, Message
-from chalicelib.notifications import FEED, AlertHistory, Notifications, parse_time
-from chalicelib.pacing import RateLimiter
-from chalicelib.progress import recount, sequence_key
-from chalicelib.reconcile import reconcile
-from chalicelib.rows import iso
-from chalicelib.settings import Settings
-from chalicelib.stats import Stats
-from chalicelib.summaries import ProgressAggregator, ProgressRows, SummaryStore
+from chalicelib.container import Container
+from chalicelib.core.clients import RETRY_CONFIG, Clients
+from chalicelib.core.pacing import RateLimiter
+from chalicelib.core.settings import Settings
+from chalicelib.fleet.events import MalformedEvent
+from chalicelib.fleet.lifecycle import Message
 from chaos import events
 from chaos.faults import Crash, HttpFaults, Rates
-from chaos.history import NOTICE_SECONDS, History, Step
+from chaos.history import History, Step
 from chaos.invariants import Observed
+from chaos.observe import observe
 from local.lambda_runtime import stream_event
 from local.provision import Provisioned, load_template, provision
+from testkit.clocks import ReplayClock
 
 logger = logging.getLogger("chaos")
 
@@ -122,37 +117,7 @@ class Options:
     rates: Rates = field(default_factory=Rates)
     reconciler: bool = True
     recount: bool = True
-
-
-class Clock:
-    """Virtual time: only waits move it, and the replay when it has nothing to do.
-
-    The world does not stop while a handler waits (pacing, retry backoff): whatever
-    happens in the world meanwhile happens at its own time, through `world` (given the
-    time to reach, it carries out what is due, moving the clock to each step's time).
-    """
-
-    def __init__(self, start: datetime) -> None:
-        self._t = start.timestamp()
-        self.world: Callable[[float], None] | None = None
-
-    def time(self) -> float:
-        return self._t
-
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(self._t, UTC)
-
-    def sleep(self, seconds: float) -> None:
-        self.advance_to(self._t + max(0.0, seconds))
-
-    def advance_to(self, t: float) -> None:
-        if self.world is not None:
-            self.world(t)
-        self._t = max(self._t, t)
-
-    def step_to(self, t: float) -> None:
-        """Move to a world step's time (never back)."""
-        self._t = max(self._t, t)
+    alarm_mode: str = "per-instance"
 
 
 @dataclass
@@ -250,7 +215,7 @@ class World:
     history: History
     session: boto3.Session
     infra: Provisioned
-    clock: Clock
+    clock: ReplayClock
     settings: Settings = field(default_factory=Settings)
     ledger: Ledger = field(default_factory=Ledger)
     rejections: Rejections = field(default_factory=Rejections)
@@ -258,6 +223,11 @@ class World:
 
     def __post_init__(self) -> None:
         seed = self.options.seed
+        # moto has neither observabilityadmin nor DescribeAlarmContributors.
+        skipped = ("DescribeAlarmContributors", "GetTelemetryEnrichmentStatus")
+        self.settings = replace(
+            self.settings, alarm_mode=self.options.alarm_mode, console_skip_calls=skipped
+        )
         self.rng = random.Random(f"{seed}-delivery")
         self.http = HttpFaults(random.Random(f"{seed}-http"), self.clock.time, self.options.rates)
         # The world's own clients (EC2 doing what it does, workers, the checker): no faults.
@@ -314,78 +284,35 @@ class World:
         aws.dynamodb.meta.events.register("before-call.dynamodb", self._touched_progress_row)
         return aws
 
-    def _alarm_store(self, aws: Clients) -> AlarmStore:
-        # As `chalicelib.runtime`: each function paces at its share of the quota.
+    def _pacer(self, operation: str) -> RateLimiter:
+        # Each function paces at its share of the quota, on the virtual clock.
         rate = self.settings.alarm_api_tps / self.settings.lifecycle_max_concurrency
-        return AlarmStore(
-            aws.cloudwatch,
-            topic_arn=self.infra.arns["AlertsTopic"],
-            region="us-east-1",
-            put_limiter=RateLimiter(rate, clock=self.clock.time, sleep=self.clock.sleep),
-            delete_limiter=RateLimiter(rate, clock=self.clock.time, sleep=self.clock.sleep),
-        )
+        return RateLimiter(rate, clock=self.clock.time, sleep=self.clock.sleep)
 
-    def _publisher(self, aws: Clients) -> AlertPublisher:
-        return AlertPublisher(
-            aws.sns,
-            alerts_topic_arn=self.infra.arns["AlertsTopic"],
-            critical_topic_arn=self.infra.arns["CriticalTopic"],
+    def _container(self) -> Container:
+        """One Lambda function's wiring: the deployed container, on its own faulty
+        clients, the virtual clock and a local pacer."""
+        wiring = Container(
+            self.settings,
+            self._function(),
+            clock=self.clock.time,
+            sleep=self.clock.sleep,
+            pacer=self._pacer,
         )
-
-    def _aggregator(self, aws: Clients) -> ProgressAggregator:
-        settings = self.settings
-        return ProgressAggregator(
-            aws.dynamodb,
-            SummaryStore(aws.dynamodb, settings.arrays_table),
-            settings,
-            self._publisher(aws),
-            Stats(aws.dynamodb, settings.stats_table).array_info,
-            clock=self.clock.now,
-            ec2=aws.ec2,
-            registry=Registry(aws.dynamodb, settings.instances_table, clock=self.clock.time),
-        )
+        assert wiring.alerts_topic_arn == self.infra.arns["AlertsTopic"]
+        return wiring
 
     def _build_handlers(self) -> None:
-        """The handlers, wired as `chalicelib.runtime` wires them, one function each."""
-        settings, clock = self.settings, self.clock
-        aws = self._function()
-        registry = Registry(aws.dynamodb, settings.instances_table, clock=clock.time)
-        self.lifecycle = Lifecycle(
-            settings,
-            aws.ec2,
-            registry,
-            self._alarm_store(aws),
-            Stats(aws.dynamodb, settings.stats_table),
-            ProgressRows(aws.dynamodb, settings.progress_table),
-        )
-        aws = self._function()
-        self.interruptions = Interruptions(
-            settings,
-            aws.dynamodb,
-            aws.ec2,
-            Registry(aws.dynamodb, settings.instances_table, clock=clock.time),
-            self._publisher(aws),
-            clock=clock.now,
-            sleep=clock.sleep,
-        )
-        aws = self._function()
-        history = AlertHistory(
-            aws.dynamodb, settings.alert_history_table, timedelta(days=30), clock=clock.now
-        )
-        self.notifications = Notifications(
-            Registry(aws.dynamodb, settings.instances_table, clock=clock.time), history
-        )
-        self.aggregator = self._aggregator(self._function())
-        self.ticker = self._aggregator(self._function())
-        aws = self._function()
-        self.reconciler = partial(
-            reconcile,
-            settings=settings,
-            ec2=aws.ec2,
-            registry=Registry(aws.dynamodb, settings.instances_table, clock=clock.time),
-            alarms=self._alarm_store(aws),
-            workers=ProgressRows(aws.dynamodb, settings.progress_table),
-        )
+        """The handlers, one container (one function) each, as deployed."""
+        if self.settings.alarm_mode == "fleet-query":
+            # Setup on deploy: the query alarms exist before the first event.
+            self._container().alarm_modes.prepare()
+        self.lifecycle = self._container().lifecycle
+        self.interruptions = self._container().interruptions
+        self.notifications = self._container().notifications
+        self.aggregator = self._container().progress
+        self.ticker = self._container().progress
+        self.reconciler = self._container()
 
     def _stream_mapping(self) -> dict[str, Any]:
         for resource in load_template()["Resources"].values():
@@ -795,8 +722,9 @@ class World:
         """One scheduled run; returns how many creations it deferred (-1 if it crashed)."""
         try:
             with self.invocation("reconcile", calls=200):
-                report = self.reconciler(
-                    now=self.clock.now(), budget_seconds=RECONCILE_TIMEOUT * 0.7
+                # No grace period: the replay's queue is not SQS (backlog None).
+                report = self.reconciler.reconcile_with(
+                    budget_seconds=RECONCILE_TIMEOUT * 0.7, backlog=None
                 )
         except (Exception, Crash):
             self.ledger.failed_runs["reconcile"] += 1
@@ -852,7 +780,7 @@ def run(options: Options) -> tuple[World, Observed]:
     with mock_aws():
         session = boto3.Session(region_name="us-east-1")
         infra = provision(session)
-        clock = Clock(T0)
+        clock = ReplayClock(T0)
         world = World(options, history, session, infra, clock)
         with (
             _capturing(world.rejections),
@@ -943,168 +871,3 @@ def _settle(world: World) -> None:
             world.clock.sleep(TICK_EVERY)
             world.tick()
             _drain(world)
-
-
-def _running_managed(world: World) -> set[str]:
-    """Running instances that SPEC §2 says are managed, from EC2's own listing."""
-    found = set()
-    pages = world.aws.ec2.get_paginator("describe_instances").paginate(
-        Filters=[{"Name": "instance-state-name", "Values": ["running"]}]
-    )
-    for page in pages:
-        for reservation in page["Reservations"]:
-            for instance in reservation["Instances"]:
-                tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
-                managed = tags.get("spawn:managed") == "true" or tags.get("spawn") == "true"
-                if managed and tags.get("spawn:monitoring") != "off":
-                    found.add(instance["InstanceId"])
-    return found
-
-
-def _processed(world: World) -> set[str]:
-    """The delivered events whose effect is in moto's state."""
-    ledger, settings = world.ledger, world.settings
-    registry = Registry(world.aws.dynamodb, settings.instances_table)
-    instances = {e["instance_id"] for e in ledger.events.values() if "instance_id" in e}
-    rows = registry.get_many(instances)
-    summaries = SummaryStore(world.aws.dynamodb, settings.arrays_table)
-    arrays = {a.array_id: summaries.get(a.array_id) for a in world.history.arrays}
-    history: set[str] = set()
-    pages = world.aws.dynamodb.get_paginator("query").paginate(
-        TableName=settings.alert_history_table,
-        KeyConditionExpression="feed = :feed",
-        ExpressionAttributeValues={":feed": {"S": FEED}},
-    )
-    for page in pages:
-        history.update(item["seen_at"]["S"] for item in page["Items"])
-    done = set()
-    for origin in ledger.delivered:
-        event = ledger.events[origin]
-        kind = event["kind"]
-        row = rows.get(event.get("instance_id", ""), {})
-        if kind == "state":
-            ok = row.get("state") == "terminated" or int(row.get("last_event_ms", 0)) >= event["ms"]
-        elif kind in ("warning", "rebalance") and not event["managed"]:
-            ok = origin in ledger.completed
-        elif kind == "warning":
-            ok = int(row.get("interrupted_ms", 0)) >= event["ms"] - NOTICE_SECONDS * 1000
-        elif kind == "rebalance":
-            ok = "rebalance_ms" in row
-        elif kind == "alarm":
-            changed = iso(parse_time(event["changed_at"]))
-            ok = f"{changed}#{event['alarm']}#{event['state']}" in history
-        else:
-            summary = arrays.get(event["array_id"])
-            mark = None if summary is None else summary.watermarks.get(event["shard"])
-            ok = mark is not None and mark.sequence >= sequence_key(event["sequence"])
-        if ok:
-            done.add(origin)
-    return done
-
-
-def _failed_events(world: World) -> dict[str, str]:
-    """Everything in the failure queues, by origin, with its reason."""
-    sqs = world.session.client("sqs")
-    kept: dict[str, str] = {}
-    for queue in ("LifecycleDeadLetterQueue", "FailedEventsQueue"):
-        while True:
-            messages = sqs.receive_message(
-                QueueUrl=world.infra.queue_urls[queue],
-                MaxNumberOfMessages=10,
-                MessageAttributeNames=["All"],
-            ).get("Messages", [])
-            if not messages:
-                break
-            for message in messages:
-                origin = json.loads(message["Body"])["origin"]
-                attributes: dict[str, Any] = dict(message.get("MessageAttributes", {}))
-                kept[origin] = str(attributes.get("reason", {}).get("StringValue", ""))
-                sqs.delete_message(
-                    QueueUrl=world.infra.queue_urls[queue],
-                    ReceiptHandle=message["ReceiptHandle"],
-                )
-    return kept
-
-
-def _alerts_sent(world: World) -> list[dict[str, Any]]:
-    sqs = world.session.client("sqs")
-    alerts: list[dict[str, Any]] = []
-    while True:
-        messages = sqs.receive_message(QueueUrl=world.alerts_queue, MaxNumberOfMessages=10).get(
-            "Messages", []
-        )
-        if not messages:
-            return alerts
-        for message in messages:
-            body = json.loads(json.loads(message["Body"])["Message"])
-            alerts.append(body)
-            sqs.delete_message(QueueUrl=world.alerts_queue, ReceiptHandle=message["ReceiptHandle"])
-
-
-def observe(world: World) -> Observed:
-    """moto's state after the replay, with the ledger, for the invariants."""
-    ledger, settings = world.ledger, world.settings
-    clean_alarms = AlarmStore(world.aws.cloudwatch, topic_arn="", region="us-east-1")
-    alarmed = {instance_of(name) or name for name in clean_alarms.list_names()}
-    stats = Stats(world.aws.dynamodb, settings.stats_table)
-    interrupted: dict[str, set[str]] = {}
-    for origin in ledger.delivered:
-        event = ledger.events[origin]
-        if event["kind"] == "warning" and event["managed"]:
-            interrupted.setdefault(event["array_id"], set()).add(event["instance_id"])
-    rows = ProgressRows(world.aws.dynamodb, settings.progress_table)
-    summaries = SummaryStore(world.aws.dynamodb, settings.arrays_table)
-    summary_counts, recount_counts, in_table = {}, {}, {}
-    for spec in world.history.arrays:
-        found = rows.all(spec.array_id)
-        in_table[spec.array_id] = len(found)
-        recount_counts[spec.array_id] = asdict(recount(found).counts)
-        summary = summaries.get(spec.array_id)
-        if summary is not None:
-            summary_counts[spec.array_id] = asdict(summary.counts)
-    written = Counter(array_id for array_id, _ in ledger.rows_written)
-    handed = ledger.malformed
-    faults = Counter(ledger.faults) + Counter(world.http.injected)
-    faults.update({f"malformed {k}": n for k, n in ledger.malformed_kinds.items()})
-    figures: dict[str, Any] = {
-        "history": (
-            f"{len(world.history.arrays)} arrays, {sum(a.size for a in world.history.arrays)} "
-            f"instances, {len(world.history.steps)} world steps, "
-            f"{world.clock.time() - T0.timestamp():.0f} s virtual"
-        ),
-        "events replayed": _counts(ledger.deliveries),
-        "faults injected": _counts(faults),
-        "crashes by handler": _counts(ledger.crashes) or "0",
-        "scheduled runs failed (crash or error; the next run goes on)": (
-            _counts(ledger.failed_runs) or "0"
-        ),
-        "crashed right after": _counts(ledger.crash_after) or "-",
-        "AWS calls by the handlers": sum(world.http.calls.values()),
-        "AWS limit violations": len(world.http.limit_violations),
-        "inputs rejected": sum(handed.values()),
-    }
-    return Observed(
-        alarmed=alarmed,
-        running_managed=_running_managed(world),
-        interruptions_by_array={
-            spec.array_id: stats.array_interruptions(spec.array_id) for spec in world.history.arrays
-        },
-        interruptions_total=stats.interruption_totals(world.clock.now())["total"],
-        interrupted_by_array=interrupted,
-        summary_counts=summary_counts,
-        recount_counts=recount_counts,
-        rows_in_table=in_table,
-        rows_written=dict(written),
-        delivered=set(ledger.delivered),
-        processed=_processed(world),
-        destination=_failed_events(world),
-        malformed_handed=dict(handed),
-        logged=list(world.rejections.records),
-        alerts=_alerts_sent(world),
-        crashes_after_publish=ledger.crash_after["Publish"],
-        figures=figures,
-    )
-
-
-def _counts(counter: Mapping[str, int]) -> str:
-    return ", ".join(f"{k} {n}" for k, n in sorted(counter.items()) if n)

@@ -40,7 +40,8 @@ scope, a plain name reaches the function or class it is bound to (in the module,
 imported from it); `module.name` reaches that module's `name`; any other `x.name`,
 called or not, reaches every function and method named `name` in the deployed code
 (the receiver's type is not inferred, so a method reached through a callback or a
-`Protocol` still counts). A class reached brings its body and its dunder methods, a
+`Protocol` still counts). A class reached brings its body and its dunder methods (all its
+methods when it extends a library class, which may call any of them), a
 function its nested functions, and every module's top level runs in every function
 (app.py imports them all). So a call can be granted to a function that never makes it
 (two methods of the same name), but never missed by one that does.
@@ -60,6 +61,8 @@ from botocore import xform_name
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOYED = ("app.py", "chalicelib")
 STUBS_PREFIX = "mypy_boto3_"
+# Decorators that make a method read as an attribute (`container.lifecycle`).
+PROPERTIES = ("property", "cached_property")
 # The constructor of a planned call: `Call(target, operation, request, subject)`.
 PLANNED_CALL = "Call"
 # Where a service's IAM prefix differs from the name it signs requests with.
@@ -81,8 +84,8 @@ class Call:
 
     service: str  # boto3's name: "dynamodb"
     operation: str  # botocore's: "TransactWriteItems"
-    where: str  # "chalicelib/interruptions.py:174"
-    scope: str = ""  # "chalicelib/interruptions.py:Interruptions.on_warning"
+    where: str  # "chalicelib/fleet/interruptions.py:174"
+    scope: str = ""  # "chalicelib/fleet/interruptions.py:Interruptions.on_warning"
 
 
 @dataclass
@@ -479,7 +482,7 @@ class _Project:
                 for alias in node.names:
                     if alias.name in self.modules and alias.asname:
                         aliases[alias.asname] = alias.name
-            elif (  # `runtime = importlib.import_module("chalicelib.runtime")`
+            elif (  # `runtime = importlib.import_module("chalicelib.core.container")`
                 isinstance(node, ast.Call)
                 and ast.unparse(node.func) == "importlib.import_module"
                 and node.args
@@ -523,6 +526,9 @@ class _Project:
                 cls.methods[item.name] = item
                 if any(_decorator_name(d) == "abstractmethod" for d in item.decorator_list):
                     cls.open_ended = True
+                if any(_decorator_name(d) in PROPERTIES for d in item.decorator_list):
+                    # Read as an attribute: its value is what the method returns.
+                    cls.attributes[item.name] = self.classes_in(item.returns, path)
             elif isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
                 cls.attributes[item.target.id] = self.classes_in(item.annotation, path)
         for method in cls.methods.values():
@@ -602,11 +608,15 @@ def call_graph(paths: Iterable[Path], root: Path = ROOT) -> CallGraph:
             key = f"{where}:{qualname}"
             targets = edges.setdefault(key, set())
             if isinstance(node, ast.ClassDef):
+                # A library base class may call any method it lets a subclass override
+                # (Powertools' SecretsProvider calls `_get`): all of them come along.
+                described = project.classes[key]
+                library_base = len(described.bases) < len(node.bases) and not described.open_ended
                 targets.update(
                     f"{key}.{item.name}"
                     for item in node.body
                     if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
-                    and item.name.startswith("__")
+                    and (item.name.startswith("__") or library_base)
                 )
             env: dict[str, set[str]] = {}
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):

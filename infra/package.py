@@ -134,6 +134,10 @@ def add_bytecode(zip_path: Path, runtime: str, services: set[str]) -> int:
                 modes[info.filename] = info.external_attr
             archive.extractall(tree)
         trim_sdk_models(tree, services)
+        # Chalice copies the app's `__pycache__` from the working tree: whatever a local
+        # run left there is dropped, so the zip holds only bytecode compiled here.
+        for stale in [*tree.glob("__pycache__/*.pyc"), *(tree / "chalicelib").rglob("*.pyc")]:
+            stale.unlink()
         before = set(tree.rglob("*.pyc"))
         compiled = compileall.compile_dir(
             tree,

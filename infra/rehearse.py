@@ -35,8 +35,8 @@ from typing import Any
 
 import boto3
 
-from chalicelib.openapi import open_paths
-from chalicelib.settings import Settings, SettingsError
+from chalicelib.contract.openapi import open_paths
+from chalicelib.core.settings import Settings, SettingsError
 from infra.deploy import Deployer, stack_name
 from infra.package import ROOT, Packaged, package, translate
 from infra.policies import logical_id, policy_path

@@ -1,4 +1,4 @@
-"""The API contract in tests: `chalicelib.openapi.document()`, used on both sides.
+"""The API contract in tests: `chalicelib.contract.openapi.document()`, used on both sides.
 
 Backend tests validate real responses with `check_response`; the CLI's tests feed the
 CLI bodies drawn by `bodies(schema)` (every one valid by construction) and validate its
@@ -16,7 +16,7 @@ from typing import Any
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from chalicelib.openapi import document
+from chalicelib.contract.openapi import document
 
 _TEMPLATES = sorted(document()["paths"], key=len, reverse=True)
 

@@ -22,7 +22,7 @@ from typing import Any
 import boto3
 
 from chalicelib.console.logs import agent_config
-from chalicelib.settings import Settings
+from chalicelib.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 # Chalice names a function's CloudFormation resource after it: `setup` → `Setup`.

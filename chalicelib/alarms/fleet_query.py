@@ -21,7 +21,7 @@ an instance tagged `True` is not taken, and keeps per-instance alarms). `WHERE` 
 nor what `!=` does with a resource that lacks the tag. So one managed key is filtered
 on (instances tagged only `spawn=true` keep per-instance alarms) and the opt-out tag is
 not: CloudWatch evaluates an opted-out `spawn:managed=true` instance as a contributor,
-and this system ignores its changes (`chalicelib.notifications`).
+and this system ignores its changes (`chalicelib.alerts.notifications`).
 `SCHEMA("AWS/EC2", InstanceId)` keeps only the per-instance series (not the
 Auto Scaling group or fleet-wide aggregates), `GROUP BY InstanceId` makes one
 contributor per instance, and `ORDER BY MAX() DESC` puts failing instances first, since
@@ -52,9 +52,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.alarms import ALARM_KINDS, AlarmKind, partition_of
-from chalicelib.pacing import Pacer, RateLimiter
-from chalicelib.settings import Settings
+from chalicelib.alarms.per_instance import ALARM_KINDS, AlarmKind, partition_of
+from chalicelib.core.pacing import Pacer, RateLimiter
+from chalicelib.core.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from chalicelib.alarms.fleet_query import QUERY_SERIES_LIMIT, FleetQueryAlarms, query_selects
-from chalicelib.instances import InstanceFacts, describe_managed_running
+from chalicelib.fleet.registry import InstanceFacts, describe_managed_running
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client

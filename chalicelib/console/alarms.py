@@ -28,11 +28,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.clients import BILLING_REGION
-from chalicelib.console import catalog
-from chalicelib.console.catalog import BILLING, EC2, FLEET, WORKER_METRICS, UnpublishedMetric
 from chalicelib.console.dashboards import ERROR_RATE_THRESHOLD_PERCENT
-from chalicelib.settings import Settings
+from chalicelib.contract import catalog
+from chalicelib.contract.catalog import BILLING, EC2, FLEET, WORKER_METRICS, UnpublishedMetric
+from chalicelib.core.clients import BILLING_REGION
+from chalicelib.core.settings import Settings
 
 MARKER = "[spawn-fleet-monitor console]"
 UNHEALTHY = "spawn-fleet-unhealthy"

@@ -2,7 +2,7 @@
 
 Each builder returns the dashboard body as a dict; `body_json` gives the exact text
 PutDashboard receives. Every metric a widget names is looked up in the published list
-(`chalicelib.console.catalog`) while the body is built, so a widget cannot show a
+(`chalicelib.contract.catalog`) while the body is built, so a widget cannot show a
 metric nobody publishes. Widgets spanning many series (every instance, every GPU)
 use Metrics Insights queries instead of one line per series.
 
@@ -16,6 +16,8 @@ contain `.` and `:`. `array_dashboard_name` escapes them one-to-one: `_` → `__
 `.` → `_d`, `:` → `_c` (so `a.b` and `a_db` stay apart), e.g.
 `spawn-array-render_dv2_c0` for `render.v2:0`. A name that would pass 255 characters
 is cut and ends with a hash of the full id.
+
+Its length (over 400 lines): the widget builders beside the layout that places them.
 """
 
 from __future__ import annotations
@@ -27,9 +29,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.clients import BILLING_REGION
-from chalicelib.console import catalog
-from chalicelib.console.catalog import (
+from chalicelib.contract import catalog
+from chalicelib.contract.catalog import (
     ARRAYS,
     BILLING,
     EC2,
@@ -41,6 +42,7 @@ from chalicelib.console.catalog import (
     WORKER_METRICS,
     UnpublishedMetric,
 )
+from chalicelib.core.clients import BILLING_REGION
 
 FLEET_DASHBOARD = "spawn-fleet"
 ARRAY_PREFIX = "spawn-array-"
@@ -96,7 +98,7 @@ def _checked(namespace: str, name: str, dimensions: Iterable[str] | None) -> Non
     if not catalog.is_published(namespace, name, dimensions):
         raise UnpublishedMetric(
             f"a widget names {namespace} {name} {list(dimensions or [])}, which is not "
-            "in chalicelib/console/catalog.py"
+            "in chalicelib/contract/catalog.py"
         )
 
 

@@ -17,12 +17,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from chalicelib.alarms import partition_of
+from chalicelib.alarms.per_instance import partition_of
 from chalicelib.console import dashboards, logs
 from chalicelib.console.alarms import AlarmSpec, DetectorSpec, Topics, fleet_alarms
 from chalicelib.console.arrays import ArrayState
 from chalicelib.console.logs import LogGroup, MetricFilter, SavedQuery
-from chalicelib.settings import Settings
+from chalicelib.core.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.console import catalog
-from chalicelib.console.catalog import LOG_METRICS
-from chalicelib.settings import Settings
+from chalicelib.contract import catalog
+from chalicelib.contract.catalog import LOG_METRICS
+from chalicelib.core.settings import Settings
 
 GROUP_PREFIX = "/aws/spawn/"
 WORKERS_GROUP = "/aws/spawn/workers"

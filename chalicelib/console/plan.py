@@ -20,10 +20,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.alarms import DELETE_ALARMS_MAX_NAMES, chunked
+from chalicelib.alarms.per_instance import DELETE_ALARMS_MAX_NAMES
 from chalicelib.console.alarms import AlarmSpec, DetectorSpec, children_of, owns
 from chalicelib.console.description import Console
 from chalicelib.console.logs import FILTER_PREFIX, QUERY_PREFIX, LogGroup, MetricFilter, SavedQuery
+from chalicelib.core.batching import chunked
 
 DELETE_DASHBOARDS_MAX_NAMES = 100
 OWNED_DETECTOR_NAMESPACE = "Spawn/"

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 from botocore import xform_name
 from botocore.exceptions import ClientError
 
-from chalicelib.clients import BILLING_REGION
 from chalicelib.console import dashboards
 from chalicelib.console.alarms import children_of, owns
 from chalicelib.console.arrays import read_arrays
@@ -42,8 +41,9 @@ from chalicelib.console.plan import (
     dashboard_calls,
     plan,
 )
-from chalicelib.pacing import Pacer, RateLimiter
-from chalicelib.settings import Settings
+from chalicelib.core.clients import BILLING_REGION
+from chalicelib.core.pacing import Pacer, RateLimiter
+from chalicelib.core.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient

@@ -14,11 +14,14 @@ It reads (never writes) the deployment through AWS read APIs and the HTTP API:
    scheduled functions' log groups received data recently;
 5. this monitoring's own monthly CloudWatch cost at the current rate, from the counts of
    alarms, custom metric series publishing now (last 3 h), dashboards and the last day's
-   log ingestion, at the prices in `PRICES`.
+   log ingestion, at the prices in `spawn_monitor.pricing`.
 
 Each problem comes with its fix; the exit status is 1 when any check fails. Against
 the local stack (`AWS_ENDPOINT_URL` on loopback) the log checks are skipped: it logs to
 its console. Pure decisions (`alarm_drift`, `estimate`) are separate from the reads.
+
+The report is `spawn_monitor.doctor_report`, the cost model `spawn_monitor.pricing`. Its
+length (over 400 lines): `Doctor`, one read-only method per check of the list above.
 """
 
 from __future__ import annotations
@@ -29,16 +32,20 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from spawn_monitor.api import Api, ApiError, is_loopback, locate
+from spawn_monitor.doctor_report import report
+from spawn_monitor.pricing import (
+    COVERAGE_RUNS_PER_MONTH,
+    PRICES,
+    Usage,
+    estimate,
+)
 
 # What a deployment consists of when no stack says otherwise (infra/resources.json; a
 # test in the repository holds the two together).
@@ -82,41 +89,6 @@ OWN_NAMESPACES = (
 )
 
 
-# Runs of fleet-query's coverage check a month: reconcile every 15 minutes, setup every
-# 6 hours (730 hours a month).
-COVERAGE_RUNS_PER_MONTH = round(730 * 4 + 730 / 6)
-# AWS's list prices, with their source and date, in one data file that this package ships
-# and the backend's cost benchmark (`bench/cost.py`) reads too.
-PRICE_LIST: dict[str, Any] = json.loads(
-    resources.files("spawn_monitor").joinpath("prices.json").read_text()
-)
-
-
-@dataclass(frozen=True)
-class Prices:
-    """CloudWatch list prices in USD a month (us-east-1); other regions differ a little.
-    Read from `prices.json`."""
-
-    source: str = "https://aws.amazon.com/cloudwatch/pricing/ (us-east-1, standard tier)"
-    as_of: str = PRICE_LIST["as_of"]
-    standard_alarm: float = PRICE_LIST["cloudwatch"]["standard_alarm"]  # per metric evaluated
-    high_resolution_alarm: float = PRICE_LIST["cloudwatch"]["high_resolution_alarm"]
-    anomaly_alarm: float = PRICE_LIST["cloudwatch"]["anomaly_alarm"]  # evaluates 3 metrics
-    composite_alarm: float = PRICE_LIST["cloudwatch"]["composite_alarm"]
-    query_alarm_metric: float = PRICE_LIST["cloudwatch"][
-        "metrics_insights_alarm_per_metric_analyzed"
-    ]
-    custom_metric: float = PRICE_LIST["cloudwatch"]["custom_metric"]  # per series, first 10,000
-    # GetMetricData, per metric requested (a Metrics Insights query: per metric analyzed).
-    metric_requested: float = PRICE_LIST["cloudwatch"]["get_metric_data_per_1000_metrics"] / 1000
-    dashboard: float = PRICE_LIST["cloudwatch"]["dashboard"]
-    log_ingestion_gb: float = PRICE_LIST["cloudwatch"]["log_ingestion_gb"]
-    free_tier: str = PRICE_LIST["free_tier"]
-
-
-PRICES = Prices()
-
-
 @dataclass(frozen=True)
 class Check:
     """One finding: `status` is ok, fail, warn (worth a look) or skip (not applicable)."""
@@ -125,40 +97,6 @@ class Check:
     status: str
     detail: str
     fix: str = ""
-
-
-@dataclass(frozen=True)
-class Usage:
-    """What the cost estimate counts."""
-
-    standard_alarms: int = 0
-    high_resolution_alarms: int = 0
-    anomaly_alarms: int = 0
-    composite_alarms: int = 0
-    query_alarm_metrics: int = 0  # metrics Metrics Insights alarms analyze
-    # fleet-query's coverage check: its query (GetMetricData) on every reconcile and setup
-    # run analyzes one metric per running instance.
-    coverage_metrics_per_month: int = 0
-    metric_series: int = 0
-    dashboards: int = 0
-    log_gb_per_month: float = 0.0
-
-
-def estimate(usage: Usage, prices: Prices = PRICES) -> dict[str, float]:
-    """Monthly cost by item and in `total`, at list prices before the free tier."""
-    items = {
-        "alarms": usage.standard_alarms * prices.standard_alarm
-        + usage.high_resolution_alarms * prices.high_resolution_alarm
-        + usage.anomaly_alarms * prices.anomaly_alarm
-        + usage.composite_alarms * prices.composite_alarm
-        + usage.query_alarm_metrics * prices.query_alarm_metric,
-        "custom_metrics": usage.metric_series * prices.custom_metric,
-        "coverage_check": usage.coverage_metrics_per_month * prices.metric_requested,
-        "dashboards": usage.dashboards * prices.dashboard,
-        "log_ingestion": usage.log_gb_per_month * prices.log_ingestion_gb,
-    }
-    rounded = {k: round(v, 2) for k, v in items.items()}
-    return {**rounded, "total": round(sum(items.values()), 2)}
 
 
 def alarm_kind(alarm: Mapping[str, Any]) -> str:
@@ -631,70 +569,6 @@ class Doctor:
             dashboards=dashboards,
             log_gb_per_month=daily_bytes * 30 / 1e9,
         )
-
-
-ICONS = {
-    "ok": ("✔", "green"),
-    "fail": ("✘", "red"),
-    "warn": ("!", "yellow"),
-    "skip": ("-", "grey50"),
-}
-
-
-def report(checks: list[Check], usage: Usage, console: Console) -> None:
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column("", no_wrap=True)
-    table.add_column("check", no_wrap=True)
-    table.add_column("detail", overflow="fold")
-    for check in checks:
-        icon, colour = ICONS[check.status]
-        detail = Text(check.detail)
-        if check.fix:
-            detail.append(f"\nfix: {check.fix}", style="cyan")
-        table.add_row(Text(icon, style=colour), Text(check.name, style="bold"), detail)
-    console.print(table)
-    cost = estimate(usage)
-    console.print(
-        Text(
-            f"\nEstimated CloudWatch cost of this monitoring: ${cost['total']:.2f}/month "
-            "(list prices, before the free tier)",
-            style="bold",
-        )
-    )
-    lines = Table(show_header=False, box=None)
-    lines.add_column("item")
-    lines.add_column("usd", justify="right")
-    lines.add_column("counted")
-    lines.add_row(
-        "alarms",
-        f"${cost['alarms']:.2f}",
-        f"{usage.standard_alarms} standard, {usage.high_resolution_alarms} high-resolution, "
-        f"{usage.anomaly_alarms} anomaly, {usage.composite_alarms} composite, "
-        f"{usage.query_alarm_metrics} metrics analyzed by query alarms",
-    )
-    lines.add_row(
-        "custom metrics", f"${cost['custom_metrics']:.2f}", f"{usage.metric_series} series"
-    )
-    lines.add_row(
-        "coverage check",
-        f"${cost['coverage_check']:.2f}",
-        f"{usage.coverage_metrics_per_month} metrics queried a month",
-    )
-    lines.add_row("dashboards", f"${cost['dashboards']:.2f}", str(usage.dashboards))
-    lines.add_row(
-        "log ingestion", f"${cost['log_ingestion']:.2f}", f"{usage.log_gb_per_month:.2f} GB a month"
-    )
-    console.print(lines)
-    console.print(
-        Text(f"  prices: {PRICES.source}, as of {PRICES.as_of}; free tier: {PRICES.free_tier}")
-    )
-    failed = sum(1 for c in checks if c.status == "fail")
-    console.print(
-        Text(
-            f"\n{failed} check(s) failed" if failed else "\nall checks passed",
-            style="bold red" if failed else "bold green",
-        )
-    )
 
 
 def run_doctor(

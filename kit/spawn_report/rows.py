@@ -4,7 +4,7 @@
 Workers write rows; the backend reads them. Both must agree on what a valid row is, so
 this module is the only place that says it. It lives in the workers' kit, which must
 install alone on a worker (boto3 and nothing else), and the backend sees the very same
-file as `chalicelib/rows.py`, a symbolic link that `chalice package` zips by content.
+file as `chalicelib/contract/rows.py`, a symbolic link that `chalice package` zips by content.
 Tests on both sides validate the same rows, and a packaging test checks the file is in
 the deployment package.
 

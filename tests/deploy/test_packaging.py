@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.openapi import open_paths
-from chalicelib.settings import Settings
+from chalicelib.contract.openapi import open_paths
+from chalicelib.core.settings import Settings
 from infra.package import Packaged
 from infra.template import dangling_references
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib.alarms import AlarmStore, instance_of
-from chalicelib.progress import recount
-from chalicelib.summaries import ProgressRows
+from chalicelib.alarms.per_instance import AlarmStore, instance_of
+from chalicelib.progress.summary import recount
+from chalicelib.progress.workers import ProgressRows
 from chaos.history import generate
 from tests.e2e.conftest import Stack, eventually
 

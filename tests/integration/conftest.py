@@ -12,12 +12,12 @@ from typing import Any
 import boto3
 import pytest
 
-from chalicelib.alarms import ALARM_PREFIX, AlarmStore
-from chalicelib.clients import Clients
-from chalicelib.instances import Registry
-from chalicelib.lifecycle import Lifecycle, Message
-from chalicelib.pacing import RateLimiter
-from chalicelib.settings import Settings
+from chalicelib.alarms.per_instance import ALARM_PREFIX, AlarmStore
+from chalicelib.container import Container
+from chalicelib.core.clients import Clients
+from chalicelib.core.pacing import RateLimiter
+from chalicelib.core.settings import Settings
+from chalicelib.fleet.lifecycle import Message
 from local.provision import Provisioned, provision
 from tests.conftest import load_event
 
@@ -30,6 +30,17 @@ _ids = itertools.count(1)
 @pytest.fixture
 def infra(session: boto3.Session) -> Provisioned:
     return provision(session)
+
+
+def fast_pacer(operation: str) -> RateLimiter:
+    """Pacing that does not slow tests (moto has no quota)."""
+    return RateLimiter(10_000, burst=10_000)
+
+
+def container(clients: Clients, settings: Settings | None = None, **kwargs: Any) -> Container:
+    """The handlers' wiring on `clients` (moto), with pacing that does not slow tests."""
+    kwargs.setdefault("pacer", fast_pacer)
+    return Container(settings or Settings(), clients, **kwargs)
 
 
 def fast_store(clients: Clients, topic_arn: str, **kwargs: Any) -> AlarmStore:
@@ -53,13 +64,15 @@ class Fleet:
     settings: Settings = field(default_factory=Settings)
 
     def __post_init__(self) -> None:
-        self.clients = Clients(self.session)
+        self.wiring = container(Clients(self.session), self.settings)
+        self.clients = self.wiring.clients
         self.ec2 = self.clients.ec2
         self.cloudwatch = self.clients.cloudwatch
-        self.registry = Registry(self.clients.dynamodb, self.settings.instances_table)
+        self.registry = self.wiring.registry
         self.topic_arn = self.infra.arns["AlertsTopic"]
-        self.alarms = fast_store(self.clients, self.topic_arn)
-        self.lifecycle = Lifecycle(self.settings, self.ec2, self.registry, self.alarms)
+        assert self.wiring.alerts_topic_arn == self.topic_arn
+        self.alarms = self.wiring.alarm_store
+        self.lifecycle = self.wiring.lifecycle
 
     def launch(self, count: int = 1, tags: dict[str, str] | None = None) -> list[str]:
         tags = MANAGED if tags is None else tags

@@ -9,10 +9,10 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from bench.virtual_time import VirtualClock, atomic_conditional_writes
 from chalicelib.alarms.budget import AccountBudget
-from chalicelib.settings import Settings
+from chalicelib.core.settings import Settings
 from local.provision import Provisioned
+from testkit.clocks import VirtualClock, atomic_conditional_writes
 
 RATE = 3.0
 

@@ -20,16 +20,16 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from botocore.stub import Stubber
 
-from chalicelib.alarms import ALARM_KINDS, Watched, alarm_names
 from chalicelib.alarms.fleet_query import FLEET_ALARM_NAMES, FleetQueryAlarms, query_expression
 from chalicelib.alarms.modes import AlarmModes, TelemetryEnrichment
-from chalicelib.instances import describe_managed_running
-from chalicelib.lifecycle import Lifecycle
-from chalicelib.pacing import RateLimiter
-from chalicelib.reconcile import reconcile
-from chalicelib.settings import Settings
-from tests.aws_faults import count_calls, throttle
-from tests.integration.conftest import Fleet, later
+from chalicelib.alarms.per_instance import ALARM_KINDS, Watched, alarm_names
+from chalicelib.core.pacing import RateLimiter
+from chalicelib.core.settings import Settings
+from chalicelib.fleet.lifecycle import Lifecycle
+from chalicelib.fleet.reconcile import reconcile
+from chalicelib.fleet.registry import describe_managed_running
+from testkit.faults import count_calls, throttle
+from tests.integration.conftest import Fleet, container, later
 
 QUERY_NAMES = set(FLEET_ALARM_NAMES.values())
 FAST = RateLimiter(10_000, burst=10_000)
@@ -67,8 +67,9 @@ def _modes(fleet: Fleet, wanted: str, telemetry: Any) -> AlarmModes:
 
 
 def _lifecycle(fleet: Fleet, modes: AlarmModes) -> Lifecycle:
-    settings = replace(fleet.settings, alarm_mode=modes.wanted)
-    return Lifecycle(settings, fleet.ec2, fleet.registry, fleet.alarms, modes=modes)
+    wiring = container(fleet.clients, replace(fleet.settings, alarm_mode=modes.wanted))
+    wiring.alarm_modes = modes  # a fake: the stubbed precondition
+    return wiring.lifecycle
 
 
 def _reconcile(fleet: Fleet, modes: AlarmModes, **kwargs: Any) -> Any:
@@ -159,7 +160,7 @@ def test_a_changed_query_alarm_is_put_back(session: boto3.Session, fleet: Fleet)
 
 
 def test_the_query_filters_on_the_first_managed_key_with_documented_syntax() -> None:
-    from chalicelib.alarms import ALARM_KINDS
+    from chalicelib.alarms.per_instance import ALARM_KINDS
 
     settings = Settings(managed_tag_keys=("team:spawned", "team"), opt_out_tag="team:watch")
     expression = query_expression(ALARM_KINDS[0], settings)
@@ -323,7 +324,7 @@ def test_the_reconciler_leaves_recent_launches_to_the_lifecycle(fleet: Fleet) ->
     # Registered running (the lifecycle has them) but their alarms are not made yet.
     for instance, seconds in ((old, 3000), (recent, 3500), (queued, 3250)):
         facts = fleet.clients.ec2.describe_instances(InstanceIds=[instance])
-        from chalicelib.instances import facts_from
+        from chalicelib.fleet.registry import facts_from
 
         fleet.registry.record(
             _change(instance, later(seconds)),
@@ -365,7 +366,7 @@ def test_the_reconciler_leaves_recent_launches_to_the_lifecycle(fleet: Fleet) ->
 
 
 def _change(instance_id: str, at: datetime) -> Any:
-    from chalicelib.ec2_events import STATE_RANK, StateChange
+    from chalicelib.fleet.events import STATE_RANK, StateChange
 
     return StateChange(at, STATE_RANK["running"], instance_id, "running", "test")
 
@@ -418,7 +419,7 @@ def test_the_reconciler_takes_health_from_the_contributors(
     healed_row = fleet.registry.get(healed)
     assert healed_row is not None
     assert healed_row["check_status_state"] == "OK"
-    from chalicelib.fleet import is_unhealthy
+    from chalicelib.fleet.health import is_unhealthy
 
     assert is_unhealthy(sick_row)
     assert not is_unhealthy(healed_row)
@@ -579,9 +580,10 @@ def test_fleet_health_is_exact_with_150_instances_failing_at_once(
     # (moto evaluates those `MetricStat` queries from the data put here).
     import json
 
-    from chalicelib.alerts import AlertPublisher
-    from chalicelib.fleet import FleetHealth
-    from chalicelib.stats import SNAPSHOT, Stats
+    from chalicelib.alerts.publish import AlertPublisher
+    from chalicelib.fleet.health import FleetHealth
+    from chalicelib.fleet.snapshots import SNAPSHOT
+    from chalicelib.fleet.stats import Stats
 
     modes = _modes(fleet, "fleet-query", _telemetry(session, "Running", "Running"))
     modes.fleet_alarms.series_limit = series_limit

@@ -16,13 +16,13 @@ from boto3.dynamodb.types import TypeSerializer
 from chalice.app import Chalice
 from chalice.test import Client
 
-from chalicelib import api_arrays
-from chalicelib.alerts import AlertPublisher
-from chalicelib.api_arrays import ArraysDeps, arrays_api
-from chalicelib.clients import Clients
-from chalicelib.settings import Settings
-from chalicelib.stats import Stats
-from chalicelib.summaries import ProgressAggregator, SummaryStore
+from chalicelib import container
+from chalicelib.alerts.publish import AlertPublisher
+from chalicelib.api.arrays import arrays_api
+from chalicelib.container import Container
+from chalicelib.core.clients import Clients
+from chalicelib.core.settings import Settings
+from chalicelib.progress.aggregator import ProgressAggregator
 from local.provision import Provisioned
 from tests.conftest import ROOT
 
@@ -41,16 +41,10 @@ class Api:
         self.settings = Settings(api_isolation="off")
         clients = Clients(session)
         self.dynamodb = clients.dynamodb
-        self.store = SummaryStore(self.dynamodb, self.settings.arrays_table)
-        self.stats = Stats(self.dynamodb, self.settings.stats_table)
-        self.deps = ArraysDeps(
-            store=self.store,
-            dynamodb=self.dynamodb,
-            settings=self.settings,
-            cursor_secret=b"test-cursor-secret",
-            arrays=self.stats,
-            clock=lambda: NOW,
-        )
+        # What the routes read: the container, on moto, at NOW.
+        self.wiring = Container(self.settings, clients, clock=NOW.timestamp)
+        self.store = self.wiring.summary_store
+        self.stats = self.wiring.stats
         self.aggregator = ProgressAggregator(
             self.dynamodb,
             self.store,
@@ -89,7 +83,7 @@ def api(
     session: boto3.Session, infra: Provisioned, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[Api, Client]]:
     harness = Api(session, infra)
-    monkeypatch.setattr(api_arrays, "deps", lambda: harness.deps)
+    monkeypatch.setattr(container, "_installed", harness.wiring)
     statuses = ["running", "completed", "failed"]
     for index in range(57):
         harness.write(BIG, index, statuses[index % 3])
@@ -243,7 +237,7 @@ def test_every_array_route_requires_iam() -> None:
     script = (
         "import json\n"
         "from chalice.app import Chalice\n"
-        "from chalicelib.api_arrays import arrays_api\n"
+        "from chalicelib.api.arrays import arrays_api\n"
         "app = Chalice(app_name='iam-check')\n"
         "app.register_blueprint(arrays_api)\n"
         "print(json.dumps({path: [type(e.authorizer).__name__ for e in methods.values()]"

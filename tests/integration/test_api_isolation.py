@@ -13,7 +13,6 @@ import copy
 import json
 from dataclasses import dataclass
 from datetime import timedelta
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
 
@@ -21,25 +20,27 @@ import pytest
 from boto3.dynamodb.types import TypeSerializer
 from chalice.app import Chalice
 
-from chalicelib import api, api_arrays, api_history
-from chalicelib.access import owner_key
-from chalicelib.alerts import AlertPublisher
-from chalicelib.api import api as fleet_api
-from chalicelib.api_arrays import ArraysDeps, arrays_api
-from chalicelib.api_history import HistoryDeps, history_api
-from chalicelib.fleet import FleetHealth
-from chalicelib.history import HistoryStore
-from chalicelib.interruptions import Interruptions
-from chalicelib.lifecycle import Lifecycle
-from chalicelib.notifications import AlertHistory, Notifications
-from chalicelib.settings import Settings
-from chalicelib.stats import Stats, owner_snapshot_key
-from chalicelib.summaries import ProgressAggregator, SummaryStore
+from chalicelib import container as wiring
+from chalicelib.alerts.feed import AlertHistory
+from chalicelib.alerts.notifications import Notifications
+from chalicelib.alerts.publish import AlertPublisher
+from chalicelib.api.arrays import arrays_api
+from chalicelib.api.fleet import api as fleet_api
+from chalicelib.api.history import history_api
+from chalicelib.core.access import owner_key
+from chalicelib.core.settings import Settings
+from chalicelib.fleet.health import FleetHealth
+from chalicelib.fleet.interruptions import Interruptions
+from chalicelib.fleet.lifecycle import Lifecycle
+from chalicelib.fleet.snapshots import owner_snapshot_key
+from chalicelib.fleet.stats import Stats
+from chalicelib.progress.aggregator import ProgressAggregator
+from chalicelib.progress.store import SummaryStore
 from local.provision import Provisioned
+from testkit.faults import count_calls
 from tests import apigw
-from tests.aws_faults import count_calls
 from tests.conftest import load_event
-from tests.integration.conftest import T0, Fleet
+from tests.integration.conftest import T0, Fleet, container
 
 ACCOUNT = "123456789012"
 # As spawn tags them and API Gateway reports them: `sts:GetCallerIdentity().Arn`.
@@ -139,7 +140,7 @@ def world(fleet: Fleet, infra: Provisioned, monkeypatch: pytest.MonkeyPatch) -> 
         aggregator=ProgressAggregator(
             dynamodb, store, settings, alerts, stats.array_info, clock=lambda: NOW
         ),
-        lifecycle=Lifecycle(settings, fleet.ec2, fleet.registry, fleet.alarms, stats),
+        lifecycle=fleet.lifecycle,
         health=FleetHealth(fleet.registry, stats, alerts, threshold=50.0, clock=lambda: NOW),
         notifications=Notifications(fleet.registry, history),
         interruptions=Interruptions(
@@ -148,14 +149,10 @@ def world(fleet: Fleet, infra: Provisioned, monkeypatch: pytest.MonkeyPatch) -> 
         app=app,
         instances={},
     )
-    deps = ArraysDeps(store, dynamodb, settings, b"test-cursor-secret", stats, lambda: NOW)
-    monkeypatch.setattr(api_arrays, "deps", lambda: deps)
-    history_deps = HistoryDeps(HistoryStore(dynamodb, settings.stats_table), deps)
-    monkeypatch.setattr(api_history, "deps", lambda: history_deps)
-    runtime = SimpleNamespace(
-        settings=lambda: settings, stats=lambda: stats, history=lambda: history
+    # The routes read the installed container: this test's, on moto, at NOW.
+    monkeypatch.setattr(
+        wiring, "_installed", container(fleet.clients, settings, clock=NOW.timestamp)
     )
-    monkeypatch.setattr(api, "_runtime", lambda: runtime)
     for array_id in ALICE_ARRAYS:
         world.instances[array_id] = world.launch(array_id, ALICE)
     for array_id in BOB_ARRAYS:
@@ -259,10 +256,8 @@ def test_with_isolation_off_everyone_sees_everything(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = Settings(api_isolation="off")
-    deps = ArraysDeps(
-        world.store, world.fleet.clients.dynamodb, settings, b"k", world.stats, lambda: NOW
-    )
-    monkeypatch.setattr(api_arrays, "deps", lambda: deps)
+    off = container(world.fleet.clients, settings, clock=NOW.timestamp)
+    monkeypatch.setattr(wiring, "_installed", off)
     for caller in (ALICE, None):
         assert world.get(f"/arrays/{BOB_ARRAYS[0]}/progress", caller)[0] == 200
         assert len(listed(world, caller, limit=10)) == 5

@@ -11,9 +11,9 @@ import boto3
 import pytest
 from chalice.test import Client
 
-from chalicelib import api_arrays, api_history
-from chalicelib.api_history import HistoryDeps, history_api
-from chalicelib.history import (
+from chalicelib import container
+from chalicelib.api.history import history_api
+from chalicelib.progress.history import (
     SPILL_AFTER_SECONDS,
     HistoryStore,
     archive_key,
@@ -93,10 +93,9 @@ def api(
     session: boto3.Session, infra: Provisioned, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[Api, HistoryStore, Client]]:
     harness = Api(session, infra)
-    history = HistoryStore(harness.dynamodb, harness.settings.stats_table)
+    history = harness.wiring.array_history
     harness.aggregator.history = history
-    monkeypatch.setattr(api_arrays, "deps", lambda: harness.deps)
-    monkeypatch.setattr(api_history, "deps", lambda: HistoryDeps(history, harness.deps))
+    monkeypatch.setattr(container, "_installed", harness.wiring)
     harness.app.register_blueprint(history_api)
     for index in range(6):
         harness.write(BIG, index, "completed" if index < 4 else "running")

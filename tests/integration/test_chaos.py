@@ -49,6 +49,20 @@ def test_a_seeded_replay_under_faults_keeps_every_invariant(seed: int, instances
     assert world.ledger.deliveries["warning"] > seen.interruptions_total
 
 
+def test_a_replay_in_fleet_query_mode_keeps_every_invariant() -> None:
+    """ALARM_MODE=fleet-query through the deployed wiring: the query alarms stand in for
+    the per-instance ones, and the array history is kept, under the same faults."""
+    _, seen = run(Options(seed=5, instances=40, alarm_mode="fleet-query"))
+    checks = check(seen)
+    assert all(c.ok for c in checks), report(5, seen, checks)
+    names = {c.name for c in checks}
+    assert "fleet-query: both query alarms, no per-instance alarm" in names
+    assert seen.query_alarms == seen.query_alarms_wanted != set()
+    assert seen.alarmed == set()
+    assert seen.running_managed
+    assert set(seen.history) == set(seen.summary_counts) != set()
+
+
 def test_the_checker_reports_alarms_left_wrong_without_the_reconciler() -> None:
     """Dropped state changes are healed by the reconciler alone: without it, alarms
     leak or go missing, and the checker says so (and which)."""

@@ -17,17 +17,17 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from chalicelib.clients import Clients
 from chalicelib.console.alarms import MARKER, Topics
 from chalicelib.console.description import Deployment
 from chalicelib.console.setup import ConsoleSetup, SetupIncomplete
-from chalicelib.ec2_events import epoch_ms
-from chalicelib.pacing import RateLimiter
-from chalicelib.progress import Summary
-from chalicelib.settings import Settings
-from chalicelib.summaries import SummaryStore
+from chalicelib.core.clients import Clients
+from chalicelib.core.pacing import RateLimiter
+from chalicelib.core.settings import Settings
+from chalicelib.fleet.events import epoch_ms
+from chalicelib.progress.store import SummaryStore
+from chalicelib.progress.summary import Summary
 from local.provision import Provisioned, provision
-from tests.aws_faults import count_calls
+from testkit.faults import count_calls
 
 NOW = datetime(2026, 1, 27, 12, 0, tzinfo=UTC)
 MOTO_LACKS = (
@@ -321,15 +321,15 @@ def test_the_deployed_functions_say_what_this_endpoint_lacks_once_per_process(
     # Each scheduled run of `setup` (and each minute's array dashboards) asks the runtime
     # for the console; a new one per call would say it again every run. The runtime's
     # loggers write Powertools JSON lines to stdout.
-    from chalicelib import runtime
+    from chalicelib.container import Container
+    from chalicelib.core.clients import Clients
+    from chalicelib.core.observability import configure_logging
+    from chalicelib.core.settings import Settings
     from local.stack import LOCAL_DEFAULTS
 
     monkeypatch.setenv("CONSOLE_SKIP_CALLS", LOCAL_DEFAULTS["CONSOLE_SKIP_CALLS"])
-    runtime.clients.cache_clear()  # a client of this test's moto
-    try:
-        runtime.console().run(NOW)
-        runtime.console().run(NOW + timedelta(hours=6))
-    finally:
-        runtime.clients.cache_clear()
-        runtime.console.cache_clear()
+    configure_logging()
+    wiring = Container(Settings.from_env(), Clients(session))
+    wiring.console.run(NOW)
+    wiring.console.run(NOW + timedelta(hours=6))
     assert capsys.readouterr().out.count("lacks some CloudWatch APIs") == 1

@@ -22,8 +22,8 @@ from chalicelib.console.alarms import CRITICAL, Topics
 from chalicelib.console.description import Console, Deployment, describe
 from chalicelib.console.plan import Existing, ExistingAlarm, Plan, plan
 from chalicelib.console.setup import ConsoleSetup, SetupIncomplete
-from chalicelib.pacing import RateLimiter
-from chalicelib.settings import Settings
+from chalicelib.core.pacing import RateLimiter
+from chalicelib.core.settings import Settings
 
 NOW = datetime(2026, 1, 27, 12, 0, tzinfo=UTC)
 TOPICS = Topics(

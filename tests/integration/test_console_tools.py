@@ -15,7 +15,7 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from chalicelib.console.logs import log_groups
-from chalicelib.settings import Settings
+from chalicelib.core.settings import Settings
 from tools.console import invoke_setup
 
 ROOT = Path(__file__).resolve().parents[2]

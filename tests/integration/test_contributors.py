@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib.fleet import snapshot
-from chalicelib.notifications import AlertHistory, Notifications
+from chalicelib.alerts.feed import AlertHistory
+from chalicelib.alerts.notifications import Notifications
+from chalicelib.fleet.health import snapshot
 from tests.conftest import load_event
 from tests.integration.conftest import T0, Fleet
 

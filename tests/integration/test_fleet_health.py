@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib.alerts import AlertPublisher
-from chalicelib.fleet import FleetHealth
-from chalicelib.stats import SNAPSHOT, Stats
+from chalicelib.alerts.publish import AlertPublisher
+from chalicelib.fleet.health import FleetHealth
+from chalicelib.fleet.snapshots import SNAPSHOT
+from chalicelib.fleet.stats import Stats
 from local.provision import Provisioned
 from tests.integration.conftest import T0, Fleet
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib.alerts import AlertPublisher
-from chalicelib.ec2_events import MalformedEvent
-from chalicelib.interruptions import Interruptions
-from chalicelib.stats import Stats
+from chalicelib.alerts.publish import AlertPublisher
+from chalicelib.fleet.events import MalformedEvent
+from chalicelib.fleet.interruptions import Interruptions
+from chalicelib.fleet.stats import Stats
 from local.provision import Provisioned
 from tests.conftest import load_event
 from tests.integration.conftest import Fleet

@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.alarms import alarm_names
-from chalicelib.clients import Clients
-from chalicelib.instances import Registry
-from chalicelib.lifecycle import Lifecycle, Message
-from tests.aws_faults import count_calls, throttle
+from chalicelib.alarms.per_instance import alarm_names
+from chalicelib.core.clients import Clients
+from chalicelib.fleet.lifecycle import Lifecycle, Message
+from testkit.faults import count_calls, throttle
 from tests.conftest import RetryWaits
-from tests.integration.conftest import Fleet, fast_store, later
+from tests.integration.conftest import Fleet, container, fast_store, later
 
 
 def _another_copy(fleet: Fleet) -> Lifecycle:
     """A second lifecycle handler with clients of its own, as a concurrent Lambda copy."""
-    clients = Clients(fleet.session)
-    return Lifecycle(
-        fleet.settings,
-        clients.ec2,
-        Registry(clients.dynamodb, fleet.settings.instances_table),
-        fast_store(clients, fleet.topic_arn),
-    )
+    return container(Clients(fleet.session), fleet.settings).lifecycle
 
 
 def test_running_managed_instance_gets_both_alarms_as_the_spec_says(fleet: Fleet) -> None:
@@ -273,7 +266,7 @@ def test_a_terminate_handled_while_alarms_are_paced_leaves_no_alarms(
 
 
 def test_array_name_and_size_come_from_spawn_tags(fleet: Fleet) -> None:
-    from chalicelib.stats import Stats
+    from chalicelib.fleet.stats import Stats
 
     stats = Stats(fleet.clients.dynamodb, fleet.settings.stats_table)
     fleet.lifecycle.arrays = stats

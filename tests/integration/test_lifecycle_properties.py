@@ -22,13 +22,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from chalicelib.alarms import AlarmStore
-from chalicelib.instances import Registry
-from chalicelib.lifecycle import Lifecycle, Message
-from chalicelib.pacing import RateLimiter
-from chalicelib.reconcile import reconcile
+from chalicelib.core.pacing import RateLimiter
+from chalicelib.fleet.lifecycle import Lifecycle, Message
+from chalicelib.fleet.reconcile import reconcile
 from local.provision import load_template, provision
-from tests.integration.conftest import T0, Fleet
+from tests.integration.conftest import T0, Fleet, container
 
 # Only what the lifecycle and the reconciler touch, from the deployment's definitions.
 TEMPLATE = {
@@ -73,15 +71,7 @@ class Schedule:
         def limiter() -> RateLimiter:
             return RateLimiter(1000.0, clock=lambda: clock[0], sleep=wait)
 
-        store = AlarmStore(
-            clients.cloudwatch,
-            topic_arn=self.fleet.topic_arn,
-            region="us-east-1",
-            put_limiter=limiter(),
-            delete_limiter=limiter(),
-        )
-        registry = Registry(clients.dynamodb, self.fleet.settings.instances_table)
-        return Lifecycle(self.fleet.settings, clients.ec2, registry, store)
+        return container(clients, self.fleet.settings, pacer=lambda _: limiter()).lifecycle
 
     def ec2_change(self) -> None:
         instance, step = self.changes.pop(0)

@@ -10,15 +10,15 @@ from typing import Any
 import boto3
 import pytest
 
-from chalicelib.alerts import AlertPublisher
-from chalicelib.interruptions import Interruptions
-from chalicelib.progress import progress_view
-from chalicelib.summaries import TickReport
+from chalicelib.alerts.publish import AlertPublisher
+from chalicelib.fleet.interruptions import Interruptions
+from chalicelib.progress.aggregator import TickReport
+from chalicelib.progress.summary import progress_view
 from local.provision import Provisioned
+from testkit.streams import T0
 from tests.conftest import load_event
 from tests.integration.conftest import Fleet
 from tests.integration.test_progress_store import Harness, event
-from tests.streams import T0
 
 A = "render-20260127-a1b2c3"
 
@@ -204,7 +204,7 @@ def test_the_reconciler_marks_lost_the_worker_of_an_instance_it_finds_ended(
     array3: Array,
 ) -> None:
     # Instance 2's terminated event was lost; the reconciler finds it gone from EC2.
-    from chalicelib.reconcile import reconcile
+    from chalicelib.fleet.reconcile import reconcile
 
     h = array3.harness
     h.aggregator.handle_stream(event([array3.report(i) for i in range(3)]))

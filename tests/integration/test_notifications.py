@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib.alerts import Alert, publish_request
-from chalicelib.notifications import AlertHistory, Notifications
+from chalicelib.alerts.feed import AlertHistory
+from chalicelib.alerts.notifications import Notifications
+from chalicelib.alerts.publish import Alert, publish_request
 from tests.conftest import load_event
 from tests.integration.conftest import T0, Fleet
 
@@ -178,7 +179,7 @@ def test_a_dimension_that_is_not_an_instance_id_is_kept_without_one(
     ],
 )
 def test_only_an_ec2_shaped_dimension_is_taken_as_the_instance(value: str, taken: bool) -> None:
-    from chalicelib.notifications import parse_notification
+    from chalicelib.alerts.notifications import parse_notification
 
     message = sample("ALARM")
     message["AlarmName"] = "someone-elses-alarm"

@@ -10,8 +10,8 @@ import pytest
 from chalice.test import Client
 from openapi_spec_validator import validate
 
-from chalicelib.history import HistoryStore
-from chalicelib.openapi import document
+from chalicelib.contract.openapi import document
+from chalicelib.progress.history import HistoryStore
 from tests.contract import check, check_response, errors, schema
 from tests.integration import test_array_history
 from tests.integration.test_api_arrays import BIG, Api
@@ -55,7 +55,7 @@ def test_real_array_responses_match_their_schemas(api: Harness) -> None:
         harness.write(BIG, index, "exploded" if index % 2 else "running", tasks_completed="x")
     harness.write(BIG, 12, "failed", tasks_total=9, error_count=3, message="[red]boom[/red]")
     harness.aggregator.recount(BIG)
-    harness.aggregator.tick(harness.deps.clock())
+    harness.aggregator.tick(harness.wiring.now())
     paths = [
         f"/arrays/{BIG}/progress",
         f"/arrays/{BIG}/workers?limit=3",

@@ -1,7 +1,7 @@
 """Summaries on moto: the stream handler, recount by Query, and the tick's metrics and alerts.
 
 In-process moto cannot serve DynamoDB Streams (PITFALLS), so the stream records here are
-built the way DynamoDB builds them, next to the real write (`tests.streams.Workers`).
+built the way DynamoDB builds them, next to the real write (`testkit.streams.Workers`).
 """
 
 from __future__ import annotations
@@ -14,14 +14,15 @@ from typing import Any
 import boto3
 import pytest
 
-from chalicelib.alerts import AlertPublisher
-from chalicelib.clients import Clients
-from chalicelib.progress import Summary
-from chalicelib.settings import Settings
-from chalicelib.summaries import ConflictError, ProgressAggregator, SummaryStore
+from chalicelib.alerts.publish import AlertPublisher
+from chalicelib.core.clients import Clients
+from chalicelib.core.settings import Settings
+from chalicelib.progress.aggregator import ProgressAggregator
+from chalicelib.progress.store import ConflictError, SummaryStore
+from chalicelib.progress.summary import Summary
 from local.provision import Provisioned
-from tests.aws_faults import count_calls
-from tests.streams import T0, Workers
+from testkit.faults import count_calls
+from testkit.streams import T0, Workers
 
 A = "render-20260127-a1b2c3"
 B = "train-20260127-d4e5f6"
@@ -367,14 +368,14 @@ def test_the_largest_summary_the_bounds_allow_saves(harness: Harness) -> None:
     # Every stored field is bounded: the longest valid texts in the recent rows, a running
     # histogram spanning the whole stall window, a full ETA window of samples, a day of
     # shards' watermarks.
-    from chalicelib.progress import (
+    from chalicelib.contract.rows import HOSTNAME_MAX, INSTANCE_ID_MAX, MESSAGE_MAX, NUMBER_MAX, Row
+    from chalicelib.progress.summary import (
         FOLD_MARGIN_SECONDS,
         RATE_WINDOW_SECONDS,
         RECENT_ROWS,
         SAMPLE_EVERY_SECONDS,
         Watermark,
     )
-    from chalicelib.rows import HOSTNAME_MAX, INSTANCE_ID_MAX, MESSAGE_MAX, NUMBER_MAX, Row
 
     second = int(T0.timestamp())
     widest = harness.settings.stall_after_seconds + FOLD_MARGIN_SECONDS + 1

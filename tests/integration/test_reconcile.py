@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from botocore.stub import Stubber
 
-from chalicelib.alarms import alarm_names
-from chalicelib.reconcile import reconcile
+from chalicelib.alarms.per_instance import alarm_names
+from chalicelib.fleet.reconcile import reconcile
 from tests.integration.conftest import T0, Fleet, later
 
 
@@ -20,7 +20,7 @@ def _reconcile(fleet: Fleet) -> object:
 
 
 def _orphan(fleet: Fleet, instance_id: str) -> None:
-    from chalicelib.alarms import ALARM_KINDS, Watched, alarm_request
+    from chalicelib.alarms.per_instance import ALARM_KINDS, Watched, alarm_request
 
     for kind in ALARM_KINDS:
         fleet.cloudwatch.put_metric_alarm(
@@ -211,7 +211,7 @@ def test_an_instance_terminated_while_marked_managed_keeps_its_expiry(fleet: Fle
 
 
 def _fleet_view(fleet: Fleet) -> dict[str, object]:
-    from chalicelib.fleet import EMPTY_TOTALS, snapshot
+    from chalicelib.fleet.health import EMPTY_TOTALS, snapshot
 
     return snapshot(fleet.registry.all(), EMPTY_TOTALS, later(600))
 
@@ -294,7 +294,8 @@ def test_a_change_recorded_while_reconciling_is_not_overwritten(fleet: Fleet) ->
 def test_an_adopted_instance_registers_its_array_and_owner(fleet: Fleet) -> None:
     # Every event of the array was lost: without its registration the API cannot tell
     # whose array it is, nor how many workers have not reported yet.
-    from chalicelib.stats import ArrayRecord, Stats
+    from chalicelib.fleet.registrations import ArrayRecord
+    from chalicelib.fleet.stats import Stats
 
     stats = Stats(fleet.clients.dynamodb, fleet.settings.stats_table)
     tags = {

@@ -1,6 +1,6 @@
 """The SPEC §4 row contract reaches the Lambda package by content.
 
-`chalicelib/rows.py` is a link to the workers' kit's `spawn_report/rows.py` (one
+`chalicelib/contract/rows.py` is a link to the workers' kit's `spawn_report/rows.py` (one
 definition, never a copy). Chalice walks `chalicelib/` and zips each file it finds, so a
 linked file goes in with its content; this packages the app as a deployment would and
 checks that, and that the packaged backend imports the contract from the zip alone.
@@ -29,7 +29,7 @@ def test_the_row_contract_is_inside_the_deployment_package(tmp_path: Path) -> No
         capture_output=True,
     )
     with zipfile.ZipFile(out / "deployment.zip") as package:
-        info = package.getinfo("chalicelib/rows.py")
+        info = package.getinfo("chalicelib/contract/rows.py")
         assert not stat.S_ISLNK(info.external_attr >> 16)  # a file, not a link
         assert package.read(info) == CONTRACT.read_bytes()
         assert not any(name.startswith("spawn_report/") for name in package.namelist())
@@ -39,7 +39,8 @@ def test_the_row_contract_is_inside_the_deployment_package(tmp_path: Path) -> No
         [
             sys.executable,
             "-c",
-            "import chalicelib.progress, chalicelib.rows; print(chalicelib.rows.__file__)",
+            "import chalicelib.progress.summary, chalicelib.contract.rows as rows;"
+            " print(rows.__file__)",
         ],
         cwd=tmp_path / "unzipped",
         env={**os.environ, "PYTHONPATH": str(tmp_path / "unzipped")},
@@ -47,4 +48,6 @@ def test_the_row_contract_is_inside_the_deployment_package(tmp_path: Path) -> No
         text=True,
         check=True,
     )
-    assert imported.stdout.strip() == str(tmp_path / "unzipped" / "chalicelib" / "rows.py")
+    assert imported.stdout.strip() == str(
+        tmp_path / "unzipped" / "chalicelib" / "contract" / "rows.py"
+    )

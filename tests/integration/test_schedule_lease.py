@@ -9,10 +9,10 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from bench.virtual_time import atomic_conditional_writes
-from chalicelib.schedules import ScheduleLease
-from chalicelib.settings import Settings
+from chalicelib.core.schedules import ScheduleLease
+from chalicelib.core.settings import Settings
 from local.provision import Provisioned
+from testkit.clocks import atomic_conditional_writes
 
 
 class Clock:

@@ -411,7 +411,7 @@ def test_array_plan_rejects_nonsense(kwargs: dict[str, Any], message: str) -> No
 def test_in_fleet_query_mode_contributor_events_come_as_cloudwatch_sends_them(
     aws: Aws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from chalicelib.notifications import parse_contributor_event
+    from chalicelib.alerts.notifications import parse_contributor_event
     from local import simulator
 
     monkeypatch.setattr(simulator, "CHECK_FAILURE_PROBABILITY", 1.0)

@@ -1,10 +1,10 @@
-"""The identity rule and the viewer (chalicelib.access): pure, no AWS."""
+"""The identity rule and the viewer (chalicelib.core.access): pure, no AWS."""
 
 from __future__ import annotations
 
 import pytest
 
-from chalicelib.access import (
+from chalicelib.core.access import (
     EVERYTHING,
     NoIdentity,
     Viewer,
@@ -14,7 +14,7 @@ from chalicelib.access import (
     reader_matches,
     viewer_for,
 )
-from chalicelib.settings import Settings, SettingsError
+from chalicelib.core.settings import Settings, SettingsError
 
 ACCOUNT = "123456789012"
 ALICE_SESSION = f"arn:aws:sts::{ACCOUNT}:assumed-role/Dev/alice@example.com"

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from chalicelib.alarms import (
+from chalicelib.alarms.per_instance import (
     ALARM_KINDS,
     Watched,
     alarm_names,

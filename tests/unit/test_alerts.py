@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from chalicelib.alerts import Alert, is_own_alert, publish_request, subject_line
+from chalicelib.alerts.publish import Alert, is_own_alert, publish_request, subject_line
 
 
 def test_publish_request_carries_subject_body_and_filterable_attributes() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from chalice.app import BadRequestError
 
-from chalicelib.api_arrays import array_id_param, limit_param, path_param
+from chalicelib.api.params import array_id_param, limit_param, path_param
 
 
 def test_a_spawn_array_id_is_accepted() -> None:

@@ -14,6 +14,8 @@ SUMMARIES = "each array summary = full recount"
 EVENTS = "every delivered event processed or kept with a reason"
 MALFORMED = "each malformed input: exactly one logged error"
 ALERTS = "no alert sent twice for one episode"
+QUERY = "fleet-query: both query alarms, no per-instance alarm"
+HISTORY = "each summarised array has a consistent history"
 
 
 def test_a_seed_gives_one_history_and_another_seed_another() -> None:
@@ -63,6 +65,8 @@ def healthy() -> Observed:
             {"event_type": "workers_stalled", "array_id": "a"},
             {"event_type": "workers_stalled", "array_id": "a"},
         ],
+        history={"a": [(0, 3, 1), (60, 3, 3)]},
+        ended_at=120,
     )
 
 
@@ -126,3 +130,21 @@ def test_a_resend_after_a_crash_right_after_publish_is_shown_apart_not_a_violati
     # One crash right after Publish explains one resend, not two.
     twice = replace(resent, alerts=[*alerts, alerts[0], alerts[0]])
     assert failing(twice) == {ALERTS}
+
+
+def test_in_fleet_query_mode_a_left_or_absent_alarm_is_reported() -> None:
+    wanted = {"spawn-fleet-status-check", "spawn-fleet-system-check"}
+    fleet_query = replace(
+        healthy(), alarm_mode="fleet-query", alarmed=set(), query_alarms_wanted=wanted
+    )
+    assert failing(replace(fleet_query, query_alarms=wanted)) == set()
+    assert failing(replace(fleet_query, query_alarms={"spawn-fleet-status-check"})) == {QUERY}
+    assert failing(replace(fleet_query, query_alarms=wanted, alarmed={"i-1"})) == {QUERY}
+    assert failing(replace(fleet_query, query_alarms=set(), query_alarms_wanted=set())) == {QUERY}
+
+
+def test_an_array_without_history_or_with_a_wrong_one_is_reported() -> None:
+    assert failing(replace(healthy(), history={})) == {HISTORY}
+    assert failing(replace(healthy(), history={"a": [(60, 3, 3), (0, 3, 1)]})) == {HISTORY}
+    assert failing(replace(healthy(), history={"a": [(0, 3, 1), (600, 3, 3)]})) == {HISTORY}
+    assert failing(replace(healthy(), history={"a": [(0, 3, 9)]})) == {HISTORY}

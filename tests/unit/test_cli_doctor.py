@@ -5,14 +5,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from spawn_monitor.doctor import (
-    DEFAULT_RESOURCES,
-    PRICES,
-    Usage,
-    alarm_drift,
-    alarm_kind,
-    estimate,
-)
+from spawn_monitor.doctor import DEFAULT_RESOURCES, alarm_drift, alarm_kind
+from spawn_monitor.pricing import PRICES, Usage, estimate
 from tests.conftest import ROOT
 
 NOW = datetime(2026, 1, 27, 10, 0, tzinfo=UTC)
@@ -104,7 +98,7 @@ def test_the_cost_estimate_reads_the_one_price_list() -> None:
     import json
     from pathlib import Path
 
-    from spawn_monitor.doctor import PRICE_LIST, PRICES
+    from spawn_monitor.pricing import PRICE_LIST, PRICES
 
     shipped = json.loads((Path(__file__).parents[2] / "cli/spawn_monitor/prices.json").read_text())
     assert shipped == PRICE_LIST

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from chalicelib.console import catalog
 from chalicelib.console.alarms import (
     COST_ANOMALY,
     CRITICAL,
@@ -20,7 +19,8 @@ from chalicelib.console.alarms import (
     fleet_alarms,
     owns,
 )
-from chalicelib.settings import Settings
+from chalicelib.contract import catalog
+from chalicelib.core.settings import Settings
 
 ALERTS, CRITICAL_TOPIC = "arn:alerts", "arn:critical"
 BILLING_TOPIC = "arn:aws:sns:us-east-1:123456789012:billing"

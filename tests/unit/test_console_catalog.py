@@ -7,9 +7,9 @@ from collections import Counter
 import pytest
 from aws_lambda_powertools.metrics import MetricUnit
 
-from chalicelib.console import catalog
-from chalicelib.console.catalog import UnpublishedMetric, check_emitted
-from chalicelib.metrics import emit
+from chalicelib.contract import catalog
+from chalicelib.contract.catalog import UnpublishedMetric, check_emitted
+from chalicelib.core.observability import emit
 
 # SPEC §6, verbatim: every metric the backend publishes, with its dimension sets.
 SPEC_METRICS = [

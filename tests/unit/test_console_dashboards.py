@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib.console import catalog, dashboards
+from chalicelib.console import dashboards
 from chalicelib.console.alarms import Topics
 from chalicelib.console.arrays import ArrayState
 from chalicelib.console.dashboards import (
@@ -22,7 +22,8 @@ from chalicelib.console.dashboards import (
     references,
 )
 from chalicelib.console.description import Deployment, describe
-from chalicelib.settings import Settings
+from chalicelib.contract import catalog
+from chalicelib.core.settings import Settings
 
 NOW = datetime(2026, 1, 27, 12, 0, tzinfo=UTC)
 TOPICS = Topics("arn:aws:sns:eu-west-1:1:a", "arn:aws:sns:eu-west-1:1:c", None)

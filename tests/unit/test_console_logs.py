@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from chalicelib.console import catalog
 from chalicelib.console.logs import (
     ERRORS_GROUP,
     SPORED_GROUP,
@@ -12,7 +11,8 @@ from chalicelib.console.logs import (
     metric_filters,
     saved_queries,
 )
-from chalicelib.settings import LOG_RETENTION_CHOICES, Settings
+from chalicelib.contract import catalog
+from chalicelib.core.settings import LOG_RETENTION_CHOICES, Settings
 
 TASK_LINE = "2026-01-27 10:00:00 INFO Task 17 completed in 12.5 seconds"
 ERROR_LINE = "2026-01-27 10:00:01 ERROR DownloadFailed s3://bucket/key: timed out"

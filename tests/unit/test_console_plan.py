@@ -11,7 +11,7 @@ from chalicelib.console.alarms import MARKER, Topics
 from chalicelib.console.arrays import ArrayState
 from chalicelib.console.description import Console, Deployment, describe
 from chalicelib.console.plan import Existing, ExistingAlarm, Plan, plan, same
-from chalicelib.settings import Settings
+from chalicelib.core.settings import Settings
 
 NOW = datetime(2026, 1, 27, 12, 0, tzinfo=UTC)
 REGION = "us-east-1"

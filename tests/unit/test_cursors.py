@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from chalicelib.cursors import CursorCodec, InvalidCursor
+from chalicelib.api.cursors import CursorCodec, InvalidCursor
 
 SCOPE = "workers:render-20260127-a1b2c3:running"
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.ec2_events import (
+from chalicelib.fleet.events import (
     MalformedEvent,
     latest_per_instance,
     parse_rebalance,

@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from chalicelib.metrics import emit
+from chalicelib.core.observability import emit
 from local.emf import EmfStdout, metric_data, readable
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.ec2_events import epoch_ms
-from chalicelib.fleet import is_unhealthy, owner_snapshots, snapshot
+from chalicelib.fleet.events import epoch_ms
+from chalicelib.fleet.health import is_unhealthy, owner_snapshots, snapshot
 
 NOW = datetime(2026, 1, 27, 12, 0, tzinfo=UTC)
 TOTALS = {"last_hour": 1, "last_24h": 3, "total": 9}

@@ -9,7 +9,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib.history import (
+from chalicelib.progress.history import (
     ARCHIVE_MAX,
     ARCHIVE_TIERS,
     DAY,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.pacing import RateLimiter
+from chalicelib.core.pacing import RateLimiter
 
 
 class FakeTime:

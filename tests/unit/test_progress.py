@@ -13,7 +13,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chalicelib.progress import (
+from chalicelib.contract.rows import (
+    ARRAY_ID_MAX,
+    HOSTNAME_MAX,
+    INSTANCE_ID_MAX,
+    LOST_CAUSES,
+    Invalid,
+    Row,
+    validate_row,
+)
+from chalicelib.progress.summary import (
     Change,
     Summary,
     Watermark,
@@ -25,15 +34,6 @@ from chalicelib.progress import (
     recount,
     sequence_key,
     with_recount,
-)
-from chalicelib.rows import (
-    ARRAY_ID_MAX,
-    HOSTNAME_MAX,
-    INSTANCE_ID_MAX,
-    LOST_CAUSES,
-    Invalid,
-    Row,
-    validate_row,
 )
 from tests.conftest import load_event
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from chalicelib.stats import (
+from chalicelib.fleet.counters import (
     COUNTER_SHARDS,
     counter_shard,
     interruption_increments,

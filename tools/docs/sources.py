@@ -14,9 +14,9 @@ from typing import Any
 
 # What the docs read → the module that holds it.
 MODULES = {
-    "settings": "chalicelib.settings",  # Settings: every environment variable and default
-    "openapi": "chalicelib.openapi",  # document(): what GET /openapi.json serves
-    "catalog": "chalicelib.console.catalog",  # PUBLISHED: every metric and its publisher
+    "settings": "chalicelib.core.settings",  # Settings: every environment variable and default
+    "openapi": "chalicelib.contract.openapi",  # document(): what GET /openapi.json serves
+    "catalog": "chalicelib.contract.catalog",  # PUBLISHED: every metric and its publisher
     "cli": "spawn_monitor.cli",  # parser(): the spawn-monitor command line
     "kit": "spawn_report.cli",  # parser(): the spawn-report command line
 }

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from chalicelib.progress import progress_view, recount
-from chalicelib.summaries import ProgressRows
+from chalicelib.progress.summary import progress_view, recount
+from chalicelib.progress.workers import ProgressRows
 from tests.integration.kit.conftest import (
     ARRAY,
     HOSTNAME,

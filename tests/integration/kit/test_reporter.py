@@ -12,7 +12,7 @@ from spawn_report import Identity, Reporter, Settings
 from spawn_report.gpu import parse
 
 from local.provision import load_template, provision
-from tests.aws_faults import count_calls
+from testkit.faults import count_calls
 
 T0 = 1_769_508_000.0  # 2026-01-27T10:00:00Z
 WHO = Identity("render-20260127-a1b2c3", 7, "i-0123456789abcdef7", "ip-10-0-0-7", "us-east-1")

@@ -1,4 +1,4 @@
-"""The kit and the console share one list of metrics (`chalicelib/console/catalog.py`).
+"""The kit and the console share one list of metrics (`chalicelib/contract/catalog.py`).
 
 Both sides are checked: every series the kit publishes on its own (`progress`, `gpu`,
 `timed`) is in the list as the workers', with its unit; and every workers' series the
@@ -19,11 +19,11 @@ import pytest
 from spawn_report import Identity, Reporter, Settings
 from spawn_report.gpu import parse
 
-from chalicelib.console import catalog
 from chalicelib.console.alarms import Topics, fleet_alarms
 from chalicelib.console.dashboards import Reference, references
 from chalicelib.console.description import Deployment, describe
-from chalicelib.settings import Settings as BackendSettings
+from chalicelib.contract import catalog
+from chalicelib.core.settings import Settings as BackendSettings
 
 T0 = 1_769_508_000.0
 WHO = Identity("render-20260127-a1b2c3", 7, "i-0123456789abcdef7", "ip-10-0-0-7", "us-east-1")
@@ -64,7 +64,7 @@ def test_every_series_the_kit_publishes_is_listed_as_the_workers(tmp_path: Path)
         listed = catalog.find(namespace, name, dimensions)
         assert [(m.publisher, m.unit) for m in listed] == [(catalog.WORKERS, unit)], (
             f"{namespace} {name} {list(dimensions)} ({unit}) is published by the kit: "
-            "list it in chalicelib/console/catalog.py"
+            "list it in chalicelib/contract/catalog.py"
         )
 
 

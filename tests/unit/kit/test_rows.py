@@ -13,7 +13,7 @@ from spawn_report.exceptions import ReportError
 from spawn_report.reporter import build_row, sampled
 from spawn_report.rows import MESSAGE_MAX, Invalid, Row, validate_row
 
-import chalicelib.rows
+import chalicelib.contract.rows
 from tests.conftest import load_event
 
 KEYS = ("render-20260127-a1b2c3", 7, "i-0123456789abcdef7", "ip-10-0-0-7")
@@ -21,7 +21,7 @@ NOW = datetime(2026, 1, 27, 10, 0, 0, 654321, tzinfo=UTC)
 
 
 def test_the_backend_and_the_kit_share_one_file_not_a_copy() -> None:
-    backend = Path(chalicelib.rows.__file__)
+    backend = Path(chalicelib.contract.rows.__file__)
     assert backend.is_symlink()
     assert os.path.samefile(backend, spawn_report.rows.__file__)
 
@@ -49,7 +49,7 @@ def test_a_built_row_is_valid_and_stamped_to_the_second() -> None:
         "error_count": 2,
         "message": "ok",
     }
-    assert isinstance(chalicelib.rows.validate_row(row), chalicelib.rows.Row)
+    assert isinstance(chalicelib.contract.rows.validate_row(row), chalicelib.contract.rows.Row)
 
 
 def test_optional_fields_are_left_out_and_long_messages_cut() -> None:

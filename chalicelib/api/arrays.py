@@ -1,0 +1,142 @@
+"""The array routes of the HTTP API (SPEC §7), as a Chalice blueprint.
+
+`GET /arrays/{array_id}/progress` reads one summary item whatever the array's size;
+`GET /arrays` pages through the summaries; `GET /arrays/{array_id}/workers` pages
+through one array's rows with a Query. Bad input is a 400, an unknown array a 404,
+never a 500. Every route requires IAM (SigV4) authorization when deployed.
+
+Per-user isolation (`chalicelib.core.access`): a caller who is not a fleet-wide reader sees
+only arrays registered to them (the owner of an array is the `spawn:iam-user` of its
+instances). Another user's array answers exactly as an unknown one, 404. Such a caller's
+`GET /arrays` is a Query of the `owner-arrays` index plus one BatchGetItem of the page's
+summaries, so its cost is one page's, however many arrays others have. Cursors are bound
+to the caller, so one minted for someone else is refused.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from chalice.app import BadRequestError, Blueprint, IAMAuthorizer, NotFoundError
+
+from chalicelib.api.cursors import CursorCodec
+from chalicelib.api.deps import ArraysDeps, visible_record
+from chalicelib.api.params import (
+    WORKER_STATUSES,
+    array_id_param,
+    cursor_key,
+    limit_param,
+    request_viewer,
+)
+from chalicelib.container import current
+from chalicelib.progress.summary import Summary, progress_view
+from chalicelib.progress.workers import ProgressRows
+
+arrays_api = Blueprint(__name__)
+_iam = IAMAuthorizer()
+
+
+def _params() -> dict[str, str]:
+    return dict(arrays_api.current_request.query_params or {})
+
+
+def deps() -> ArraysDeps:
+    """What the routes read, from the installed container."""
+    return current().arrays_deps
+
+
+@arrays_api.route("/arrays/{array_id}/progress", methods=["GET"], authorizer=_iam)
+def array_progress(array_id: str) -> dict[str, Any]:
+    d = deps()
+    viewer = request_viewer(arrays_api.current_request, d.settings)
+    array_id = array_id_param(array_id)
+    record = visible_record(d, viewer, array_id)
+    summary = d.store.get(array_id, consistent=False)
+    if summary is None and record is None:
+        raise NotFoundError(f"array {array_id} is unknown")
+    return progress_view(
+        summary or Summary.new(array_id),
+        record.info if record else None,
+        d.clock(),
+        d.settings.stall_after_seconds,
+    )
+
+
+@arrays_api.route("/arrays", methods=["GET"], authorizer=_iam)
+def list_arrays() -> dict[str, Any]:
+    d = deps()
+    viewer = request_viewer(arrays_api.current_request, d.settings)
+    params = _params()
+    limit = limit_param(params)
+    codec = CursorCodec(d.cursor_secret)
+    scope = f"arrays:{viewer.scope}"
+    key = cursor_key(codec, params, scope)
+    start = key.get("array_id") if key else None
+    if start is not None and not isinstance(start, str):
+        raise BadRequestError("cursor is invalid")
+    now, stall_after = d.clock(), d.settings.stall_after_seconds
+    if viewer.everything:
+        summaries, after = d.store.list_page(limit, start)
+        views = []
+        for summary in summaries:
+            record = d.arrays.array_record(summary.array_id)
+            views.append(progress_view(summary, record.info if record else None, now, stall_after))
+    else:
+        # The caller's own arrays, including those whose workers have not reported yet.
+        records, after = d.arrays.arrays_of(viewer.owner, limit, start)
+        found = d.store.get_many([r.array_id for r in records])
+        views = [
+            progress_view(
+                found.get(r.array_id) or Summary.new(r.array_id), r.info, now, stall_after
+            )
+            for r in records
+        ]
+    return {
+        "arrays": views,
+        "next": None if after is None else codec.encode({"array_id": after}, scope),
+    }
+
+
+@arrays_api.route("/arrays/{array_id}/workers", methods=["GET"], authorizer=_iam)
+def array_workers(array_id: str) -> dict[str, Any]:
+    d = deps()
+    viewer = request_viewer(arrays_api.current_request, d.settings)
+    array_id = array_id_param(array_id)
+    params = _params()
+    limit = limit_param(params)
+    status = params.get("status") or None
+    if status is not None and status not in WORKER_STATUSES:
+        raise BadRequestError(f"status must be one of {', '.join(WORKER_STATUSES)}")
+    if not viewer.everything:
+        visible_record(d, viewer, array_id)
+    codec = CursorCodec(d.cursor_secret)
+    scope = f"workers:{array_id}:{status or ''}:{viewer.scope}"
+    key = cursor_key(codec, params, scope)
+    after = None if key is None else _task_index(key.get("task_index"))
+    rows = ProgressRows(d.dynamodb, d.settings.progress_table)
+    workers, resume = rows.workers(
+        array_id, status, limit, after, d.clock(), d.settings.stall_after_seconds
+    )
+    # An empty first page may mean an unknown array: only then is the summary read.
+    if (
+        not workers
+        and key is None
+        and d.store.get(array_id, consistent=False) is None
+        and d.arrays.array_record(array_id) is None
+    ):
+        raise NotFoundError(f"array {array_id} is unknown")
+    return {
+        "workers": workers,
+        "next": None if resume is None else codec.encode({"task_index": resume}, scope),
+    }
+
+
+def _task_index(value: Any) -> str:
+    """The resume key from a cursor, checked to be a DynamoDB number."""
+    try:
+        if isinstance(value, str) and Decimal(value).is_finite():
+            return value
+    except InvalidOperation:
+        pass
+    raise BadRequestError("cursor is invalid")

@@ -1,0 +1,317 @@
+"""The OpenAPI 3.1 description of the HTTP API (SPEC §7), served at `GET /openapi.json`.
+
+This is the one definition of the API's contract. It is kept beside the routes, and
+tests hold the two together: every Chalice route is described and every described
+path is a route, and the backend's real responses validate against these schemas.
+The `spawn-monitor` CLI is tested against the same document: it must handle any
+response that validates, and its `--json` output validates against it too. Schemas
+are JSON Schema 2020-12 (what OpenAPI 3.1 uses), so any JSON Schema validator reads
+them. Objects list every field (`additionalProperties: false`), so a field added to
+a response without being described here fails the tests.
+
+Example:
+    >>> document()["paths"]["/arrays/{array_id}/progress"]["get"]["responses"]["200"]
+    {'description': ..., 'content': {'application/json': {'schema': {'$ref': ...}}}}
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from chalicelib.api.params import ARRAY_ID, LIMIT_DEFAULT, LIMIT_MAX, WORKER_STATUSES
+from chalicelib.contract.rows import LOST_CAUSES, STATUSES
+
+VERSION = "1.0.0"
+TIME_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z$"
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def obj(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A closed object: `required` fields always present, `optional` ones may be."""
+    return {
+        "type": "object",
+        "required": sorted(required),
+        "properties": {**required, **(optional or {})},
+        "additionalProperties": False,
+    }
+
+
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+COUNT = ref("Count")
+TIME = ref("Time")
+TEXT = {"type": "string"}
+COUNTS_BY = {"type": "object", "additionalProperties": COUNT}
+PERCENT = {"type": "number", "minimum": 0, "maximum": 100}
+ROW_FIELDS = {
+    "task_index": COUNT,
+    # A running row whose instance ended without a final report shows as lost (SPEC §7).
+    "status": {"type": "string", "enum": [*STATUSES, "lost"]},
+    "tasks_completed": COUNT,
+    "last_update": TIME,
+    "instance_id": TEXT,
+    "hostname": TEXT,
+    "tasks_total": nullable(COUNT),
+    "error_count": nullable(COUNT),
+    "message": nullable(TEXT),
+    "lost_cause": nullable({"type": "string", "enum": list(LOST_CAUSES)}),
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Count": {"type": "integer", "minimum": 0},
+    "Time": {"type": "string", "pattern": TIME_PATTERN, "description": "ISO-8601 UTC, Z"},
+    "ArrayId": {"type": "string", "pattern": ARRAY_ID.pattern},
+    "Cursor": nullable({"type": "string", "minLength": 1}),
+    "Error": {
+        **obj({"Code": TEXT, "Message": TEXT}),
+        "description": "Chalice's error body: 400 bad input, 404 unknown array.",
+    },
+    "GatewayError": {
+        "type": "object",
+        "required": ["message"],
+        "properties": {"message": TEXT},
+        "description": "API Gateway's body when IAM authorization fails (deployed stages).",
+    },
+    "Health": obj({"status": {"const": "ok"}}),
+    "Fleet": obj(
+        {
+            "instances": obj(
+                {
+                    "total": COUNT,
+                    "running": COUNT,
+                    "by_state": COUNTS_BY,
+                    "by_type": COUNTS_BY,
+                    "by_availability_zone": COUNTS_BY,
+                    "by_lifecycle": COUNTS_BY,
+                }
+            ),
+            "unhealthy": obj(
+                {
+                    "count": COUNT,
+                    "percent": PERCENT,
+                    "instance_ids": {"type": "array", "items": TEXT},
+                }
+            ),
+            "interruptions": obj({"last_hour": COUNT, "last_24h": COUNT, "total": COUNT}),
+            "active_arrays": {"type": "array", "items": TEXT},
+            "updated_at": nullable(TIME),
+        }
+    ),
+    "Alert": obj(
+        {
+            "alarm_name": TEXT,
+            "new_state": {"type": "string", "enum": ["OK", "ALARM", "INSUFFICIENT_DATA"]},
+            "reason": TEXT,
+            "changed_at": TIME,
+            "topic": TEXT,
+        },
+        {"old_state": TEXT, "instance_id": TEXT, "check": TEXT, "array_id": TEXT},
+    ),
+    "AlertList": obj({"alerts": {"type": "array", "items": ref("Alert")}}),
+    "Row": {**obj(ROW_FIELDS), "description": "A valid worker row (SPEC §4)."},
+    "Worker": {
+        "oneOf": [
+            obj({**ROW_FIELDS, "stalled": {"type": "boolean"}}),
+            obj(
+                {
+                    "task_index": {"description": "as found in the row, possibly not a number"},
+                    "status": {"const": "invalid"},
+                    "stalled": {"const": False},
+                    "invalid_reason": TEXT,
+                    "attributes": {"type": "object"},
+                }
+            ),
+        ]
+    },
+    "WorkerPage": obj(
+        {"workers": {"type": "array", "items": ref("Worker")}, "next": ref("Cursor")}
+    ),
+    "WorkerCounts": obj(
+        {
+            "total": COUNT,
+            "pending": COUNT,
+            "running": COUNT,
+            "completed": COUNT,
+            "failed": COUNT,
+            "lost": COUNT,
+            "stalled": COUNT,
+            "invalid": COUNT,
+        },
+    ),
+    "ArrayProgress": obj(
+        {
+            "array_id": ref("ArrayId"),
+            "name": nullable(TEXT),
+            "size": nullable(COUNT),
+            "workers": ref("WorkerCounts"),
+            "lost_workers": obj({cause: COUNT for cause in LOST_CAUSES}),
+            "instances_gone": {
+                "type": "boolean",
+                "description": "no instance of the array is left in EC2: the array is over",
+            },
+            "tasks_completed": COUNT,
+            "percent_complete": PERCENT,
+            "started_at": nullable(TIME),
+            "updated_at": nullable(TIME),
+            "eta": nullable(TIME),
+            "eta_seconds": nullable(COUNT),
+            "recent": {"type": "array", "items": ref("Row"), "maxItems": 5},
+        }
+    ),
+    "ArrayPage": obj(
+        {"arrays": {"type": "array", "items": ref("ArrayProgress")}, "next": ref("Cursor")}
+    ),
+    "HistoryPoint": obj(
+        {
+            "time": TIME,
+            "total": COUNT,
+            "completed": COUNT,
+            "failed": COUNT,
+            "running": COUNT,
+            "lost": nullable(COUNT),
+        }
+    ),
+    "History": obj(
+        {"array_id": ref("ArrayId"), "points": {"type": "array", "items": ref("HistoryPoint")}}
+    ),
+}
+
+PARAMETERS: dict[str, Any] = {
+    "ArrayId": {
+        "name": "array_id",
+        "in": "path",
+        "required": True,
+        "description": "spawn's `spawn:job-array-id`, e.g. render-20260127-a1b2c3",
+        "schema": ref("ArrayId"),
+    },
+    "Limit": {
+        "name": "limit",
+        "in": "query",
+        "description": f"items per page, default {LIMIT_DEFAULT}",
+        "schema": {"type": "integer", "minimum": 1, "maximum": LIMIT_MAX},
+    },
+    "Cursor": {
+        "name": "cursor",
+        "in": "query",
+        "description": "the `next` of the previous page (opaque, bound to route and filters)",
+        "schema": {"type": "string", "minLength": 1},
+    },
+    "Status": {
+        "name": "status",
+        "in": "query",
+        "schema": {"type": "string", "enum": list(WORKER_STATUSES)},
+    },
+    "Since": {
+        "name": "since",
+        "in": "query",
+        "description": "only points at or after this time (ISO-8601 UTC)",
+        "schema": TIME,
+    },
+}
+
+
+def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+BAD_REQUEST = _json("malformed id or parameter", ref("Error"))
+NOT_FOUND = _json("unknown array", ref("Error"))
+FORBIDDEN = _json("missing or rejected SigV4 signature (deployed stages)", ref("GatewayError"))
+
+
+def _operation(
+    summary: str,
+    ok: dict[str, Any],
+    parameters: tuple[str, ...] = (),
+    signed: bool = True,
+    array: bool = False,
+) -> dict[str, Any]:
+    responses: dict[str, Any] = {"200": _json(summary, ok)}
+    if parameters:
+        responses["400"] = BAD_REQUEST
+    if array:
+        responses["404"] = NOT_FOUND
+    if signed:
+        responses["403"] = FORBIDDEN
+    operation: dict[str, Any] = {"summary": summary, "responses": responses}
+    if parameters:
+        operation["parameters"] = [{"$ref": f"#/components/parameters/{p}"} for p in parameters]
+    operation["security"] = [{"sigv4": []}] if signed else []
+    return operation
+
+
+PATHS: dict[str, dict[str, Any]] = {
+    "/health": {"get": _operation("Liveness", ref("Health"), signed=False)},
+    "/openapi.json": {
+        "get": _operation("This document", {"type": "object"}, signed=False),
+    },
+    "/fleet": {"get": _operation("Fleet health snapshot", ref("Fleet"))},
+    "/alerts": {
+        "get": _operation("Latest alarm state changes, newest first", ref("AlertList"), ("Limit",))
+    },
+    "/arrays": {
+        "get": _operation("Progress of every array, a page", ref("ArrayPage"), ("Limit", "Cursor"))
+    },
+    "/arrays/{array_id}/progress": {
+        "get": _operation("One array's progress", ref("ArrayProgress"), ("ArrayId",), array=True)
+    },
+    "/arrays/{array_id}/workers": {
+        "get": _operation(
+            "One array's worker rows, a page",
+            ref("WorkerPage"),
+            ("ArrayId", "Status", "Limit", "Cursor"),
+            array=True,
+        )
+    },
+    "/arrays/{array_id}/history": {
+        "get": _operation(
+            "One array's counts over time", ref("History"), ("ArrayId", "Since"), array=True
+        )
+    },
+}
+
+
+def open_paths() -> frozenset[str]:
+    """The paths served without IAM auth in deployed stages (SPEC §7)."""
+    return frozenset(
+        path
+        for path, operations in PATHS.items()
+        if all(operation["security"] == [] for operation in operations.values())
+    )
+
+
+@cache
+def document() -> dict[str, Any]:
+    """The whole OpenAPI document (built once; callers must not modify it)."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "spawn-fleet-monitor",
+            "version": VERSION,
+            "description": (
+                "Monitoring of fleets launched with spawn. JSON in, JSON out; times are "
+                "ISO-8601 UTC ending in Z. Deployed stages require AWS IAM (SigV4, service "
+                "execute-api) on every route but /health and /openapi.json."
+            ),
+        },
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "parameters": PARAMETERS,
+            "securitySchemes": {
+                "sigv4": {
+                    "type": "apiKey",
+                    "name": "Authorization",
+                    "in": "header",
+                    "description": "AWS Signature Version 4 (service execute-api)",
+                    "x-amazon-apigateway-authtype": "awsSigv4",
+                }
+            },
+        },
+    }

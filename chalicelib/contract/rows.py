@@ -1,0 +1,1 @@
+../../kit/spawn_report/rows.py

@@ -1,0 +1,191 @@
+"""Fleet health (SPEC §5, §6, §7): one snapshot per tick, metrics and one fleet alarm.
+
+spawn's guide tries `ALARM(spawn-instance-*-status)` in a composite alarm to catch
+"more than 5 % of the fleet unhealthy"; CloudWatch accepts no wildcards there and a
+composite cannot express a percentage. Instead each tick counts the running managed
+instances and those failing a status check, publishes `Spawn/Fleet`
+`UnhealthyPercent`, and one metric alarm, `spawn-fleet-unhealthy` (kept by the console
+setup, `chalicelib.console`), watches it. `GET /fleet` reads the stored snapshot: no
+EC2 or CloudWatch sweep per request.
+
+Per-user isolation (`chalicelib.core.access`): from the same registry rows, the tick also
+stores one snapshot per owner (`spawn:iam-user`) of the owner's instances only, written
+in batches of 25, and removes the snapshot of an owner whose rows are all gone. A
+caller who is not a fleet-wide reader gets their own. In it, interruptions in the last
+hour and 24 h count the owner's instances whose latest interruption falls in the window
+(from the rows' marks; registry rows outlive their instances by 7 days), and `total`
+comes from the owner's all-time counter.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from chalicelib.alarms.per_instance import ALARM_KINDS
+from chalicelib.alerts.publish import Alert, AlertPublisher
+from chalicelib.core.observability import emit
+from chalicelib.fleet.events import epoch_ms, iso
+from chalicelib.fleet.registry import Registry
+from chalicelib.fleet.snapshots import SNAPSHOT, SNAPSHOT_OWNERS, owner_snapshot_key
+from chalicelib.fleet.stats import Stats
+
+NAMESPACE = "Spawn/Fleet"
+EMPTY_TOTALS = {"last_hour": 0, "last_24h": 0, "total": 0}
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+
+
+def is_unhealthy(row: Mapping[str, Any]) -> bool:
+    """A status or system check in ALARM since the instance last started running.
+
+    Alarms are recreated (in INSUFFICIENT_DATA) each time an instance runs, so a check
+    state older than the current run says nothing about it.
+    """
+    running_since = int(row.get("last_event_ms", 0))
+    return any(
+        row.get(f"check_{kind.suffix}_state") == "ALARM"
+        and int(row.get(f"check_{kind.suffix}_ms", 0)) >= running_since
+        for kind in ALARM_KINDS
+    )
+
+
+def snapshot(
+    rows: Iterable[Mapping[str, Any]], interruptions: Mapping[str, int], now: datetime
+) -> dict[str, Any]:
+    """The `GET /fleet` document from registry rows and interruption totals.
+
+    States count every managed instance not yet gone; type, zone and lifecycle count
+    the running ones (the active fleet), as do the health figures.
+    """
+    live = [r for r in rows if r.get("managed") and not r.get("gone") and r.get("state")]
+    running = [r for r in live if r["state"] == "running"]
+    unhealthy = sorted(str(r["instance_id"]) for r in running if is_unhealthy(r))
+    percent = round(100.0 * len(unhealthy) / len(running), 2) if running else 0.0
+    return {
+        "instances": {
+            "total": len(live),
+            "running": len(running),
+            "by_state": dict(sorted(Counter(str(r["state"]) for r in live).items())),
+            "by_type": _count(running, "instance_type"),
+            "by_availability_zone": _count(running, "availability_zone"),
+            "by_lifecycle": _count(running, "lifecycle"),
+        },
+        "unhealthy": {"count": len(unhealthy), "percent": percent, "instance_ids": unhealthy},
+        "interruptions": dict(interruptions),
+        "active_arrays": sorted({str(r["array_id"]) for r in running if r.get("array_id")}),
+        "updated_at": iso(now),
+    }
+
+
+def owner_snapshots(
+    rows: Iterable[Mapping[str, Any]], totals: Mapping[str, int], now: datetime
+) -> dict[str, dict[str, Any]]:
+    """One `GET /fleet` document per owner named on the rows, over that owner's rows.
+
+    `totals` is each owner's all-time interruption count; the hour and 24 h figures
+    count the owner's instances whose latest interruption (`interrupted_ms`) falls in
+    the window.
+    """
+    by_owner: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for row in rows:
+        if row.get("owner"):
+            by_owner[str(row["owner"])].append(row)
+    now_ms = epoch_ms(now)
+    documents = {}
+    for owner, owned in sorted(by_owner.items()):
+        ages = [now_ms - int(r["interrupted_ms"]) for r in owned if r.get("interrupted_ms")]
+        interruptions = {
+            "last_hour": sum(1 for age in ages if age < HOUR_MS),
+            "last_24h": sum(1 for age in ages if age < DAY_MS),
+            "total": totals.get(owner, 0),
+        }
+        documents[owner] = snapshot(owned, interruptions, now)
+    return documents
+
+
+def _count(rows: list[Mapping[str, Any]], key: str) -> dict[str, int]:
+    return dict(sorted(Counter(str(r.get(key) or "unknown") for r in rows).items()))
+
+
+def empty_snapshot() -> dict[str, Any]:
+    """What `GET /fleet` answers before the first tick."""
+    document = snapshot([], EMPTY_TOTALS, datetime.now(UTC))
+    document["updated_at"] = None
+    return document
+
+
+@dataclass
+class FleetHealth:
+    """The fleet tick.
+
+    Args:
+        registry: the instances table.
+        stats: the stats table (interruption totals, the snapshot).
+        alerts: sends `fleet_unhealthy` when the threshold is crossed.
+        threshold: `UNHEALTHY_PERCENT_THRESHOLD`.
+    """
+
+    registry: Registry
+    stats: Stats
+    alerts: AlertPublisher
+    threshold: float
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    def tick(self) -> dict[str, Any]:
+        now = self.clock()
+        rows = self.registry.all()
+        document = snapshot(rows, self.stats.interruption_totals(now), now)
+        running = document["instances"]["running"]
+        unhealthy = document["unhealthy"]
+        emit(
+            NAMESPACE,
+            {
+                "ActiveInstances": (MetricUnit.Count, running),
+                "UnhealthyInstances": (MetricUnit.Count, unhealthy["count"]),
+                "UnhealthyPercent": (MetricUnit.Percent, unhealthy["percent"]),
+                "ActiveArrays": (MetricUnit.Count, len(document["active_arrays"])),
+            },
+        )
+        previous = self.stats.get_document(SNAPSHOT) or {}
+        over = unhealthy["percent"] > self.threshold
+        document["unhealthy"]["alerted"] = bool(
+            over and previous.get("unhealthy", {}).get("alerted")
+        )
+        if over and not document["unhealthy"]["alerted"]:
+            self.alerts.publish(
+                Alert(
+                    event_type="fleet_unhealthy",
+                    severity="critical",
+                    subject=(
+                        f"Fleet unhealthy: {unhealthy['count']} of {running} instances "
+                        f"({unhealthy['percent']:g} %) fail a status check"
+                    ),
+                    details={"threshold_percent": self.threshold, **unhealthy},
+                    time=now,
+                )
+            )
+            document["unhealthy"]["alerted"] = True
+        self.stats.put_document(SNAPSHOT, document)
+        self.store_owner_snapshots(rows, now)
+        return document
+
+    def store_owner_snapshots(self, rows: list[dict[str, Any]], now: datetime) -> None:
+        """Store each owner's snapshot and remove those of owners no row names any more."""
+        owners = sorted({str(r["owner"]) for r in rows if r.get("owner")})
+        totals = self.stats.owner_interruptions(owners)
+        documents = owner_snapshots(rows, totals, now)
+        listed = self.stats.get_document(SNAPSHOT_OWNERS) or {}
+        vanished = set(listed.get("owners", [])) - set(owners)
+        self.stats.write_documents(
+            {owner_snapshot_key(o): d for o, d in documents.items()},
+            deleted=sorted(owner_snapshot_key(o) for o in vanished),
+        )
+        # Written last: if anything above fails, the next tick still knows whom to remove.
+        if listed.get("owners") != owners:
+            self.stats.put_document(SNAPSHOT_OWNERS, {"owners": owners})

@@ -1,0 +1,289 @@
+"""EC2 state changes → registry and per-instance alarms (SPEC §3, §5).
+
+State changes arrive through an SQS buffer in batches. For a batch the handler:
+parses every message (malformed ones are logged and dropped), keeps only the newest
+change per instance, reads the tags of all instances that came up in one
+`DescribeInstances`, records each change in the registry only if it is newer than
+what is there, then creates alarms (paced) and deletes them (≤ 100 names a call).
+Messages whose instance failed are reported back so SQS redelivers just those. When a
+managed instance's termination is recorded, its worker's progress row, if it still says
+`running` on that instance, is marked lost (`chalicelib.progress.summary`).
+
+Alarm calls are paced, so other copies of this handler record changes meanwhile. Every
+alarm call is therefore followed by a fresh read of the registry, and corrected (then
+read again) until the alarms agree with it: after a put, alarms of an instance no
+longer watched are deleted; after a delete, alarms of an instance watched again (a
+restart another copy recorded meanwhile, whose alarms it made before this delete) are
+put back. "Watched" means the registry says `running` and managed, for this run or a
+newer one: alarms belong to the instance, not to a run. Whatever the interleaving, the
+copy whose call lands last reads the registry after it, so the final alarms match the
+final registry. The reads after a batch of deletes are one `BatchGetItem` per 100.
+
+In `ALARM_MODE=fleet-query`, once both query alarms exist (`chalicelib.alarms.modes`),
+the handler makes no alarm calls for the instances their query selects (tagged
+`spawn:managed=true`); one it does not select (tagged only `spawn=true`) still gets its
+own alarms, and the reconciler removes per-instance alarms no longer wanted. It still keeps the
+registry, arrays and counts. Until the query alarms exist it acts as in
+`per-instance`, so a switch never leaves an instance unwatched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.alarms.fleet_query import query_selects
+from chalicelib.alarms.modes import AlarmModes
+from chalicelib.alarms.per_instance import AlarmStore, Watched, alarm_names
+from chalicelib.core.settings import Settings
+from chalicelib.fleet.events import (
+    MalformedEvent,
+    StateChange,
+    latest_per_instance,
+    parse_state_change,
+)
+from chalicelib.fleet.registry import LIVE_STATES, InstanceFacts, Registry, describe
+from chalicelib.fleet.stats import Stats
+from chalicelib.progress.workers import ProgressRows
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_sqs import SQSClient
+
+logger = logging.getLogger(__name__)
+
+ALARMS_REMOVED_ON = frozenset({"stopped", "terminated"})
+# Each round follows another copy's newer change; more than this and the changes come
+# faster than alarm calls can follow, which the reconciler's next run settles.
+SETTLE_ROUNDS = 4
+
+
+@dataclass(frozen=True)
+class Message:
+    """One buffered event: the SQS message id and its body (the EventBridge event)."""
+
+    message_id: str
+    body: str
+
+
+@dataclass
+class BatchOutcome:
+    """What a batch did; `failed` lists the message ids SQS should deliver again."""
+
+    failed: list[str] = field(default_factory=list)
+    malformed: int = 0
+    stale: int = 0
+    recorded: int = 0
+    alarms_put: int = 0
+    alarms_deleted: int = 0
+
+    def batch_item_failures(self) -> dict[str, list[dict[str, str]]]:
+        """The Lambda partial-batch response for an SQS event source."""
+        return {"batchItemFailures": [{"itemIdentifier": m} for m in self.failed]}
+
+
+def parse_messages(messages: Sequence[Message]) -> tuple[list[tuple[str, StateChange]], int]:
+    """Parsed state changes with their message ids, and how many were malformed."""
+    parsed: list[tuple[str, StateChange]] = []
+    malformed = 0
+    for message in messages:
+        try:
+            parsed.append((message.message_id, parse_state_change(json.loads(message.body))))
+        except (MalformedEvent, json.JSONDecodeError) as exc:
+            malformed += 1
+            logger.error(
+                "dropping malformed state-change message",
+                extra={"message_id": message.message_id, "reason": str(exc)},
+            )
+    return parsed, malformed
+
+
+@dataclass
+class Lifecycle:
+    """Applies batches of state changes.
+
+    Args:
+        settings: which tags mean managed / opted out.
+        ec2: an EC2 client, for tags.
+        registry: the instances table.
+        alarms: CloudWatch alarm I/O.
+        arrays: where array names and sizes from spawn's tags are kept (optional).
+        workers: the progress table, to mark lost the worker of an instance that
+            terminated without a final report (optional).
+        modes: the alarm mode in force (optional: without it, per-instance alarms).
+    """
+
+    settings: Settings
+    ec2: EC2Client
+    registry: Registry
+    alarms: AlarmStore
+    arrays: Stats | None = None
+    workers: ProgressRows | None = None
+    modes: AlarmModes | None = None
+
+    def handle(self, messages: Sequence[Message]) -> BatchOutcome:
+        parsed, malformed = parse_messages(messages)
+        outcome = BatchOutcome(malformed=malformed)
+        ids_by_instance: dict[str, list[str]] = defaultdict(list)
+        for message_id, change in parsed:
+            ids_by_instance[change.instance_id].append(message_id)
+        latest = latest_per_instance([change for _, change in parsed])
+        outcome.stale += len(parsed) - len(latest)
+
+        coming_up = [i for i, c in latest.items() if c.state == "running"]
+        facts = describe(self.ec2, coming_up) if coming_up else {}
+        if self.arrays is not None:
+            # Name, declared size and owner of each array coming up, so progress can
+            # count the workers that have not reported yet and the API can tell whose
+            # array it is.
+            self.arrays.register_arrays(facts.values(), self.settings)
+
+        to_put: list[tuple[Watched, StateChange]] = []
+        to_delete: dict[str, list[str]] = {}
+        for instance_id, change in sorted(latest.items()):
+            try:
+                action = self._record(change, facts.get(instance_id), outcome)
+            except Exception:
+                logger.exception(
+                    "recording state change failed", extra={"instance_id": instance_id}
+                )
+                outcome.failed.extend(ids_by_instance[instance_id])
+                continue
+            if isinstance(action, Watched):
+                to_put.append((action, change))
+            elif action:
+                to_delete[instance_id] = alarm_names(instance_id)
+
+        alarm_calls = to_put or to_delete
+        if alarm_calls and self.modes is not None and self.modes.query_alarms_in_force():
+            # The query alarms watch what their query selects; a managed instance it
+            # does not (tagged only `spawn=true`) still gets its own alarms. Deletes are
+            # left to the reconciler: tags are not read for a stopping instance, so
+            # which instances have alarms of their own is not known here.
+            to_put = [
+                (watched, change)
+                for watched, change in to_put
+                if (found := facts.get(watched.instance_id)) is not None
+                and not query_selects(found.tags, self.settings)
+            ]
+            to_delete = {}
+            if not to_put:
+                return outcome
+        self.alarms.expect(len(to_put))
+        for watched, _ in to_put:
+            try:
+                # A newer change may have been recorded while earlier puts were paced.
+                if not self._still_watched(watched.instance_id):
+                    continue
+                self.alarms.put([watched])
+                outcome.alarms_put += len(alarm_names(watched.instance_id))
+                self._settle(watched, put=True, outcome=outcome)
+            except Exception:
+                logger.exception(
+                    "creating alarms failed", extra={"instance_id": watched.instance_id}
+                )
+                outcome.failed.extend(ids_by_instance[watched.instance_id])
+        if to_delete:
+            names = [name for group in to_delete.values() for name in group]
+            try:
+                self.alarms.delete(names)
+                outcome.alarms_deleted += len(names)
+                rows = self.registry.get_many(to_delete)
+            except Exception:
+                logger.exception("deleting alarms failed", extra={"instances": len(to_delete)})
+                for instance_id in to_delete:
+                    outcome.failed.extend(ids_by_instance[instance_id])
+                return outcome
+            for instance_id in to_delete:
+                row = rows.get(instance_id, {})
+                if not _watched(row):
+                    continue
+                try:
+                    again = Watched(instance_id, row.get("array_id"))
+                    self._settle(again, put=False, outcome=outcome)
+                except Exception:
+                    logger.exception("restoring alarms failed", extra={"instance_id": instance_id})
+                    outcome.failed.extend(ids_by_instance[instance_id])
+        return outcome
+
+    def _still_watched(self, instance_id: str) -> bool:
+        return _watched(self.registry.get(instance_id) or {})
+
+    def _settle(self, watched: Watched, put: bool, outcome: BatchOutcome) -> None:
+        """After a put (`put`) or a delete of an instance's alarms, read the registry and
+        correct the alarms until they agree with it (see the module docstring)."""
+        names = alarm_names(watched.instance_id)
+        for _ in range(SETTLE_ROUNDS):
+            wanted = self._still_watched(watched.instance_id)
+            if wanted == put:
+                return
+            if wanted:
+                self.alarms.put([watched])
+                outcome.alarms_put += len(names)
+            else:
+                self.alarms.delete(names)
+                outcome.alarms_deleted += len(names)
+            put = wanted
+        logger.warning(
+            "alarms of an instance kept changing; the reconciler settles them",
+            extra={"instance_id": watched.instance_id},
+        )
+
+    def _record(
+        self, change: StateChange, facts: InstanceFacts | None, outcome: BatchOutcome
+    ) -> Watched | bool | None:
+        """Record one change; returns alarms to create, True to delete them, or None."""
+        managed: bool | None = None
+        current: InstanceFacts | None = None
+        if change.state == "running":
+            if facts is None:
+                logger.info(
+                    "instance no longer in EC2; nothing to watch",
+                    extra={"instance_id": change.instance_id},
+                )
+                return None
+            if facts.state not in LIVE_STATES:
+                # EC2 has moved on already; the event for that state does the work.
+                logger.info(
+                    "late running event",
+                    extra={"instance_id": change.instance_id, "ec2_state": facts.state},
+                )
+                return None
+            current = facts
+            managed = facts.managed(self.settings)
+        previous = self.registry.record(change, current, managed)
+        if previous is None:
+            outcome.stale += 1
+            return None
+        outcome.recorded += 1
+        was_managed = bool(previous.get("managed"))
+        if change.state == "terminated" and was_managed and self.workers is not None:
+            # A retried message repeats this (the record accepts an exact repeat).
+            self.workers.mark_gone_instance(
+                {**previous, "instance_id": change.instance_id}, change.time
+            )
+        if change.state == "running":
+            if managed and current is not None:
+                return Watched(change.instance_id, current.array_id)
+            return was_managed  # opted out while stopped: its alarms go
+        return change.state in ALARMS_REMOVED_ON and was_managed
+
+
+def _watched(row: Mapping[str, Any]) -> bool:
+    """The registry says running and managed (this run or a newer one)."""
+    return row.get("state") == "running" and row.get("managed") is True
+
+
+def queue_backlog(sqs: SQSClient, queue: str) -> int:
+    """Messages in the lifecycle queue, waiting or being handled (SQS's approximate
+    counts, which is all the reconciler's grace period needs)."""
+    url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    ).get("Attributes", {})
+    return sum(int(value) for value in attributes.values())

@@ -1,0 +1,205 @@
+"""The progress table: the workers' rows, as the API pages them and the tick marks them.
+
+`ProgressRows` is only ever a Query on one `array_id` (a recount, a page of workers),
+never a Scan; its one write is the lost mark on the row of a worker whose instance
+ended, conditional on the row still being `running` on that instance. `worker_json` is
+a row as `GET /arrays/{id}/workers` shows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer
+from botocore.exceptions import ClientError
+
+from chalicelib.contract.rows import Invalid, validate_row
+from chalicelib.fleet.events import epoch_ms, iso
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+# Bounds the rows one `GET /workers` request examines when a status filter is rare, so
+# a request stays fast; the cursor then resumes where it stopped.
+EXAMINE_MAX = 1000
+
+_deserialize = TypeDeserializer().deserialize
+
+
+def _plain(value: Any) -> Any:
+    """A deserialized DynamoDB value as JSON (numbers, sets and bytes made printable)."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted((_plain(v) for v in value), key=repr)
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).hex()
+    return value
+
+
+def worker_json(image: Mapping[str, Any], now: datetime, stall_after: int) -> dict[str, Any]:
+    """One row as `GET /arrays/{id}/workers` shows it, with `stalled`; an invalid row
+    shows `status` "invalid", why, and its attributes as found."""
+    parsed = validate_row(image)
+    if isinstance(parsed, Invalid):
+        return {
+            "task_index": _plain(image.get("task_index")),
+            "status": "invalid",
+            "stalled": False,
+            "invalid_reason": parsed.reason,
+            "attributes": {
+                k: _plain(v) for k, v in image.items() if k not in ("array_id", "task_index")
+            },
+        }
+    line_ms = epoch_ms(now) - stall_after * 1000
+    stalled = parsed.shown_status == "running" and parsed.last_update_ms < line_ms
+    return {**parsed.to_json(), "stalled": stalled}
+
+
+def row_status(image: Mapping[str, Any]) -> str:
+    parsed = validate_row(image)
+    return "invalid" if isinstance(parsed, Invalid) else parsed.shown_status
+
+
+def lost_cause(instance: Mapping[str, Any]) -> str:
+    """Why a worker was lost, from its instance's registry row: spot reclaimed the
+    instance (its last warning said terminate), or the instance ended otherwise."""
+    if instance.get("interruption_action") == "terminate":
+        return "spot_interruption"
+    return "instance_ended"
+
+
+class ProgressRows:
+    """The progress table: reads are always a Query on one `array_id` (never a Scan);
+    the only write is the lost mark on a row whose worker's instance ended.
+
+    `items_read` counts the items the Queries returned, for benchmarks.
+    """
+
+    def __init__(self, dynamodb: DynamoDBClient, progress_table: str) -> None:
+        self.dynamodb = dynamodb
+        self.table = progress_table
+        self.items_read = 0
+
+    def mark_lost(
+        self, array_id: str, task_index: int, instance_id: str, cause: str, at: datetime
+    ) -> bool:
+        """Mark a worker lost (see `chalicelib.progress.summary`): only a row still `running` on
+        that very instance, so a final status written in time, or the task taken over
+        by another instance, is never touched. Returns whether a row was marked."""
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key={"array_id": {"S": array_id}, "task_index": {"N": str(task_index)}},
+                UpdateExpression="SET #instance = :instance, #cause = :cause, #at = :at",
+                ConditionExpression="#status = :running AND #instance_id = :instance",
+                ExpressionAttributeNames={
+                    "#instance": "lost_instance_id",
+                    "#cause": "lost_cause",
+                    "#at": "lost_at",
+                    "#status": "status",
+                    "#instance_id": "instance_id",
+                },
+                ExpressionAttributeValues={
+                    ":instance": {"S": instance_id},
+                    ":cause": {"S": cause},
+                    ":at": {"S": iso(at)},
+                    ":running": {"S": "running"},
+                },
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def mark_gone_instance(self, instance: Mapping[str, Any], at: datetime) -> bool:
+        """Mark lost the worker of an instance that ended, from its registry row (which
+        holds its array and index, from spawn's tags); False if it has none, or its
+        worker had already reported a final status."""
+        array_id, index = instance.get("array_id"), instance.get("array_index")
+        if not array_id or index is None:
+            return False
+        return self.mark_lost(
+            str(array_id), int(index), str(instance["instance_id"]), lost_cause(instance), at
+        )
+
+    def _query(
+        self, array_id: str, limit: int | None, after: str | None, consistent: bool
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "array_id = :a",
+            "ExpressionAttributeValues": {":a": {"S": array_id}},
+            "ConsistentRead": consistent,
+        }
+        if limit is not None:
+            request["Limit"] = limit
+        if after is not None:
+            request["ExclusiveStartKey"] = {"array_id": {"S": array_id}, "task_index": {"N": after}}
+        response = self.dynamodb.query(**request)
+        self.items_read += len(response["Items"])
+        rows = [{k: _deserialize(v) for k, v in item.items()} for item in response["Items"]]
+        last = response.get("LastEvaluatedKey")
+        return rows, None if last is None else last["task_index"]["N"]
+
+    def all(self, array_id: str) -> list[dict[str, Any]]:
+        """Every row of the array, read consistently (for a recount)."""
+        rows: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            page, after = self._query(array_id, None, after, consistent=True)
+            rows.extend(page)
+            if after is None:
+                return rows
+
+    def workers(
+        self,
+        array_id: str,
+        status: str | None,
+        limit: int,
+        after: str | None,
+        now: datetime,
+        stall_after: int,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of the array's rows in `task_index` order, optionally of one status.
+
+        Args:
+            status: running, completed, failed or invalid; None for all.
+            limit: rows wanted (1..100).
+            after: the `task_index` (as DynamoDB number text) to resume after.
+
+        Returns the rows as JSON and the `task_index` to resume after, or None at the end.
+        At most `EXAMINE_MAX` rows are read per call, so a rare status may give a short
+        page that still has a resume point.
+        """
+        chosen: list[dict[str, Any]] = []
+        examined = 0
+        while True:
+            # Unfiltered, one row beyond the page says whether there is more.
+            want = limit + 1 if status is None else 4 * (limit + 1)
+            page, page_after = self._query(
+                array_id, min(want, EXAMINE_MAX - examined), after, consistent=False
+            )
+            for image in page:
+                examined += 1
+                key = str(image.get("task_index"))
+                if status is not None and row_status(image) != status:
+                    after = key
+                    continue
+                if len(chosen) == limit:
+                    return chosen, after
+                chosen.append(worker_json(image, now, stall_after))
+                after = key
+            if page_after is None:
+                return chosen, None
+            after = page_after
+            if examined >= EXAMINE_MAX:
+                return chosen, after

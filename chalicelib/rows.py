@@ -1,1 +1,0 @@
-../kit/spawn_report/rows.py
