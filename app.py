@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any
 
 from chalice.app import Chalice, CloudWatchEvent, ConvertToMiddleware, Rate, SNSEvent, SQSEvent
@@ -100,9 +101,19 @@ def on_alarm_contributor(event: CloudWatchEvent) -> None:
     log.info("alarm contributor event", extra={"outcome": outcome})
 
 
+def _alone(name: str, event: Any) -> AbstractContextManager[bool]:
+    """Whether this run of a one-minute schedule holds its lease: a slow run must not
+    overlap the next (both would send the same alert). No run outlives its timeout."""
+    return (
+        current().schedule_lease(name, event.context.get_remaining_time_in_millis() / 1000).held()
+    )
+
+
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="fleet_tick")
 def fleet_tick(event: Any) -> None:
-    current().fleet_health.tick()
+    with _alone("fleet_tick", event) as mine:
+        if mine:
+            current().fleet_health.tick()
 
 
 # The console (dashboards, fleet alarms, log groups, filters, saved queries): all of it
@@ -118,13 +129,17 @@ def setup_console(event: Any) -> dict[str, Any]:
 # New arrays get their dashboard within a minute; finished ones lose it after retention.
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="array_dashboards")
 def array_dashboards(event: Any) -> None:
-    current().console.sync_array_dashboards(current().now())
+    with _alone("array_dashboards", event) as mine:
+        if mine:
+            current().console.sync_array_dashboards(current().now())
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="progress_tick")
 def progress_tick(event: Any) -> None:
-    report = current().progress.tick(current().now())
-    log.info("progress tick", extra=report.__dict__)
+    with _alone("progress_tick", event) as mine:
+        if mine:
+            report = current().progress.tick(current().now())
+            log.info("progress tick", extra=report.__dict__)
 
 
 # Driven by the progress table's stream: the event source mapping is declared in

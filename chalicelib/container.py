@@ -28,6 +28,7 @@ from chalicelib.console.description import Deployment
 from chalicelib.console.setup import ConsoleSetup
 from chalicelib.core.clients import BILLING_REGION, Clients
 from chalicelib.core.pacing import Pacer
+from chalicelib.core.schedules import ScheduleLease
 from chalicelib.core.settings import Settings, get_settings
 from chalicelib.fleet.health import FleetHealth
 from chalicelib.fleet.interruptions import Interruptions
@@ -81,6 +82,17 @@ class Container:
         return datetime.fromtimestamp(self.clock(), UTC)
 
     # --- core ---------------------------------------------------------------------
+
+    def schedule_lease(self, name: str, hold_seconds: float) -> ScheduleLease:
+        """The lease that keeps runs of the scheduled function `name` from overlapping,
+        held at most `hold_seconds` (what is left of the run's timeout)."""
+        return ScheduleLease(
+            self.clients.dynamodb,
+            self.settings.stats_table,
+            name,
+            hold_seconds,
+            clock=self.clock,
+        )
 
     def alarm_pacer(self, operation: str) -> Pacer:
         """The one pacer of an alarm API (`PutMetricAlarm`, `DeleteAlarms`) in this

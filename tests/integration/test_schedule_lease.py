@@ -8,9 +8,14 @@ import time
 import boto3
 import pytest
 from botocore.config import Config
+from chalice.test import Client
 
+from chalicelib import container
+from chalicelib.container import Container, install
+from chalicelib.core.clients import Clients
 from chalicelib.core.schedules import ScheduleLease
 from chalicelib.core.settings import Settings
+from chalicelib.progress.aggregator import TickReport
 from local.provision import Provisioned
 from testkit.clocks import atomic_conditional_writes
 
@@ -121,3 +126,47 @@ def test_overlapping_runs_in_threads_never_run_the_body_at_once(
         thread.join()
     assert most_inside == 1
     assert ran >= 1
+
+
+class CountingTick:
+    def __init__(self) -> None:
+        self.ticks = 0
+
+    def tick(self, now: object = None) -> TickReport:
+        self.ticks += 1
+        return TickReport()
+
+
+@pytest.mark.parametrize(
+    ("function", "attribute"),
+    [("progress_tick", "progress"), ("fleet_tick", "fleet_health")],
+)
+def test_a_one_minute_schedule_skips_its_run_while_the_last_one_holds_the_lease(
+    session: boto3.Session, infra: Provisioned, function: str, attribute: str
+) -> None:
+    import app
+
+    wiring = Container(clients=Clients(session))
+    counting = CountingTick()
+    setattr(wiring, attribute, counting)
+    before = container._installed
+    install(wiring)
+    try:
+        holder = ScheduleLease(
+            session.client("dynamodb"), Settings().stats_table, function, hold_seconds=60
+        )
+        token = holder.acquire()
+        assert token is not None
+        with Client(app.app) as client:
+            event = client.events.generate_cw_event(
+                source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]
+            )
+            client.lambda_.invoke(function, event)
+            assert counting.ticks == 0
+            holder.release(token)
+            client.lambda_.invoke(function, event)
+            client.lambda_.invoke(function, event)
+        # Each run gave the lease back when it ended.
+        assert counting.ticks == 2
+    finally:
+        install(before) if before is not None else setattr(container, "_installed", None)
