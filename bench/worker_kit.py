@@ -36,6 +36,7 @@ from spawn_report.gpu import parse
 
 from bench.report import Figure
 from local.provision import load_template, provision
+from testkit.faults import count_calls
 
 TASKS = 1000
 HOUR = 3600.0
@@ -52,17 +53,6 @@ class Run:
     by_operation: dict[str, int]
     seconds: float
     values: int = 0
-
-
-def _counter(*clients: Any) -> dict[str, int]:
-    counts: dict[str, int] = {}
-
-    def hook(model: Any, **_: Any) -> None:
-        counts[model.name] = counts.get(model.name, 0) + 1
-
-    for client in clients:
-        client.meta.events.register("before-call", hook)
-    return counts
 
 
 def _gpu_text(gpus: int) -> str:
@@ -87,7 +77,7 @@ def _clients() -> tuple[Any, Any]:
 def _kit(gpus: int, flush_seconds: float | None = None) -> Run:
     with mock_aws(), tempfile.TemporaryDirectory() as spool:
         dynamodb, cloudwatch = _clients()
-        counts = _counter(dynamodb, cloudwatch)
+        counts = count_calls(dynamodb, cloudwatch)
         now = [T0]
         settings = Settings(spool_dir=Path(spool), background=False)
         if flush_seconds is not None:
@@ -128,7 +118,7 @@ def _guide(gpus: int) -> Run:
     """The guide's worker-tracked.sh, worker-with-metrics.sh and report-gpu-metrics.sh."""
     with mock_aws():
         dynamodb, cloudwatch = _clients()
-        counts = _counter(dynamodb, cloudwatch)
+        counts = count_calls(dynamodb, cloudwatch)
         sample = parse(_gpu_text(gpus))
 
         def update_progress(status: str, completed: int, at: float) -> None:
