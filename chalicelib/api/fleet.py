@@ -15,13 +15,11 @@ from typing import Any
 
 from chalice.app import Blueprint, IAMAuthorizer
 
-from chalicelib.api.params import limit_param, request_viewer
+from chalicelib.api.params import ALERTS_LIMIT_DEFAULT, limit_param, request_viewer
 from chalicelib.container import current
 from chalicelib.contract.openapi import document
 from chalicelib.fleet.health import empty_snapshot
 from chalicelib.fleet.snapshots import SNAPSHOT, owner_snapshot_key
-
-ALERTS_LIMIT_DEFAULT = 20
 
 api = Blueprint(__name__)
 _iam = IAMAuthorizer()

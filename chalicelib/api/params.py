@@ -23,6 +23,7 @@ from chalicelib.core.settings import Settings
 ARRAY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 LIMIT = re.compile(r"^[0-9]{1,3}$")
 LIMIT_DEFAULT = 50
+ALERTS_LIMIT_DEFAULT = 20
 LIMIT_MAX = 100
 WORKER_STATUSES = ("running", "completed", "failed", "lost", "invalid")
 

@@ -19,7 +19,13 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from chalicelib.api.params import ARRAY_ID, LIMIT_DEFAULT, LIMIT_MAX, WORKER_STATUSES
+from chalicelib.api.params import (
+    ALERTS_LIMIT_DEFAULT,
+    ARRAY_ID,
+    LIMIT_DEFAULT,
+    LIMIT_MAX,
+    WORKER_STATUSES,
+)
 from chalicelib.contract.rows import LOST_CAUSES, STATUSES
 
 VERSION = "1.0.0"
@@ -196,6 +202,12 @@ PARAMETERS: dict[str, Any] = {
         "description": f"items per page, default {LIMIT_DEFAULT}",
         "schema": {"type": "integer", "minimum": 1, "maximum": LIMIT_MAX},
     },
+    "AlertsLimit": {
+        "name": "limit",
+        "in": "query",
+        "description": f"entries, default {ALERTS_LIMIT_DEFAULT}",
+        "schema": {"type": "integer", "minimum": 1, "maximum": LIMIT_MAX},
+    },
     "Cursor": {
         "name": "cursor",
         "in": "query",
@@ -253,7 +265,9 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/fleet": {"get": _operation("Fleet health snapshot", ref("Fleet"))},
     "/alerts": {
-        "get": _operation("Latest alarm state changes, newest first", ref("AlertList"), ("Limit",))
+        "get": _operation(
+            "Latest alarm state changes, newest first", ref("AlertList"), ("AlertsLimit",)
+        )
     },
     "/arrays": {
         "get": _operation("Progress of every array, a page", ref("ArrayPage"), ("Limit", "Cursor"))

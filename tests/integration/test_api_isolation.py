@@ -27,6 +27,8 @@ from chalicelib.alerts.publish import AlertPublisher
 from chalicelib.api.arrays import arrays_api
 from chalicelib.api.fleet import api as fleet_api
 from chalicelib.api.history import history_api
+from chalicelib.api.params import ALERTS_LIMIT_DEFAULT
+from chalicelib.contract.openapi import document
 from chalicelib.core.access import owner_key
 from chalicelib.core.settings import Settings
 from chalicelib.fleet.health import FleetHealth
@@ -366,3 +368,21 @@ def test_an_encoded_path_parameter_is_decoded_once_at_the_edge(world: World) -> 
         status, body = world.get(f"/arrays/{twice}/{route}", ALICE)
         assert status == 400, (route, body)
         assert body["Code"] == "BadRequestError"
+
+
+def test_alerts_without_a_limit_give_the_default_the_openapi_document_states(
+    world: World,
+) -> None:
+    instance = world.instances[ALICE_ARRAYS[0]][0]
+    message = json.loads(
+        load_event("sns-alarm-notification-alarm.json")["Records"][0]["Sns"]["Message"]
+    )
+    message["AlarmName"] = f"spawn-instance-{instance}-status"
+    message["Trigger"]["Dimensions"] = [{"value": instance, "name": "InstanceId"}]
+    for minute in range(ALERTS_LIMIT_DEFAULT + 5):
+        message["StateChangeTime"] = f"2026-01-27T10:{minute:02d}:00.000+0000"
+        world.notifications.handle(json.dumps(message), world.fleet.topic_arn)
+    _, body = world.get("/alerts", READER)
+    assert len(body["alerts"]) == ALERTS_LIMIT_DEFAULT
+    described = document()["components"]["parameters"]["AlertsLimit"]["description"]
+    assert described.endswith(f"default {ALERTS_LIMIT_DEFAULT}")
