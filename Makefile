@@ -25,12 +25,14 @@ TEST_WORKERS ?= 2
 
 .PHONY: run test docs bench chaos fuzz lint typecheck package agent-config rehearse deploy remove clean
 
-# A virtualenv on another Python (an older checkout's 3.11) is made again.
+# A virtualenv on another Python (an older checkout's 3.11) is made again. No bytecode at
+# install: compiling all of moto's dependencies took over half of the first start; Python
+# compiles what the stack imports, once, as it imports it.
 $(RUN_STAMP): requirements.txt requirements-run.txt cli/pyproject.toml kit/pyproject.toml .python-version
 	@test -n "$(PYTHON)" || { echo "make: $(NO_PYTHON)" >&2; exit 1; }
 	$(BIN)/python -c '$(IS_WANTED)' 2>/dev/null | grep -q . || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade "pip<26.3"  # chalice 1.34 requires pip<26.3
-	$(BIN)/python -m pip install --quiet -r requirements-run.txt
+	$(BIN)/python -m pip install --quiet --no-compile -r requirements-run.txt
 	touch $(RUN_STAMP)
 
 $(STAMP): $(RUN_STAMP) requirements-dev.txt
