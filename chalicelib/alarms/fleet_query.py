@@ -1,5 +1,8 @@
 """`ALARM_MODE=fleet-query` (SPEC §5): two Metrics Insights alarms watch the whole fleet.
 
+Over 400 lines because the query, its alarms' plan and store, and the count past the
+contributor cap all share the one query text and its limits.
+
 `spawn-fleet-status-check` and `spawn-fleet-system-check` each run one Metrics
 Insights query over `AWS/EC2` `StatusCheckFailed_Instance` / `_System`, grouped by
 `InstanceId` and limited by a tag filter to instances tagged `spawn:managed=true`
