@@ -3,9 +3,8 @@
 Each array keeps a `Summary` the DynamoDB stream moves one change at a time (the old
 image leaves its count, the new one enters), so a refresh reads one item whatever the
 array's size; `recount` corrects any drift. Invalid rows count as reported, in no
-status; a `running` row marked lost for its own instance counts as lost. Details:
-docs/architecture.md, docs/contract.md. Over 400 lines: one pure algorithm, read top to
-bottom (docs/layout.md).
+status; a `running` row marked lost for its own instance counts as lost (see
+docs/architecture.md). Over 400 lines: one pure algorithm, top to bottom (docs/layout.md).
 
 Example:
     >>> summary = apply_changes(Summary.new("render-20260127-a1b2c3"), [change])
