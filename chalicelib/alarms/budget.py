@@ -1,29 +1,10 @@
 """One account-wide budget for alarm writes, shared by every process through DynamoDB.
 
-CloudWatch allows about `ALARM_API_TPS` (3) `PutMetricAlarm` calls a second per account,
-and as many `DeleteAlarms`, whoever makes them: the lifecycle's copies, the reconciler,
-the console setup and mode migrations all run in different Lambda processes, so a
-limiter in each one cannot keep their sum under the quota (two lifecycle copies at 1.5
-and a reconciler at 1.5 made 4.5 calls a second).
-
-The budget is a schedule of call *slots*, `1 / rate` seconds apart, kept in one item
-of the stats table per operation: `next_slot_us`, the first slot nobody holds yet
-(epoch microseconds). A writer leases `n` slots at once:
-
-1. read the item (consistent read): `next` (0 when absent);
-2. its slots are `start + i / rate` for i < n, with `start = max(next, now)`;
-3. write `next_slot_us = start + n / rate` on the condition that it still equals
-   `next`; if another writer leased meanwhile, go back to 1.
-
-Each lease moves `next_slot_us` forward by exactly its slots, and a lease starts no
-earlier than the one before it ended, so all slots ever leased are at least `1 / rate`
-apart: whatever the number of processes, no second holds more calls than the quota
-(up to clock skew between Lambda hosts, which NTP keeps to milliseconds). The writer
-then makes call i no earlier than its slot. Leases are small (`LEASE_CALLS`, at most
-what the writer said it needs), so a writer that stops early wastes a few slots, never
-the quota, and nothing is locked: a process that dies holding a lease only leaves a
-gap of at most `LEASE_CALLS / rate` seconds. Cost: one `GetItem` and one `UpdateItem`
-per lease.
+CloudWatch's alarm-write quota is per account, and the writers run in different Lambda
+processes, so a limiter in each could not keep their sum under it. Writers instead
+lease call slots `1 / rate` apart from one stats-table item per operation, with a
+conditional write; nothing is locked. Details: docs/architecture.md ("One alarm budget
+for the account").
 
 Example:
     >>> budget = AccountBudget(dynamodb, "spawn-fleet-stats", "PutMetricAlarm", 3.0)

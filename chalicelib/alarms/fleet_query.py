@@ -1,46 +1,13 @@
-"""`ALARM_MODE=fleet-query` (SPEC §5): two Metrics Insights alarms watch the whole fleet.
+"""`ALARM_MODE=fleet-query`: two Metrics Insights alarms watch the whole fleet.
 
-`spawn-fleet-status-check` and `spawn-fleet-system-check` each run one Metrics
-Insights query over `AWS/EC2` `StatusCheckFailed_Instance` / `_System`, grouped by
-`InstanceId` and limited by a tag filter to instances tagged `spawn:managed=true`
-(`query_selects`; a managed instance it does not take keeps its own per-instance
-alarms in this mode too). Every
-time series the query returns is a *contributor* with its own ALARM/OK state, SNS
-notifications, EC2 actions and EventBridge events, so one alarm per check watches every
-managed instance, present and future, with no call per instance and nothing to leak.
+Over 400 lines because the query, its alarms' plan and store, and the count past the
+contributor cap all share the one query text and its limits.
 
-The query syntax (CloudWatch docs, "Metrics Insights query components and syntax" and
-"Alarms on Metrics Insights queries"): resource tags are labels named `tag.<key>`
-(`WHERE tag.Environment = 'Prod'`), usable once "resource tags on telemetry" is on;
-label keys, like namespaces, "that include / or any other character that is not a
-letter, number, or underscore must be surrounded by double quotes", so a key with `:`
-is written `tag."spawn:managed"` (every key is quoted here, which is always allowed);
-values are single-quoted strings, compared exactly (spawn writes `true` in lower case;
-an instance tagged `True` is not taken, and keeps per-instance alarms). `WHERE` uses
-`=` alone: the reference documents `=`, `!=` and `AND` there, not `OR` or parentheses,
-nor what `!=` does with a resource that lacks the tag. So one managed key is filtered
-on (instances tagged only `spawn=true` keep per-instance alarms) and the opt-out tag is
-not: CloudWatch evaluates an opted-out `spawn:managed=true` instance as a contributor,
-and this system ignores its changes (`chalicelib.alerts.notifications`).
-`SCHEMA("AWS/EC2", InstanceId)` keeps only the per-instance series (not the
-Auto Scaling group or fleet-wide aggregates), `GROUP BY InstanceId` makes one
-contributor per instance, and `ORDER BY MAX() DESC` puts failing instances first, since
-a query returns at most `QUERY_SERIES_LIMIT` series.
-
-`plan_alarms` compares the described alarms with the wanted requests (pure); the
-`FleetQueryAlarms` store writes through the same account-wide budget as every other
-alarm writer.
-
-Past 100 failing instances the contributors undercount: CloudWatch keeps at most
-`CONTRIBUTORS_IN_ALARM_MAX` contributors of an alarm in ALARM (fewer when their
-attributes are large), its state reason then says "100+ time series evaluated to
-ALARM", and `DescribeAlarmContributors` lists only those. So when a check's listing
-reaches the cap, or its reason carries "N+ time series", the failing instances are
-counted from the data instead (`failing_instances`): `GetMetricData` on the same query
-(at most `QUERY_SERIES_LIMIT` series, the highest `MAX()` first, so every failing
-instance comes before any healthy one), and, when that answer is full, one
-`MetricStat` per remaining instance, 500 to a call. Each instance is judged as the
-alarm judges it (`breaching`): its latest two one-minute maxima both at or above 1.
+Each alarm's query groups `StatusCheckFailed_*` by `InstanceId` over instances tagged
+`spawn:managed=true` (`query_selects`), so every instance is a contributor and nothing
+is called per instance. `plan_alarms` is pure; `FleetQueryAlarms` writes through the
+account budget; `failing_instances` counts from the data once contributors hit their
+cap. Details: docs/alarm-modes.md (the query's syntax, the cap).
 """
 
 from __future__ import annotations

@@ -1,37 +1,10 @@
 """Which alarm mode is in force, its precondition, and the safe switch between modes.
 
 `ALARM_MODE` says what the operator wants; the mode *in force* is `fleet-query` only
-while its precondition holds and both query alarms exist. Until then every writer
-acts as in `per-instance`, so no running managed instance is ever unwatched:
-
-- to `fleet-query`: the query alarms are created first (setup on deploy, and each
-  reconcile); only once both exist does the lifecycle stop putting per-instance
-  alarms and the reconciler delete them, paced, at most 100 names a call;
-- back to `per-instance` (or when the precondition fails): the reconciler puts
-  per-instance alarms for every running managed instance, paced, and deletes the
-  query alarms only after a fresh listing shows all of them in place.
-
-Precondition: tag filters in a Metrics Insights query match nothing until "resource
-tags on telemetry" is on in the account (`observabilityadmin`
-`GetTelemetryEnrichmentStatus` is `Running`). Turning it on is a one-time step for an
-account administrator, never this system's: it needs
-`observabilityadmin:StartTelemetryEnrichment`, `iam:CreateServiceLinkedRole` and
-`resource-explorer-2:CreateIndex`, `CreateManagedView` and
-`CreateStreamingAccessForService`, account-wide grants no function of a monitor should
-hold. So setup only reads the status; when it is not `Running`, or the read is denied,
-`fleet-query` does not start, and the log gives the exact command and what the
-administrator needs (`enablement_fix`).
-
-Coverage: the query must be seen to watch the fleet before anything relies on it. A
-tag filter that matches less than expected (tags on telemetry lagging, or an account
-where they do not reach some instances) would otherwise leave instances unwatched
-without a word. So where the precondition can be checked, the status check's query is
-run (`GetMetricData`, the same expression) and every running managed instance it
-selects (`query_selects`), launched more than `COVERAGE_SETTLE` ago, must have a series
-in it;
-if any has none, `fleet-query` does not start (or, in force, stops: the reconciler
-puts the per-instance alarms back before deleting the query alarms) and the log names
-the instances it misses.
+while its precondition holds (resource tags on telemetry `Running`, and the query seen
+to cover every running managed instance) and both query alarms exist. Until then every
+writer acts as in `per-instance`, so no running managed instance is ever unwatched.
+Details: docs/alarm-modes.md (the precondition, coverage, switching both ways).
 """
 
 from __future__ import annotations

@@ -1,35 +1,10 @@
-"""Alarm notifications consumed from the alert topics (SPEC §8).
+"""Alarm notifications consumed from the alert topics, and contributor events.
 
-CloudWatch publishes a JSON document when an alarm changes state. Each one updates
-the instance's health (the newest `StateChangeTime` wins, so duplicated or reordered
-notifications leave the right final state) and is kept in the alert history, which
-expires after `ALERT_RETENTION_DAYS`. Anything else on the topics, including this
-system's own alerts, is recognised and skipped.
-
-In `ALARM_MODE=fleet-query` each instance is a *contributor* of the two query alarms
-(`chalicelib.alarms.fleet_query`). Its changes arrive twice: as EventBridge
-`CloudWatch Alarm Contributor State Change` events (`detail.alarmContributor.attributes
-.InstanceId`, `detail.state`) and as contributor-level SNS notifications on the alerts
-topic. Both become the same `AlarmChange` (the check from the alarm's name, the instance
-from the contributor's attributes) and the same history entry, so health, `/fleet`,
-`/alerts` and `spawn-fleet-unhealthy` work as in `per-instance`. The contributor SNS body
-is read like any alarm notification; its instance id is taken from
-`AlarmContributorAttributes` (or `ContributorAttributes`, then `Trigger.Dimensions`):
-AWS's documentation shows no sample of it, so each place it may carry the attributes is
-tried.
-
-Whatever the place, a value is an instance id only in EC2's shape (`i-` and 8 or 17
-lower-case hex digits). Anything else (the console's test notification carries
-`"InstanceId": "TestInstance"`) is not an instance: the change is kept in the history
-without one and touches no registry row, and a warning says so (with the alarm's name,
-never the whole message, which may be large or carry what others sent to the topic).
-
-The query cannot leave out instances opted out with `spawn:monitoring=off` (its `WHERE`
-keeps to documented syntax), so CloudWatch evaluates those tagged `spawn:managed=true`
-as contributors; a contributor change of an instance the registry knows as unmanaged is
-logged and skipped: no history entry, no effect on `/fleet`.
-
-The history itself (the feed `GET /alerts` reads) is `chalicelib.alerts.feed`.
+Each alarm change updates the instance's health (the newest `StateChangeTime` wins) and
+goes into the alert history (`chalicelib.alerts.feed`); anything else on the topics is
+skipped. In `fleet-query` a contributor's change arrives as an EventBridge event and as
+an SNS notification and both become the same `AlarmChange`. Only an EC2-shaped id
+counts as an instance. Details: docs/alarm-modes.md and docs/architecture.md.
 """
 
 from __future__ import annotations

@@ -1,16 +1,10 @@
-"""The array routes of the HTTP API (SPEC §7), as a Chalice blueprint.
+"""The array routes of the HTTP API, as a Chalice blueprint.
 
 `GET /arrays/{array_id}/progress` reads one summary item whatever the array's size;
-`GET /arrays` pages through the summaries; `GET /arrays/{array_id}/workers` pages
-through one array's rows with a Query. Bad input is a 400, an unknown array a 404,
-never a 500. Every route requires IAM (SigV4) authorization when deployed.
-
-Per-user isolation (`chalicelib.core.access`): a caller who is not a fleet-wide reader sees
-only arrays registered to them (the owner of an array is the `spawn:iam-user` of its
-instances). Another user's array answers exactly as an unknown one, 404. Such a caller's
-`GET /arrays` is a Query of the `owner-arrays` index plus one BatchGetItem of the page's
-summaries, so its cost is one page's, however many arrays others have. Cursors are bound
-to the caller, so one minted for someone else is refused.
+`GET /arrays` pages the summaries (for an isolated caller, a Query of `owner-arrays`
+and one BatchGetItem); `/workers` pages one array's rows with a Query. Bad input is a
+400, an unknown array (or another user's) a 404, never a 500; cursors are bound to the
+caller. Details: docs/api.md ("Per-user isolation").
 """
 
 from __future__ import annotations

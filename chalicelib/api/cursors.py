@@ -1,15 +1,13 @@
 """Opaque, tamper-evident pagination cursors for the HTTP API.
 
-A cursor is `base64url(JSON {key, scope}) "." base64url(HMAC-SHA256)`. The key inside
-is where a listing resumes (a DynamoDB key); the scope names what is being listed (route,
-array id, filter), so a cursor for one array cannot be replayed on another, and the MAC
-means a client cannot forge a start key. Cursors are not encrypted: they are opaque by
-contract, not secret.
+A cursor is `base64url(JSON {key, scope}) "." base64url(HMAC-SHA256)`: the key is where
+a listing resumes, the scope (route, array id, filter) keeps it from being replayed on
+another listing, and the MAC keeps clients from forging a start key. Opaque by
+contract, not encrypted: not secret.
 
 Example:
     >>> codec = CursorCodec(b"secret")
-    >>> token = codec.encode({"task_index": "42"}, scope="workers:render-1:running")
-    >>> codec.decode(token, scope="workers:render-1:running")
+    >>> codec.decode(codec.encode({"task_index": "42"}, scope="w:a"), scope="w:a")
     {'task_index': '42'}
 """
 

@@ -1,24 +1,10 @@
-"""Fleet alarms as data (SPEC §5): the exact requests, and the region each one lives in.
+"""Fleet alarms as data: the exact requests, and the region each one lives in.
 
-- `spawn-fleet-unhealthy`: `Spawn/Fleet UnhealthyPercent` above the threshold.
-- `spawn-fleet-error-rate`: the guide's `ErrorCount / TasksCompleted` metric math, with
-  guards: no data counts as zero, no completed task with errors is 100 %, an idle
-  fleet is 0 %.
-- `spawn-low-throughput`: fewer tasks a minute than the floor, but only while an array
-  has a running instance (`Spawn/Fleet ActiveArrays`), so an idle fleet stays OK.
-- `spawn-daily-cost-limit`, `spawn-cost-anomaly`: `AWS/Billing EstimatedCharges`
-  exists only in us-east-1 (once billing alerts are enabled), so these live there,
-  whatever the stack's region. An alarm can only notify a topic in its own region:
-  they use the stack's topics when the stack is in us-east-1, else the topic named by
-  `BILLING_ALARM_TOPIC`, else none (setup says so in its log).
-- `spawn-cpu-anomaly`, `spawn-cost-anomaly`: an anomaly detector each, and an
-  `ANOMALY_DETECTION_BAND` alarm on it.
-- `spawn-critical-issues`: composite, error rate OR low throughput OR cost anomaly →
-  `spawn-critical`. A composite can only name alarms of its own region, so the cost
-  anomaly is part of it only when the stack runs in us-east-1.
-
-Every description ends with `MARKER`: that is how setup knows an alarm is its own, so
-it can remove one it no longer describes and never touch anyone else's.
+The unhealthy, error-rate, low-throughput, CPU and cost alarms and the
+`spawn-critical-issues` composite; billing alarms live in us-east-1 whatever the
+stack's region. Every description ends with `MARKER`, so setup knows its own alarms and
+never touches anyone else's. Details: docs/operations.md (the alarms' table and
+"Billing metrics exist only in us-east-1").
 """
 
 from __future__ import annotations

@@ -1,23 +1,10 @@
 """Dashboards as data: `spawn-fleet` and one `spawn-array-{array_id}` per array.
 
-Each builder returns the dashboard body as a dict; `body_json` gives the exact text
-PutDashboard receives. Every metric a widget names is looked up in the published list
-(`chalicelib.contract.catalog`) while the body is built, so a widget cannot show a
-metric nobody publishes. Widgets spanning many series (every instance, every GPU)
-use Metrics Insights queries instead of one line per series.
-
-Limits (CloudWatch quotas): at most 500 widgets per dashboard, 500 metrics per
-widget and 2,500 per dashboard; a metric expression is at most 2,048 characters.
-CloudWatch documents no byte limit for a dashboard body; bodies are also held under
-`MAX_BODY_BYTES`, this project's own ceiling, so one cannot grow unnoticed.
-
-Dashboard names allow only `A-Za-z0-9-_` and 255 characters, while array ids may
-contain `.` and `:`. `array_dashboard_name` escapes them one-to-one: `_` → `__`,
-`.` → `_d`, `:` → `_c` (so `a.b` and `a_db` stay apart), e.g.
-`spawn-array-render_dv2_c0` for `render.v2:0`. A name that would pass 255 characters
-is cut and ends with a hash of the full id.
-
-Its length (over 400 lines): the widget builders beside the layout that places them.
+Each builder returns the dashboard body as a dict (`body_json` gives the exact text
+PutDashboard receives); every metric a widget names is checked against
+`chalicelib.contract.catalog`, and bodies stay within CloudWatch's quotas and
+`MAX_BODY_BYTES`. `array_dashboard_name` escapes array ids one-to-one. Details:
+docs/operations.md. Over 400 lines: the widget builders beside the layout that places them.
 """
 
 from __future__ import annotations

@@ -1,16 +1,12 @@
 """Workers' logs as data: log groups, metric filters, saved queries, the agent config.
 
-The CloudWatch agent on each worker ships three files to three groups (`agent_config`,
-printed by `make agent-config`, is built from `log_groups`, so it can only name groups
-the setup creates). Lines follow the format spawn's guide parses:
+The CloudWatch agent on each worker ships three files to three groups; `agent_config`
+(`make agent-config`) is built from `log_groups`, so it names only groups setup makes.
+Filters read the guide's line format, with its timestamp as two fields:
 
     2026-01-27 10:00:00 INFO Task 17 completed in 12.5 seconds
-    2026-01-27 10:00:01 ERROR DownloadFailed s3://bucket/key: timed out
 
-The guide's filter patterns take the timestamp as one field, but its own agent
-configuration writes `%Y-%m-%d %H:%M:%S`, two space-separated fields; the patterns
-here count both. CloudWatch Logs refuses a default value on a filter with dimensions,
-so errors by type has none (the guide sets both).
+Details: docs/operations.md ("Workers").
 """
 
 from __future__ import annotations

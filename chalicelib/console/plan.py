@@ -1,16 +1,10 @@
 """Described vs existing → the exact write calls, in a safe order (pure).
 
-Ownership keeps setup off anyone else's resources: dashboards `spawn-fleet` and
-`spawn-array-*`; alarms whose description carries the console's marker; anomaly
-detectors on `Spawn/*` metrics (a detector has no name or tag, so one on an AWS
-metric is never removed, only created); metric filters named `spawn-*` in the
-console's log groups; query definitions named `spawn/*`. Log groups are created and
-their retention kept, but never deleted: their data is the operators'.
-
-Order: log groups, filters and queries; anomaly detectors; metric alarms; composites
-(after their children exist); then deletions: composites before metric alarms, and
-never an alarm that a remaining composite names; detectors after the alarms that
-used them; dashboards last. Something already as described gets no call at all.
+Ownership keeps setup off anyone else's resources (owned dashboards, marked alarms,
+detectors on `Spawn/*`, `spawn-*` filters, `spawn/*` queries; log groups never deleted).
+Writes go children first and deletions parents first, never deleting an alarm a
+remaining composite names; something already as described gets no call. Details:
+docs/operations.md ("What setup owns").
 """
 
 from __future__ import annotations

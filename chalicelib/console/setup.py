@@ -1,18 +1,10 @@
 """Apply the console: read what exists, plan the difference, make only those calls.
 
 `ConsoleSetup.run` does everything (the `setup` function: on deploy and every 6 hours,
-so drift heals); `sync_array_dashboards` only creates dashboards for new arrays and
-removes expired ones (the `array_dashboards` function, every minute: one Scan of the
-arrays table projection and one ListDashboards page per 1,000 dashboards; it never
-reads bodies, which `run` compares). A second run with nothing changed makes no write.
-
-Reads: ListDashboards and GetDashboard (owned dashboards), DescribeAlarms (prefix
-`spawn-`, both alarm types, page by page) in the stack's region and in us-east-1,
-DescribeAnomalyDetectors, DescribeLogGroups, DescribeMetricFilters,
-DescribeQueryDefinitions. Alarm writes are paced (they share the account's ~3 TPS
-with the lifecycle). Calls named in `CONSOLE_SKIP_CALLS` (the local stack's moto lacks
-composite alarms, anomaly detectors and query definitions) are neither read nor
-written, and one log line says so.
+so drift heals); `sync_array_dashboards` only adds new arrays' dashboards and removes
+expired ones (every minute, never reading bodies). A second run with nothing changed
+makes no write; alarm writes are paced; calls in `CONSOLE_SKIP_CALLS` are skipped.
+Details: docs/operations.md ("The monitoring console").
 """
 
 from __future__ import annotations

@@ -1,19 +1,13 @@
 """The one list of metrics: who publishes each one, and the series it comes in.
 
-Dashboards, alarms, metric filters and the workers' agent configuration name metrics
-only from this list, and tests check every widget and alarm against it.
-`chalicelib.core.observability.emit` refuses a metric the list does not name as the backend's,
-so what the backend publishes and what the console shows cannot drift apart.
-
-A `Metric` is one series shape: namespace, name and the names of its dimensions
-(`()` for the dimensionless, fleet-wide series). Workers' metrics follow spawn's guide
-(SPEC §6, §12); AWS's are the ones the console reads.
+Dashboards, alarms, metric filters and the agent configuration name metrics only from
+this list (tests check each), and `chalicelib.core.observability.emit` refuses one it
+does not name as the backend's, so what is published and what is shown cannot drift.
+A `Metric` is one series shape: namespace, name, dimension names (`()` fleet-wide).
 
 Example:
     >>> is_published("Spawn/Fleet", "ActiveInstances", ())
     True
-    >>> is_published("Spawn/Fleet", "ActiveInstances", ("ArrayId",))
-    False
 """
 
 from __future__ import annotations

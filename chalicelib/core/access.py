@@ -1,36 +1,14 @@
-"""Per-user isolation of the HTTP API (SPEC §7): who is asking, and what they may see.
+"""Per-user isolation of the HTTP API: who is asking, and what they may see.
 
-spawn tags every instance it launches with `spawn:iam-user`, the launching principal's
-ARN (from `sts:GetCallerIdentity`). API Gateway, with IAM authorization, puts the
-caller's ARN in the request context (`identity.userArn`). Both go through `owner_key`,
-and a caller sees an array, instance or alert exactly when the keys are equal, unless
-the caller is a fleet-wide reader (`FLEET_READERS`) or isolation is off
-(`API_ISOLATION=off`, the local stack), when they see everything.
-
-The identity rule (`owner_key`), applied to both sides:
-
-* `arn:P:iam::A:user/PATH/NAME` → `arn:P:iam::A:user/name`: IAM user names are unique
-  in an account whatever their path, and unique regardless of case, so dropping the path
-  and folding the case never merges two principals (and a reader ARN typed with another
-  case or path still matches).
-* `arn:P:iam::A:role/PATH/NAME` → `arn:P:iam::A:role/name`, likewise.
-* `arn:P:sts::A:assumed-role/ROLE/SESSION` → the role name folded, the session kept
-  exactly: a session of a shared role (an SSO permission set, say) is one person, so
-  the owner of an instance launched through a role is the role *and* the session.
-* anything else (root, federated users, a value that is not an ARN) is compared
-  exactly, after trimming spaces.
-
-A reader entry matches a caller whose key equals its own; a reader entry naming a role
-(`arn:P:iam::A:role/NAME`) also matches every session of that role.
+spawn tags each instance with its launcher's ARN (`spawn:iam-user`); API Gateway gives
+the caller's. Both are normalised by `owner_key` (IAM path dropped, names case-folded,
+an assumed-role session kept exactly) and a caller sees what carries its own key,
+unless it is a fleet reader (`FLEET_READERS`; a role covers its sessions) or
+`API_ISOLATION=off`. Details: docs/api.md ("The identity rule").
 
 Example:
     >>> owner_key("arn:aws:iam::123456789012:user/team/Alice")
     'arn:aws:iam::123456789012:user/alice'
-    >>> owner_key("arn:aws:sts::123456789012:assumed-role/Dev/alice@example.com")
-    'arn:aws:sts::123456789012:assumed-role/dev/alice@example.com'
-    >>> viewer = viewer_for({"userArn": "arn:aws:iam::123456789012:user/alice"}, "iam", ())
-    >>> viewer.may_see("arn:aws:iam::123456789012:user/alice"), viewer.may_see(None)
-    (True, False)
 """
 
 from __future__ import annotations

@@ -2,11 +2,13 @@
 
 `batch_get` is the one BatchGetItem loop: at most 100 keys a call, and the keys
 DynamoDB leaves unprocessed (a partial success, which botocore does not retry) asked
-again after an exponential backoff, as AWS advises, until every key is answered.
+again after a capped exponential backoff with jitter, as AWS advises, for at most
+`BATCH_GET_MAX_ATTEMPTS` calls a chunk; then `BatchGetIncomplete` names what is left.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -17,6 +19,23 @@ if TYPE_CHECKING:
 BATCH_GET_MAX = 100
 BACKOFF_FIRST_SECONDS = 0.05
 BACKOFF_MAX_SECONDS = 1.0
+BATCH_GET_MAX_ATTEMPTS = 8
+
+
+class BatchGetIncomplete(RuntimeError):
+    """DynamoDB still left keys unprocessed after `BATCH_GET_MAX_ATTEMPTS` calls."""
+
+    def __init__(self, table: str, unprocessed: int, attempts: int) -> None:
+        super().__init__(
+            f"BatchGetItem on {table} left {unprocessed} keys unprocessed after {attempts} attempts"
+        )
+        self.table = table
+        self.unprocessed = unprocessed
+        self.attempts = attempts
+
+
+def _full_jitter(delay: float) -> float:
+    return random.uniform(delay / 2, delay)  # noqa: S311 (spreads retries, not a secret)
 
 
 def chunked[T](items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
@@ -32,9 +51,15 @@ def batch_get(
     *,
     consistent: bool = False,
     sleep: Callable[[float], None] = time.sleep,
+    jitter: Callable[[float], float] = _full_jitter,
+    max_attempts: int = BATCH_GET_MAX_ATTEMPTS,
 ) -> list[dict[str, Any]]:
     """The items of `table` at `keys` (absent ones are left out), in calls of at most
     `BATCH_GET_MAX` keys; unprocessed keys are asked again after a growing wait.
+
+    `sleep` waits (default `time.sleep`); `jitter` turns the backoff into the wait
+    (default: uniform between half and all of it); `max_attempts` (default 8) bounds the
+    calls per chunk, after which `BatchGetIncomplete` is raised.
 
     Example:
         >>> batch_get(dynamodb, "spawn-arrays", [{"array_id": {"S": "a"}}], consistent=True)
@@ -47,11 +72,16 @@ def batch_get(
             wanted["ConsistentRead"] = True
         request: dict[str, Any] = {table: wanted}
         delay = BACKOFF_FIRST_SECONDS
+        attempts = 0
         while request:
             response = dynamodb.batch_get_item(RequestItems=request)
+            attempts += 1
             items.extend(response["Responses"].get(table, []))
             request = dict(response.get("UnprocessedKeys") or {})
+            if request and attempts >= max_attempts:
+                left = sum(len(w.get("Keys", [])) for w in request.values())
+                raise BatchGetIncomplete(table, left, attempts)
             if request:
-                sleep(delay)
+                sleep(jitter(delay))
                 delay = min(delay * 2, BACKOFF_MAX_SECONDS)
     return items

@@ -1,14 +1,9 @@
 """One run at a time for each scheduled function, through a lease in the stats table.
 
-EventBridge Scheduler and rules fire on time whether or not the last run has ended, and
-Lambda starts a second copy when one is still busy. A one-minute tick that runs slow
-would then overlap the next: both read the same summary, both see an alert due, both
-send it. Reserved concurrency of 1 would prevent that, but it takes from the account's
-unreserved pool, which AWS keeps at 100 or more: an account with a small concurrency
-quota could not deploy. Instead each run takes a lease (one conditional write) held for
-the function's timeout, since no run outlives it, and gives it back when done. A run
-that finds the lease held skips, logging why; a run that dies leaves a lease that
-expires on its own.
+Schedules fire whether or not the last run has ended, and reserved concurrency would
+take from the account's pool; so each run takes a lease (one conditional write) held
+for the function's timeout, skips when it is held, and gives it back when done.
+Details: docs/architecture.md ("One run at a time per scheduled function").
 
 Example:
     >>> lease = ScheduleLease(dynamodb, "spawn-fleet-stats", "progress_tick", hold_seconds=60)

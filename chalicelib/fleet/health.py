@@ -1,20 +1,10 @@
-"""Fleet health (SPEC §5, §6, §7): one snapshot per tick, metrics and one fleet alarm.
+"""Fleet health: one snapshot per tick, its metrics, and the one fleet alarm they feed.
 
-spawn's guide tries `ALARM(spawn-instance-*-status)` in a composite alarm to catch
-"more than 5 % of the fleet unhealthy"; CloudWatch accepts no wildcards there and a
-composite cannot express a percentage. Instead each tick counts the running managed
-instances and those failing a status check, publishes `Spawn/Fleet`
-`UnhealthyPercent`, and one metric alarm, `spawn-fleet-unhealthy` (kept by the console
-setup, `chalicelib.console`), watches it. `GET /fleet` reads the stored snapshot: no
-EC2 or CloudWatch sweep per request.
-
-Per-user isolation (`chalicelib.core.access`): from the same registry rows, the tick also
-stores one snapshot per owner (`spawn:iam-user`) of the owner's instances only, written
-in batches of 25, and removes the snapshot of an owner whose rows are all gone. A
-caller who is not a fleet-wide reader gets their own. In it, interruptions in the last
-hour and 24 h count the owner's instances whose latest interruption falls in the window
-(from the rows' marks; registry rows outlive their instances by 7 days), and `total`
-comes from the owner's all-time counter.
+A composite alarm takes no wildcards and no percentage, so each tick counts running
+managed instances and those failing a check, publishes `Spawn/Fleet UnhealthyPercent`
+(watched by `spawn-fleet-unhealthy`), and stores the snapshot `GET /fleet` reads, plus
+one per owner for isolation. Details: docs/architecture.md ("Fleet health without a
+wildcard composite alarm") and docs/api.md.
 """
 
 from __future__ import annotations

@@ -1,24 +1,11 @@
-"""Spot interruption warnings and rebalance recommendations (SPEC §3, §6, §8).
+"""Spot interruption warnings and rebalance recommendations.
 
-An interruption is counted exactly once however often EventBridge delivers the
-warning: one DynamoDB transaction marks the instance interrupted (only if this warning
-is newer than the last one counted) and adds to the counters, so either both happen or
-neither. The counters are sharded by instance (`chalicelib.fleet.stats`), so the transactions
-of a mass reclaim rarely touch the same items; those that do are cancelled by DynamoDB
-(`TransactionConflict`) and retried with jittered, growing waits (about 5 s at most),
-and since the mark is in the same transaction, a retry can never count twice. Only a
-first count publishes metrics; the alert is sent once per interruption and remembered,
-so a retry after a failed publish sends it and a duplicate does not.
-
-Which warning is new is told by EC2's own time on it, not by the order of our writes.
-EC2 sends one warning per interruption, two minutes ahead, and the interruption ends the
-run (the instance stops, hibernates or terminates). A later interruption of the same
-instance needs it to run again first, so its warning comes at least those two minutes
-after the previous one: a warning that late is a new interruption of a later run, even
-when that run's `running` event is not recorded yet. One within two minutes of the last
-counted, or before it, is the same interruption again (a redelivery, or a copy sent
-again with a new time). (A warning delivered only after a later one was counted is
-taken for a copy.) Rebalance recommendations are counted once per recorded run.
+An interruption counts exactly once however often EventBridge delivers it: one
+DynamoDB transaction marks the instance interrupted (only if this warning comes two
+minutes or more after the last one counted, by EC2's time) and adds to the sharded
+counters; conflicts are retried with jittered waits. Only a first count publishes
+metrics, and the alert is sent once and remembered. Rebalance recommendations count
+once per recorded run. Details: docs/architecture.md ("Spot interruptions ...").
 """
 
 from __future__ import annotations

@@ -1,30 +1,11 @@
-"""EC2 state changes → registry and per-instance alarms (SPEC §3, §5).
+"""EC2 state changes → registry and per-instance alarms, a whole SQS batch at a time.
 
-State changes arrive through an SQS buffer in batches. For a batch the handler:
-parses every message (malformed ones are logged and dropped), keeps only the newest
-change per instance, reads the tags of all instances that came up in one
-`DescribeInstances`, records each change in the registry only if it is newer than
-what is there, then creates alarms (paced) and deletes them (≤ 100 names a call).
-Messages whose instance failed are reported back so SQS redelivers just those. When a
-managed instance's termination is recorded, its worker's progress row, if it still says
-`running` on that instance, is marked lost (`chalicelib.progress.summary`).
-
-Alarm calls are paced, so other copies of this handler record changes meanwhile. Every
-alarm call is therefore followed by a fresh read of the registry, and corrected (then
-read again) until the alarms agree with it: after a put, alarms of an instance no
-longer watched are deleted; after a delete, alarms of an instance watched again (a
-restart another copy recorded meanwhile, whose alarms it made before this delete) are
-put back. "Watched" means the registry says `running` and managed, for this run or a
-newer one: alarms belong to the instance, not to a run. Whatever the interleaving, the
-copy whose call lands last reads the registry after it, so the final alarms match the
-final registry. The reads after a batch of deletes are one `BatchGetItem` per 100.
-
-In `ALARM_MODE=fleet-query`, once both query alarms exist (`chalicelib.alarms.modes`),
-the handler makes no alarm calls for the instances their query selects (tagged
-`spawn:managed=true`); one it does not select (tagged only `spawn=true`) still gets its
-own alarms, and the reconciler removes per-instance alarms no longer wanted. It still keeps the
-registry, arrays and counts. Until the query alarms exist it acts as in
-`per-instance`, so a switch never leaves an instance unwatched.
+Parses the batch, keeps the newest change per instance, reads tags in one call, records
+changes only if newer, then puts and deletes alarms (paced), rereading the registry
+after each call until the alarms agree with it; failed instances' messages are reported
+back for redelivery. In `fleet-query` mode it makes no alarm calls for instances the
+query selects. Details: docs/architecture.md ("Lifecycle is buffered in SQS") and
+docs/alarm-modes.md.
 """
 
 from __future__ import annotations

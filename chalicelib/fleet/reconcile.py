@@ -1,47 +1,11 @@
-"""The reconciler: restores the SPEC §5 invariant whatever events were missed.
+"""The reconciler: restores the invariant (alarms = running managed instances, registry
+= EC2) whatever events were missed, every 15 minutes within a time budget.
 
-Lists the per-instance alarms first and the running managed instances second, so an
-alarm made by the lifecycle handler in between is never taken for an orphan. Then it
-creates what is missing and deletes what is orphaned (within the run's time budget:
-the rest is left to the next run), and brings the registry in line with EC2, in both
-directions:
-
-- running managed instances it lacks are adopted; ones it holds in another state
-  (`stopped` after a restart whose `running` was lost, `pending` whose `running` came
-  before `DescribeInstances` showed the instance) are recorded `running` with EC2's
-  facts, so `/fleet` and fleet health count them; ones it holds as unmanaged are
-  marked managed (unless terminated meanwhile, which keeps its expiry);
-- instances it holds (managed, or not yet known unmanaged) in any state but `terminated`
-  that are not in the listing get EC2's state when it differs (`terminated`, with its
-  expiry, when EC2 no longer knows them; the worker of a managed one that ended is
-  marked lost, as the lifecycle would have done).
-
-Every correction is a registry write conditional on being newer than what is recorded,
-stamped with `now`, the time taken *before* EC2 was listed: a real event for a change
-EC2 made after the listing carries a later time, so whichever lands second, the event
-wins and a reconcile never overwrites it.
-
-Recent launches are left to the lifecycle (a grace period). An instance's run starts at
-its registry `running_since_ms` (the event's time), else at EC2's `LaunchTime`. The
-lifecycle handles a `running` event within the SQS batching window plus the time its
-alarm calls wait for the quota, and a burst queues its events behind each other: the
-*n*-th of a 1,000-instance burst is handled about n x 2 / `ALARM_API_TPS` seconds
-later. So an instance without alarms is left alone while its run started less than
-`RECONCILE_GRACE_SECONDS` plus the lifecycle queue's backlog (messages waiting or in
-flight) x 2 / `ALARM_API_TPS` ago. Without that, a reconcile inside a burst put the same
-alarms as the lifecycle, doubling the calls. An instance the lifecycle really missed is
-still created at the first run after its grace: the delay is bounded by the grace plus
-the time to drain the queue.
-
-`ALARM_MODE` (`chalicelib.alarms.modes`): in `fleet-query`, with its precondition met,
-the reconciler makes sure both query alarms exist and match, deletes every
-`spawn-instance-*` alarm left (paced, 100 names a call) but those of managed instances
-the query does not select (tagged only `spawn=true`: it puts theirs as in
-`per-instance`), and brings the health of the selected instances in
-line with `DescribeAlarmContributors` (past its cap of 100 in ALARM, with the data).
-Otherwise it keeps per-instance alarms, and while query alarms remain (a switch back),
-deletes them only once a fresh listing shows every running managed instance with both
-its alarms.
+It lists alarms before instances, so an alarm the lifecycle makes in between is never
+an orphan; stamps each registry correction with the time taken before EC2 was listed,
+so a real event always wins; and leaves recent launches to the lifecycle (the grace
+plus the queue's backlog). Details: docs/architecture.md ("The reconciler") and
+docs/alarm-modes.md (what it does in `fleet-query`).
 """
 
 from __future__ import annotations

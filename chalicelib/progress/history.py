@@ -1,24 +1,10 @@
-"""Array history (SPEC §7 `GET /arrays/{id}/history`): worker counts over time, bounded.
+"""Array history (`GET /arrays/{id}/history`): worker counts over time, bounded.
 
-The progress tick (once a minute per unfinished array, and once more as it finishes)
-hands each array's progress view to `HistoryStore.record`, which appends one point:
-time, total, completed, failed, running and lost (None in points recorded before the
-summary counted lost workers). Points live in two items of the stats table per array,
-so a read is one BatchGetItem of two keys whatever the array's size or age:
-
-* `history#{array_id}` (recent) is rewritten by every tick; it holds the last hours,
-  one point per 10 s for the first hour (a tick faster than a minute, as the local
-  stack's, gets a finer chart) and one per minute after, so it stays a few KB;
-* `history#{array_id}#archive` is rewritten about once an hour, when the recent item's
-  oldest points are more than `SPILL_AFTER_SECONDS` old: they move there and it is
-  compacted to one point a minute up to 24 h, one per 10 minutes up to 7 days and one
-  an hour up to 30 days; older points are dropped.
-
-Why two items: DynamoDB charges a write by the size of the whole item, so one item
-holding 30 days would cost ~100 write units a minute; this way a minute costs a few.
-Compaction keeps the newest point of each slot, so the last (finishing) point stays.
-At most `RECENT_MAX + ARCHIVE_MAX` points of ≤ 90 bytes each: well under 400 KB.
-Both items expire (`expires_at`, the table's TTL) 30 days after the last point.
+The progress tick appends one point per array a minute. Points live in two items of
+the stats table per array, a recent one rewritten each tick and an archive rewritten
+about hourly and compacted (per minute to 24 h, per 10 minutes to 7 days, per hour to
+30 days), so a read is one BatchGetItem and a write costs a few units, not ~100.
+Details: docs/api.md ("History").
 
 Example:
     >>> compact([Point(0, 10, 1, 0, 9, 0), Point(30, 10, 2, 0, 8, 0)], 3700, RECENT_TIERS)

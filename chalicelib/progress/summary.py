@@ -1,31 +1,15 @@
-"""Array progress (SPEC §4, §7, §8): worker rows → one summary per array. Pure, no AWS.
+"""Array progress: worker rows → one summary per array. Pure, no AWS.
 
-spawn's guide Scans the whole progress table on every refresh. Here each array keeps a
-`Summary` that the DynamoDB stream moves one change at a time: the old image of a row
-leaves its count, the new image enters one, so a refresh reads one item whatever the
-array's size. A periodic `recount` of the array's rows corrects any drift.
-
-Rows are given as plain Python values (what `TypeDeserializer` returns: numbers are
-`Decimal`). What a valid row is lives in `chalicelib.contract.rows`, shared with the workers' kit.
-A row that breaks the SPEC §4 shape becomes `Invalid` with a reason; it counts as a
-worker that reported, in no status, and never hides the valid rows.
-
-A worker whose instance ended without a final report is *lost* (SPEC §7): its row still
-says `running`, and the backend marks it (`lost_instance_id`, `lost_cause`, `lost_at`,
-written beside the worker's attributes when the instance's termination is recorded, or
-when every instance of the array is gone). A `running` row whose mark names its own
-`instance_id` counts as lost, apart from running, with its cause (`spot_interruption`
-or `instance_ended`); a worker that writes its row again (PutItem) drops the mark. Being
-part of the row, the mark reaches the summary through the stream like any change, and a
-recount sees it too, so both paths count it alike.
+Each array keeps a `Summary` the DynamoDB stream moves one change at a time (the old
+image leaves its count, the new one enters), so a refresh reads one item whatever the
+array's size; `recount` corrects any drift. Invalid rows count as reported, in no
+status; a `running` row marked lost for its own instance counts as lost (see
+docs/architecture.md). Over 400 lines: one pure algorithm, top to bottom (docs/layout.md).
 
 Example:
-    >>> change = Change(shard="s", sequence=sequence_key("1"), old=None, new=row, approx_time=t)
     >>> summary = apply_changes(Summary.new("render-20260127-a1b2c3"), [change])
     >>> progress_view(summary, ("render", 100), now, stall_after=600)["workers"]["pending"]
     99
-
-Its length (over 400 lines) is one pure algorithm, read top to bottom; docs/layout.md.
 """
 
 from __future__ import annotations

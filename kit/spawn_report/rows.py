@@ -1,20 +1,9 @@
-"""The SPEC §4 progress row and the SPEC's time format: the one definition that workers
-(`spawn-report`) and the backend (`chalicelib`) share. Standard library only.
+"""The progress row and time format: the one definition workers and backend share.
 
-Workers write rows; the backend reads them. Both must agree on what a valid row is, so
-this module is the only place that says it. It lives in the workers' kit, which must
-install alone on a worker (boto3 and nothing else), and the backend sees the very same
-file as `chalicelib/contract/rows.py`, a symbolic link that `chalice package` zips by content.
-Tests on both sides validate the same rows, and a packaging test checks the file is in
-the deployment package.
-
-Every limit a row must respect is a named constant below, in this one place. The code
-runs on Python 3.9 and later, since workers' images may be older than the backend's.
-
-Besides the worker's attributes, a row may carry the backend's *lost* mark
-(`lost_instance_id`, `lost_cause`, `lost_at`): written when the worker's instance ended
-while the row still said `running`. It applies only to a `running` row on the instance
-it names, and a worker's next write of the whole row (PutItem) drops it.
+The backend sees this very file as `chalicelib/contract/rows.py` (a symbolic link), so
+both sides agree on a valid row; it is standard library only and runs on Python 3.9+.
+Every limit is a named constant below. A row may also carry the backend's *lost* mark,
+which applies only to a `running` row on the instance it names. Details: docs/kit.md.
 
 Example:
     >>> validate_row({"array_id": "a", "task_index": 0, "status": "running",
