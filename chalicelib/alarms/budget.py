@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
+from chalicelib.core.batching import conditional_check_failed
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
@@ -114,7 +116,7 @@ class AccountBudget:
                     ExpressionAttributeValues=values,
                 )
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                if not conditional_check_failed(exc):
                     raise
                 continue  # another writer leased first: read its end and start after it
             self.leases += 1

@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
@@ -32,6 +34,11 @@ class BatchGetIncomplete(RuntimeError):
         self.table = table
         self.unprocessed = unprocessed
         self.attempts = attempts
+
+
+def conditional_check_failed(exc: ClientError) -> bool:
+    """Whether a DynamoDB write was refused by its condition (another writer came first)."""
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 def _full_jitter(delay: float) -> float:

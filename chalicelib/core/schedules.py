@@ -23,16 +23,14 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
+from chalicelib.core.batching import conditional_check_failed
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 logger = logging.getLogger(__name__)
 
 LEASE_KEY = "schedule-lease#{name}"
-
-
-def _conditional_failed(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 class ScheduleLease:
@@ -80,7 +78,7 @@ class ScheduleLease:
                 },
             )
         except ClientError as exc:
-            if not _conditional_failed(exc):
+            if not conditional_check_failed(exc):
                 raise
             return None
         return token
@@ -96,7 +94,7 @@ class ScheduleLease:
                 ExpressionAttributeValues={":token": {"S": token}},
             )
         except ClientError as exc:
-            if not _conditional_failed(exc):
+            if not conditional_check_failed(exc):
                 raise
 
     @contextmanager

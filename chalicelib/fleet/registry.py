@@ -18,7 +18,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from chalicelib.core.access import owner_key
-from chalicelib.core.batching import batch_get, chunked
+from chalicelib.core.batching import batch_get, chunked, conditional_check_failed
 from chalicelib.core.settings import Settings
 from chalicelib.fleet.events import STATE_RANK, StateChange, iso, iso_ms
 
@@ -228,7 +228,7 @@ class Registry:
         try:
             response = self.dynamodb.update_item(**request, ReturnValues="ALL_OLD")
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if conditional_check_failed(exc):
                 return None
             raise
         return {k: _deserialize(v) for k, v in response.get("Attributes", {}).items()}

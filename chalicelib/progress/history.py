@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from botocore.exceptions import ClientError
 
-from chalicelib.core.batching import batch_get
+from chalicelib.core.batching import batch_get, conditional_check_failed
 from chalicelib.fleet.events import iso
 
 if TYPE_CHECKING:
@@ -243,6 +243,6 @@ class HistoryStore:
                 **condition,
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if not conditional_check_failed(exc):
                 raise
             logger.info("array history written by another tick", extra={"key": key})

@@ -18,7 +18,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from chalicelib.contract.rows import Row, validate_row
-from chalicelib.core.batching import BATCH_GET_MAX, batch_get, chunked
+from chalicelib.core.batching import BATCH_GET_MAX, batch_get, chunked, conditional_check_failed
 from chalicelib.progress.summary import (
     Counts,
     Summary,
@@ -202,7 +202,7 @@ class SummaryStore:
         try:
             self.dynamodb.put_item(TableName=self.table, Item=to_item(saved), **condition)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if conditional_check_failed(exc):
                 raise ConflictError(
                     f"summary of {summary.array_id} changed since version {summary.version}"
                 ) from None

@@ -17,6 +17,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from chalicelib.contract.rows import Invalid, validate_row
+from chalicelib.core.batching import conditional_check_failed
 from chalicelib.fleet.events import epoch_ms, iso
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ class ProgressRows:
                 },
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if conditional_check_failed(exc):
                 return False
             raise
         return True
