@@ -250,8 +250,10 @@ class Lifecycle:
             return None
         outcome.recorded += 1
         was_managed = bool(previous.get("managed"))
-        if change.state == "terminated" and was_managed and self.workers is not None:
-            # A retried message repeats this (the record accepts an exact repeat).
+        if change.state == "terminated" and self.workers is not None:
+            # A retried message repeats this (the record accepts an exact repeat). An
+            # unmanaged instance may still have run a worker started by hand: its row
+            # is found by instance id, one Query.
             self.workers.mark_gone_instance(
                 {**previous, "instance_id": change.instance_id}, change.time
             )
