@@ -9,6 +9,7 @@ instance ended, conditional on the row still being `running` on that instance.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -30,8 +31,11 @@ EXAMINE_MAX = 1000
 # The progress table's index of rows by `instance_id` (keys only): a worker's row found
 # from its instance when spawn's index tag is missing (docs/architecture.md).
 BY_INSTANCE_INDEX = "workers-by-instance"
+# What DynamoDB answers a Query on an index that does not exist or is still backfilling.
+INDEX_MISSING = frozenset({"ValidationException", "ResourceNotFoundException"})
 
 _deserialize = TypeDeserializer().deserialize
+logger = logging.getLogger(__name__)
 
 
 def _plain(value: Any) -> Any:
@@ -136,11 +140,19 @@ class ProgressRows:
         cause = lost_cause(instance)
         if array_id and index is not None:
             return self.mark_lost(str(array_id), int(index), instance_id, cause, at)
-        marked = [
-            self.mark_lost(found, task, instance_id, cause, at)
-            for found, task in self.rows_on_instance(instance_id)
-        ]
-        return any(marked)
+        try:
+            found = self.rows_on_instance(instance_id)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in INDEX_MISSING:
+                raise
+            # Still being built after a deploy, or an older table: the tick's stall and
+            # gone checks mark the worker lost later; redelivery would not help.
+            logger.error(
+                "index by instance unavailable; the worker is left to the tick",
+                extra={"instance_id": instance_id, "reason": str(exc)},
+            )
+            return False
+        return any([self.mark_lost(a, task, instance_id, cause, at) for a, task in found])
 
     def rows_on_instance(self, instance_id: str) -> list[tuple[str, int]]:
         """The (array_id, task_index) of every row naming `instance_id`: one Query on

@@ -282,3 +282,24 @@ def test_a_worker_that_reported_its_end_is_not_marked_lost_by_its_instance_id(
     fleet.lifecycle.handle([fleet.event(bare, "terminated", T0 + timedelta(seconds=30))])
     [row] = rows.workers(A, None, 10, None, T0, 600)[0]
     assert row["status"] == "completed"
+
+
+def test_without_the_index_an_untagged_worker_is_left_to_the_tick_and_nothing_fails(
+    fleet: Fleet, harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    # G: a table deployed before the index (or while it backfills).
+    rows = harness.aggregator.rows
+    rows.dynamodb.update_table(
+        TableName=rows.table,
+        GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": "workers-by-instance"}}],
+    )
+    [bare] = fleet.launch(tags={"Name": "a workstation"})
+    fleet.lifecycle.workers = rows
+    fleet.lifecycle.handle([fleet.event(bare, "running", T0)])
+    harness.workers.write(A, 0, "running", 0, at=T0, instance_id=bare)
+    fleet.ec2.terminate_instances(InstanceIds=[bare])
+    ended = fleet.lifecycle.handle([fleet.event(bare, "terminated", T0 + timedelta(seconds=30))])
+    assert ended.failed == []
+    assert "index by instance unavailable" in caplog.text
+    [row] = rows.workers(A, None, 10, None, T0, 600)[0]
+    assert row["status"] == "running"
