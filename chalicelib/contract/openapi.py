@@ -249,7 +249,7 @@ PARAMETERS: dict[str, Any] = {
     "AlertEventType": {
         "name": "event_type",
         "in": "query",
-        "description": "only alerts sent of this type (SPEC §8)",
+        "description": "only alerts sent of this type (contract §8)",
         "schema": {"type": "string", "enum": sorted(EVENT_TYPES)},
     },
     "AlertArrayId": {
