@@ -152,9 +152,7 @@ class AlertHistory:
             "subject": subject_line(alert.subject),
             "array_id": alert.array_id,
             "instance_id": alert.instance_id,
-            "details": json.loads(
-                json.dumps(dict(alert.details), default=str), parse_float=Decimal
-            ),
+            "details": _storable(alert.details),
             "topic": topic_arn.rsplit(":", 1)[-1],
             "expires_at": int((self.clock() + self.retention).timestamp()),
         }
@@ -207,6 +205,17 @@ class AlertHistory:
             )
         plain: dict[str, Any] = _plain(row)
         return plain
+
+
+def _storable(details: Any) -> dict[str, Any] | None:
+    """An alert's details as DynamoDB stores them (numbers as Decimal), or None when they
+    hold what JSON cannot (NaN, infinity): the entry is kept without them."""
+    try:
+        text = json.dumps(dict(details), default=str, allow_nan=False)
+    except ValueError:
+        return None
+    stored: dict[str, Any] = json.loads(text, parse_float=Decimal)
+    return stored
 
 
 def _plain(value: Any) -> Any:

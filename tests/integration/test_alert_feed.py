@@ -113,6 +113,18 @@ def test_a_retried_send_is_one_entry_and_a_new_one_is_another(fleet: Fleet) -> N
     ]
 
 
+def test_details_json_cannot_hold_leave_the_entry_without_them(fleet: Fleet) -> None:
+    facts = {"rate": float("inf"), "done": 0.5}
+    fleet.wiring.alerts.publish(Alert("workers_stalled", "warning", "stalled", facts, ARRAY, T0))
+    fleet.wiring.alerts.publish(
+        Alert("workers_stalled", "warning", "s", {"done": 0.5, "n": 3}, OTHER, T0)
+    )
+    first, second = fleet.wiring.alert_feed.latest(5)
+    assert (first["array_id"], first["details"]) == (OTHER, {"done": 0.5, "n": 3})
+    assert second["array_id"] == ARRAY
+    assert "details" not in second
+
+
 def test_a_feed_write_failure_is_logged_and_the_send_stands(
     session: Any, infra: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
