@@ -111,8 +111,9 @@ def percent(progress: Mapping[str, Any]) -> str:
 
 
 def tasks_text(progress: Mapping[str, Any], label: bool = True) -> str:
-    """`tasks 263/300 (87.7 %)`; `~` before a total estimated for workers not yet
-    reported; only the count done when no worker declares a total."""
+    """`tasks 263/300 (87.7 %)` (`263/300` without `label`); `~` before a total
+    estimated for workers not yet reported; only the count done when no worker declares
+    a total."""
     tasks = progress.get("tasks")
     if not isinstance(tasks, Mapping):
         tasks = {"completed": progress.get("tasks_completed")}
@@ -121,7 +122,7 @@ def tasks_text(progress: Mapping[str, Any], label: bool = True) -> str:
     if isinstance(total, int):
         shown += f"/{'~' if tasks.get('total_estimated') else ''}{total}"
         share = tasks.get("percent")
-        if isinstance(share, int | float):
+        if label and isinstance(share, int | float):
             shown += f" ({share:.1f} %)"
     return f"tasks {shown}" if label else shown
 
@@ -182,7 +183,7 @@ def arrays_table(arrays: Sequence[Mapping[str, Any]]) -> Table:
     table.add_column("tasks", justify="right", no_wrap=True)
     for status in [*shown, "total"]:
         table.add_column(status, justify="right")
-    table.add_column("eta / finished", justify="right")
+    table.add_column("eta / finished", justify="right", no_wrap=True)
     for progress in arrays:
         workers = progress.get("workers") or {}
         stalled = count(workers, "stalled")
