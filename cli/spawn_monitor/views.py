@@ -102,24 +102,55 @@ def bar(workers: Mapping[str, Any], width: int = BAR_WIDTH) -> Text:
     return shown.append(BAR_CHARS["pending"] * max(0, width - sum(cells)), style="grey50")
 
 
-def eta_text(progress: Mapping[str, Any]) -> str:
-    return "done" if outcome(progress) is not None else duration(progress.get("eta_seconds"))
-
-
 def percent(progress: Mapping[str, Any]) -> str:
+    """`percent_complete`, marked `(workers)` when it counts ended workers, not tasks."""
     value = progress.get("percent_complete")
-    return f"{value:.1f}%" if isinstance(value, int | float) else "—"
+    if not isinstance(value, int | float):
+        return "—"
+    return f"{value:.1f}%" + (" (workers)" if progress.get("progress_basis") == "workers" else "")
 
 
-def rate_per_minute(points: Sequence[Mapping[str, Any]]) -> float | None:
-    """Workers ended per minute over the last `RATE_WINDOW_SECONDS` of the history."""
+def tasks_text(progress: Mapping[str, Any], label: bool = True) -> str:
+    """`tasks 263/300 (87.7 %)` (`263/300` without `label`); `~` before a total
+    estimated for workers not yet reported; only the count done when no worker declares
+    a total."""
+    tasks = progress.get("tasks")
+    if not isinstance(tasks, Mapping):
+        tasks = {"completed": progress.get("tasks_completed")}
+    done, total = tasks.get("completed"), tasks.get("total")
+    shown = "—" if done is None else str(done)
+    if isinstance(total, int):
+        shown += f"/{'~' if tasks.get('total_estimated') else ''}{total}"
+        share = tasks.get("percent")
+        if label and isinstance(share, int | float):
+            shown += f" ({share:.1f} %)"
+    return f"tasks {shown}" if label else shown
+
+
+def ended_text(progress: Mapping[str, Any], short: bool = False) -> str:
+    """A finished array's `finished_at` and how long it took; its ETA while running."""
+    if outcome(progress) is None and progress.get("finished_at") is None:
+        eta = progress.get("eta")
+        shown = f"ETA {duration(progress.get('eta_seconds'))}"
+        return shown + (f" ({when(eta, short)})" if eta else "")
+    took = progress.get("duration_seconds")
+    finished_at = progress.get("finished_at")
+    shown = f"finished at {when(finished_at, short)}" if finished_at else "finished"
+    return shown + (f" after {duration(took)}" if took is not None else "")
+
+
+def rate_per_minute(points: Sequence[Mapping[str, Any]], tasks: bool = False) -> float | None:
+    """Workers ended (or, with `tasks`, tasks completed) per minute over the last
+    `RATE_WINDOW_SECONDS` of the history."""
     timed = []
     for point in points:
         try:
             at = datetime.fromisoformat(str(point["time"])).timestamp()
         except (KeyError, ValueError):
             continue
-        timed.append((at, ended(point)))
+        done = point.get("tasks_completed") if tasks else ended(point)
+        if isinstance(done, int):
+            timed.append((at, done))
     if len(timed) < 2:
         return None
     timed.sort()
@@ -132,6 +163,16 @@ def rate_per_minute(points: Sequence[Mapping[str, Any]]) -> float | None:
     return max(0.0, (last_n - first_n) * 60 / (last_t - first_t))
 
 
+def ended_cell(progress: Mapping[str, Any]) -> str:
+    """The arrays table's last column: the ETA, or when a finished array finished and
+    how long it took."""
+    if outcome(progress) is None and progress.get("finished_at") is None:
+        return duration(progress.get("eta_seconds"))
+    took = progress.get("duration_seconds")
+    shown = when(progress.get("finished_at"), short=True)
+    return shown + (f" ({duration(took)})" if took is not None else "")
+
+
 def arrays_table(arrays: Sequence[Mapping[str, Any]]) -> Table:
     lost = any("lost" in (a.get("workers") or {}) for a in arrays)
     shown = ["completed", "failed", *(["lost"] if lost else []), "running", "stalled", "pending"]
@@ -139,8 +180,10 @@ def arrays_table(arrays: Sequence[Mapping[str, Any]]) -> Table:
     table.add_column("array", no_wrap=True)
     table.add_column("progress", no_wrap=True)
     table.add_column("done", justify="right", no_wrap=True)
-    for status in [*shown, "total", "eta"]:
+    table.add_column("tasks", justify="right", no_wrap=True)
+    for status in [*shown, "total"]:
         table.add_column(status, justify="right")
+    table.add_column("eta / finished", justify="right", no_wrap=True)
     for progress in arrays:
         workers = progress.get("workers") or {}
         stalled = count(workers, "stalled")
@@ -148,12 +191,13 @@ def arrays_table(arrays: Sequence[Mapping[str, Any]]) -> Table:
             text(progress.get("array_id")),
             bar(workers, 12),
             percent(progress),
+            tasks_text(progress, label=False),
             *(
                 Text(str(count(workers, s)), style="yellow" if s == "stalled" and stalled else "")
                 for s in shown
             ),
             str(count(workers, "total")),
-            eta_text(progress),
+            ended_cell(progress),
         )
     return table
 
@@ -292,12 +336,12 @@ def watch_frame(
     stalled_n = count(workers, "stalled")
     counts.append("stalled ", style="yellow").append(f"{stalled_n}   ")
     counts.append("invalid ", style="yellow").append(str(count(workers, "invalid")))
-    rate = rate_per_minute(points)
-    eta = progress.get("eta")
-    figures = Text(f"rate {'—' if rate is None else f'{rate:.1f}'} workers/min   ")
-    figures.append(f"ETA {eta_text(progress)}")
-    figures.append(f" ({when(eta)})" if eta and outcome(progress) is None else "")
-    figures.append(f"   tasks completed {progress.get('tasks_completed', '—')}")
+    by_tasks = progress.get("progress_basis") == "tasks"
+    rate = rate_per_minute(points, tasks=by_tasks)
+    unit = "tasks" if by_tasks else "workers"
+    figures = Text(f"{tasks_text(progress)}   ")
+    figures.append(f"rate {'—' if rate is None else f'{rate:.1f}'} {unit}/min   ")
+    figures.append(ended_text(progress))
     state = outcome(progress)
     if state is not None:
         figures.append(

@@ -117,6 +117,8 @@ def test_watch_follows_an_array_until_it_ends_and_exits_with_its_outcome(
     assert watch.returncode == status, (out, err)
     assert banner in out
     assert f"completed {final.count('completed')}" in out
+    assert "tasks 12/12 (100.0 %)" in out
+    assert "finished at " in out
     assert "Traceback" not in err
 
 
@@ -130,7 +132,10 @@ def test_watch_once_prints_one_frame_of_a_running_array(stack: Stack) -> None:
     assert array_id in frame
     assert "completed 1" in frame
     assert "running 2" in frame
-    assert "33.3%" in frame
+    # Tasks, not workers: 1 + 1 + 3 of 3 + 3 + 3 done.
+    assert "55.6%" in frame
+    assert "tasks 5/9 (55.6 %)" in frame
+    assert "ETA" in frame
     assert "[red]markup[/red]" in frame  # a worker's text is shown as written
     assert "Recent updates" in frame
 
@@ -281,7 +286,8 @@ def test_tables_show_what_the_json_holds(stack: Stack) -> None:
     arrays = cli(stack, "arrays", COLUMNS="200")
     assert arrays.returncode == 0, arrays.stderr
     row = next(line for line in arrays.stdout.splitlines() if array_id in line)
-    assert "66.7%" in row
+    assert "77.8%" in row  # 3 + 3 + 1 of 9 tasks: the failed worker's are settled too
+    assert "7/9" in row
     fleet = cli(stack, "fleet")
     assert "running" in fleet.stdout
     assert "spot interruptions" in fleet.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -22,9 +23,11 @@ from chalicelib.api.arrays import arrays_api
 from chalicelib.container import Container
 from chalicelib.core.clients import Clients
 from chalicelib.core.settings import Settings
+from chalicelib.fleet.interruptions import Interruptions
 from chalicelib.progress.aggregator import ProgressAggregator
 from local.provision import Provisioned
-from tests.conftest import ROOT
+from tests.conftest import ROOT, load_event
+from tests.integration.conftest import Fleet
 
 T0 = datetime(2026, 1, 27, 10, 0, tzinfo=UTC)
 NOW = T0 + timedelta(minutes=20)
@@ -211,6 +214,44 @@ def test_arrays_paginate_through_cursors(api: tuple[Api, Client]) -> None:
     assert ids == sorted([BIG, *(f"small-{n}" for n in range(5))])
     big = next(a for p in seen for a in p["arrays"] if a["array_id"] == BIG)
     assert big["workers"]["total"] == 100
+
+
+def test_arrays_items_carry_tasks_basis_and_a_real_interruption_count(
+    api: tuple[Api, Client], fleet: Fleet
+) -> None:
+    harness, client = api
+    tasked = "tasked-20260127-d4d4d4"
+    for index, done in enumerate((40, 0, 0, 0)):
+        harness.write(tasked, 10 + index, tasks_completed=done, tasks_total=100)
+    harness.aggregator.recount(tasked)
+    # A spot interruption of one of BIG's instances, through the handler, as EventBridge
+    # delivers it (MANAGED tags the instance with BIG's id).
+    [instance] = fleet.launch()
+    publisher = AlertPublisher(
+        fleet.clients.sns, fleet.infra.arns["AlertsTopic"], fleet.infra.arns["CriticalTopic"]
+    )
+    handler = Interruptions(
+        fleet.settings, fleet.clients.dynamodb, fleet.ec2, fleet.registry, publisher
+    )
+    warning = copy.deepcopy(load_event("ec2-spot-interruption-warning.json"))
+    warning["detail"] = {"instance-id": instance, "instance-action": "terminate"}
+    handler.on_warning(warning)
+    arrays = {a["array_id"]: a for p in pages(harness, client, "/arrays") for a in p["arrays"]}
+    assert arrays[BIG]["interruptions"] == 1
+    assert arrays[BIG]["progress_basis"] == "workers"  # no row declares a total
+    assert arrays[BIG]["tasks"]["total"] is None
+    assert arrays["small-0"]["interruptions"] == 0
+    assert arrays[tasked]["progress_basis"] == "tasks"
+    assert arrays[tasked]["tasks"] == {
+        "completed": 40,
+        "total": 400,
+        "percent": 10.0,
+        "total_estimated": False,
+    }
+    assert arrays[tasked]["percent_complete"] == 10.0
+    assert arrays[tasked]["interruptions"] == 0
+    _, body = harness.get(client, f"/arrays/{BIG}/progress")
+    assert body["interruptions"] == 1
 
 
 def test_tampered_or_foreign_cursors_are_400(api: tuple[Api, Client]) -> None:
