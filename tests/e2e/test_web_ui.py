@@ -342,14 +342,14 @@ def test_the_web_view_reads_at_a_glance_at_1400_and_420_px(
         {"width": 420, "height": 1800, "deviceScaleFactor": 1, "mobile": True},
     )
     try:
-        narrow = wait.until(
-            lambda d: (page := lost_shown(d)) and page["innerWidth"] == 420 and page
-        )
+        narrow = wait.until(lost_shown)
+        # A page wider than the phone would make the browser zoom out (innerWidth > 420).
+        assert narrow["innerWidth"] == 420, narrow
         assert narrow["scrollWidth"] <= 420, narrow
         assert all(_inside(k, 420) for k in narrow["workers"][0]["key"]), narrow["workers"]
         browser.get(ui)
         fleet = wait.until(fleet_shown)
-        assert fleet["innerWidth"] == 420
+        assert fleet["innerWidth"] == 420, fleet
         _check_fleet(stack, arrays, fleet)
         browser.save_screenshot(str(SCREENSHOTS / "web-ui-420.png"))
     finally:
