@@ -362,7 +362,7 @@ function lineChart({ id, width, points, series, yTitle, label }) {
   }
   let t0 = plotted[0][0], t1 = plotted[0][0];
   for (const [t] of plotted) { t0 = Math.min(t0, t); t1 = Math.max(t1, t); }
-  t0 = Math.min(t0, t1 - 60000); // at least the last minute
+  if (t1 - t0 < 5000) { t0 -= 2500; t1 += 2500; } // a few seconds at least, around a lone point
   const plotWidth = width - left - right, plotHeight = height - top - bottom;
   const xs = timeTicks(t0, t1, Math.max(2, Math.floor(plotWidth / 90)));
   const values = series.flatMap((s) => plotted.map(([, p]) => s.value(p)).filter((v) => v !== null));
@@ -392,7 +392,7 @@ function lineChart({ id, width, points, series, yTitle, label }) {
     const coords = plotted.map(([t, p]) => [t, s.value(p)]).filter(([, v]) => v !== null);
     if (!coords.length) continue;
     const line = svgEl("polyline", {
-      class: `series series-${s.key}`, fill: "none", stroke: s.colour, "stroke-width": 2,
+      class: `series series-${s.key}`, fill: "none", stroke: s.colour, "stroke-width": s.width ?? 2,
       points: coords.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(" "),
     });
     if (s.dashed) line.setAttribute("stroke-dasharray", "6 4");
@@ -423,7 +423,8 @@ function renderCharts(points) {
   const width = Math.max(300, Math.floor((box.clientWidth || 800) - 16));
   const lost = points.some((p) => number(p.lost) !== null);
   const workerSeries = ["completed", "failed", ...(lost ? ["lost"] : []), "running"].map((key) => ({
-    key, label: `${key} workers`, colour: COLOURS[key], value: (p) => number(p[key]) ?? 0,
+    // Failed is drawn wider, so a lost line over it leaves it in sight.
+    key, label: `${key} workers`, colour: COLOURS[key], value: (p) => number(p[key]) ?? 0, width: key === "failed" ? 5 : 2,
   }));
   box.replaceChildren(
     lineChart({ id: "history-chart", width, points, series: workerSeries, yTitle: "workers", label: "workers over time" }),
