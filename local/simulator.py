@@ -59,6 +59,11 @@ TASK_ERROR_PROBABILITY = 0.01
 #: per-step odds, relative to `interruption_probability`, of a recommendation on its own.
 REBALANCE_SHARE = 0.5
 
+#: Share of spot interruptions whose worker dies without a final report (it missed the
+#: notice): its row stays `running` until the monitor marks it lost, so `make run`
+#: shows lost workers. The rest report `failed` on the notice, as a spawn worker does.
+LOST_SHARE = 0.5
+
 STATE_CHANGE = "EC2 Instance State-change Notification"
 SPOT_WARNING = "EC2 Spot Instance Interruption Warning"
 REBALANCE = "EC2 Instance Rebalance Recommendation"
@@ -124,7 +129,8 @@ class _Worker:
     reporter: Reporter
     # EC2 side: pending -> running -> shutting-down -> terminated.
     ec2_state: str = "pending"
-    # Worker side: None until it first reports, then running | completed | failed.
+    # Worker side: None until it first reports, then running | completed | failed, or
+    # lost (interrupted without a final report; its row still says running).
     status: str | None = None
     progress: float = 0.0
     tasks_completed: int = 0
@@ -167,6 +173,7 @@ class FleetSimulator:
         rng: random.Random,
         clock: Callable[[], datetime] = _utc_now,
         interruption_probability: float = 0.02,
+        lost_share: float = LOST_SHARE,
         log: Callable[[str], None] = print,
         alarm_mode: str = "per-instance",
     ) -> None:
@@ -176,6 +183,9 @@ class FleetSimulator:
             raise ValueError(
                 f"interruption_probability must be within [0, 1], got {interruption_probability}"
             )
+        if not 0.0 <= lost_share <= 1.0:
+            raise ValueError(f"lost_share must be within [0, 1], got {lost_share}")
+        self._lost_share = lost_share
         self._ec2 = ec2
         self._events = events
         self._dynamodb = dynamodb
@@ -445,10 +455,16 @@ class FleetSimulator:
             now,
         )
         worker.interrupted = True
+        name = f"{worker.array_id}[{worker.index}]"
+        if self._rng.random() < self._lost_share:
+            # It missed the notice (or died first): no final report, the monitor's to find.
+            worker.status = "lost"
+            self._log(f"simulator: spot interruption for {name}; worker lost, no final report")
+            return
         # A spawn worker watches instance metadata for the notice and reports before it dies.
         worker.status = "failed"
         self._report(worker, "spot interruption notice received: instance terminating")
-        self._log(f"simulator: spot interruption for {worker.array_id}[{worker.index}]")
+        self._log(f"simulator: spot interruption for {name}")
 
     def _terminate(self, workers: list[_Worker], now: datetime) -> None:
         response = self._ec2.terminate_instances(InstanceIds=[w.instance_id for w in workers])
@@ -469,7 +485,8 @@ class FleetSimulator:
     def _summary(array: _Array) -> str:
         completed = sum(1 for w in array.workers if w.status == "completed")
         failed = sum(1 for w in array.workers if w.status == "failed")
-        return f"{completed} completed, {failed} failed"
+        lost = sum(1 for w in array.workers if w.status == "lost")
+        return f"{completed} completed, {failed} failed, {lost} lost"
 
     # ------------------------------------------------------------------ progress rows
 

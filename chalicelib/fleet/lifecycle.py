@@ -1,11 +1,11 @@
 """EC2 state changes → registry and per-instance alarms, a whole SQS batch at a time.
 
-Parses the batch, keeps the newest change per instance, reads tags in one call, records
-changes only if newer, then puts and deletes alarms (paced), rereading the registry
-after each call until the alarms agree with it; failed instances' messages are reported
-back for redelivery. In `fleet-query` mode it makes no alarm calls for instances the
-query selects. Details: docs/architecture.md ("Lifecycle is buffered in SQS") and
-docs/alarm-modes.md.
+Parses the batch, keeps the newest change per instance, reads the tags of the pending
+and running ones in one call, records changes only if newer, then puts and deletes
+alarms (paced), rereading the registry after each call until the alarms agree with it;
+failed instances' messages are reported back for redelivery. In `fleet-query` mode it
+makes no alarm calls for instances the query selects. Details: docs/architecture.md
+("Lifecycle is buffered in SQS") and docs/alarm-modes.md.
 """
 
 from __future__ import annotations
@@ -115,7 +115,9 @@ class Lifecycle:
         latest = latest_per_instance([change for _, change in parsed])
         outcome.stale += len(parsed) - len(latest)
 
-        coming_up = [i for i, c in latest.items() if c.state == "running"]
+        # Tags are read for launching instances too, so a pending managed instance is
+        # recorded as managed and counts in `/fleet` (one call for the whole batch).
+        coming_up = [i for i, c in latest.items() if c.state in LIVE_STATES]
         facts = describe(self.ec2, coming_up) if coming_up else {}
         if self.arrays is not None:
             # Name, declared size and owner of each array coming up, so progress can
@@ -220,7 +222,13 @@ class Lifecycle:
         """Record one change; returns alarms to create, True to delete them, or None."""
         managed: bool | None = None
         current: InstanceFacts | None = None
-        if change.state == "running":
+        if change.state == "pending":
+            # Without facts (gone from EC2 already, or moved past launching) the change
+            # is recorded as before, its managed flag left as it was.
+            if facts is not None and facts.state in LIVE_STATES:
+                current = facts
+                managed = facts.managed(self.settings)
+        elif change.state == "running":
             if facts is None:
                 logger.info(
                     "instance no longer in EC2; nothing to watch",
@@ -242,8 +250,10 @@ class Lifecycle:
             return None
         outcome.recorded += 1
         was_managed = bool(previous.get("managed"))
-        if change.state == "terminated" and was_managed and self.workers is not None:
-            # A retried message repeats this (the record accepts an exact repeat).
+        if change.state == "terminated" and self.workers is not None:
+            # A retried message repeats this (the record accepts an exact repeat). An
+            # unmanaged instance may still have run a worker started by hand: its row
+            # is found by instance id, one Query.
             self.workers.mark_gone_instance(
                 {**previous, "instance_id": change.instance_id}, change.time
             )

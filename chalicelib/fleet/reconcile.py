@@ -29,6 +29,7 @@ from chalicelib.alarms.per_instance import (
 from chalicelib.core.settings import Settings
 from chalicelib.fleet.events import STATE_RANK, StateChange, epoch_ms
 from chalicelib.fleet.registry import (
+    LIVE_STATES,
     InstanceFacts,
     Registry,
     describe,
@@ -124,7 +125,11 @@ def reconcile(
     arrays of instances it adopts or finds running are registered, as the lifecycle
     would have done."""
     existing = alarms.list_names()
-    running = describe_managed_running(ec2, settings)
+    # Pending ones come in the same listings: recorded (with their tags) when their
+    # events were missed, as the lifecycle records them; alarms are for running ones.
+    live = describe_managed_running(ec2, settings, LIVE_STATES)
+    running = {i: f for i, f in live.items() if f.state == "running"}
+    pending = {i: f for i, f in live.items() if f.state == "pending"}
     rows = {str(row["instance_id"]): row for row in registry.all()}
     now_ms = epoch_ms(now)
     mode, query_alarms = "per-instance", False
@@ -177,6 +182,18 @@ def reconcile(
         elif row.get("state") != "running":
             corrected += _record(registry, instance_id, "running", now, facts)
         elif row.get("managed") is not True:
+            corrected += _mark_managed(registry, facts)
+        else:
+            continue
+        missed.append(facts)
+    launching = recent_launches(pending, rows, now_ms, window)
+    for instance_id, facts in pending.items():
+        row = rows.get(instance_id)
+        if instance_id in launching:
+            continue
+        if row is None or "last_event_ms" not in row:
+            adopted += registry.adopt(facts, now_ms)
+        elif row.get("state") == "pending" and row.get("managed") is not True:
             corrected += _mark_managed(registry, facts)
         else:
             continue

@@ -126,8 +126,11 @@ def describe(ec2: EC2Client, instance_ids: Iterable[str]) -> dict[str, InstanceF
     return found
 
 
-def describe_managed_running(ec2: EC2Client, settings: Settings) -> dict[str, InstanceFacts]:
-    """Every running managed instance: one paginated listing per managed tag key.
+def describe_managed_running(
+    ec2: EC2Client, settings: Settings, states: Iterable[str] = ("running",)
+) -> dict[str, InstanceFacts]:
+    """Every managed instance in `states` (default running): one paginated listing per
+    managed tag key, whatever the states.
 
     EC2 filters on the key only; the value is judged by `is_managed`, exactly as the
     lifecycle handler judges it (any case, surrounding spaces ignored).
@@ -136,7 +139,7 @@ def describe_managed_running(ec2: EC2Client, settings: Settings) -> dict[str, In
     for key in settings.managed_tag_keys:
         filters = [
             {"Name": "tag-key", "Values": [key]},
-            {"Name": "instance-state-name", "Values": ["running"]},
+            {"Name": "instance-state-name", "Values": sorted(states)},
         ]
         for facts in _instances(ec2, filters):
             if facts.managed(settings):

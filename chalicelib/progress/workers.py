@@ -1,13 +1,15 @@
 """The progress table: the workers' rows, as the API pages them and the tick marks them.
 
-`ProgressRows` is only ever a Query on one `array_id` (a recount, a page of workers),
-never a Scan; its one write is the lost mark on the row of a worker whose instance
-ended, conditional on the row still being `running` on that instance. `worker_json` is
-a row as `GET /arrays/{id}/workers` shows it.
+`ProgressRows` is only ever a Query on one `array_id` (a recount, a page of workers) or
+on one `instance_id` (the `workers-by-instance` index, for a worker whose instance has
+no index tag), never a Scan; its one write is the lost mark on the row of a worker whose
+instance ended, conditional on the row still being `running` on that instance.
+`worker_json` is a row as `GET /arrays/{id}/workers` shows it.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -26,8 +28,14 @@ if TYPE_CHECKING:
 # Bounds the rows one `GET /workers` request examines when a status filter is rare, so
 # a request stays fast; the cursor then resumes where it stopped.
 EXAMINE_MAX = 1000
+# The progress table's index of rows by `instance_id` (keys only): a worker's row found
+# from its instance when spawn's index tag is missing (docs/architecture.md).
+BY_INSTANCE_INDEX = "workers-by-instance"
+# What DynamoDB answers a Query on an index that does not exist or is still backfilling.
+INDEX_MISSING = frozenset({"ValidationException", "ResourceNotFoundException"})
 
 _deserialize = TypeDeserializer().deserialize
+logger = logging.getLogger(__name__)
 
 
 def _plain(value: Any) -> Any:
@@ -78,8 +86,9 @@ def lost_cause(instance: Mapping[str, Any]) -> str:
 
 
 class ProgressRows:
-    """The progress table: reads are always a Query on one `array_id` (never a Scan);
-    the only write is the lost mark on a row whose worker's instance ended.
+    """The progress table: reads are always a Query on one `array_id` or one
+    `instance_id` (never a Scan); the only write is the lost mark on a row whose
+    worker's instance ended.
 
     `items_read` counts the items the Queries returned, for benchmarks.
     """
@@ -122,15 +131,50 @@ class ProgressRows:
         return True
 
     def mark_gone_instance(self, instance: Mapping[str, Any], at: datetime) -> bool:
-        """Mark lost the worker of an instance that ended, from its registry row (which
-        holds its array and index, from spawn's tags); False if it has none, or its
-        worker had already reported a final status."""
+        """Mark lost the worker of an instance that ended, from its registry row: the
+        array and index of spawn's tags, else the rows the index finds by instance id (a
+        worker started by hand, or the kit's identity from the environment). False if
+        none is found, or its worker had already reported a final status."""
+        instance_id = str(instance["instance_id"])
         array_id, index = instance.get("array_id"), instance.get("array_index")
-        if not array_id or index is None:
+        cause = lost_cause(instance)
+        if array_id and index is not None:
+            return self.mark_lost(str(array_id), int(index), instance_id, cause, at)
+        try:
+            found = self.rows_on_instance(instance_id)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in INDEX_MISSING:
+                raise
+            # Still being built after a deploy, or an older table: the tick's stall and
+            # gone checks mark the worker lost later; redelivery would not help.
+            logger.error(
+                "index by instance unavailable; the worker is left to the tick",
+                extra={"instance_id": instance_id, "reason": str(exc)},
+            )
             return False
-        return self.mark_lost(
-            str(array_id), int(index), str(instance["instance_id"]), lost_cause(instance), at
-        )
+        return any([self.mark_lost(a, task, instance_id, cause, at) for a, task in found])
+
+    def rows_on_instance(self, instance_id: str) -> list[tuple[str, int]]:
+        """The (array_id, task_index) of every row naming `instance_id`: one Query on
+        the index (eventually consistent, as a GSI is; a row is written well before its
+        instance ends), paged, in practice one page of one row."""
+        keys: list[tuple[str, int]] = []
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": BY_INSTANCE_INDEX,
+            "KeyConditionExpression": "instance_id = :i",
+            "ExpressionAttributeValues": {":i": {"S": instance_id}},
+        }
+        while True:
+            response = self.dynamodb.query(**request)
+            self.items_read += len(response["Items"])
+            keys.extend(
+                (item["array_id"]["S"], int(item["task_index"]["N"])) for item in response["Items"]
+            )
+            last = response.get("LastEvaluatedKey")
+            if last is None:
+                return keys
+            request["ExclusiveStartKey"] = last
 
     def _query(
         self, array_id: str, limit: int | None, after: str | None, consistent: bool

@@ -29,7 +29,7 @@ from spawn_monitor.api import (
 )
 
 PROG = "spawn-monitor"
-WORKER_STATUSES = ("running", "completed", "failed", "invalid")
+WORKER_STATUSES = ("running", "completed", "failed", "lost", "invalid")
 EPILOG = f"""\
 The API is --endpoint, else ${ENDPOINT_ENV}, else the ApiUrl output of the stack
 (--stack, default {DEFAULT_STACK}). Requests to a deployed stage are signed (SigV4) with

@@ -231,7 +231,13 @@ def workers_table(
     for header in ("task", "status", "tasks", "last update", "instance", "host"):
         table.add_column(header, no_wrap=True, justify="right" if header == "tasks" else "left")
     table.add_column("message", overflow="fold")
-    colours = {"completed": "green", "failed": "red", "running": "blue", "invalid": "yellow"}
+    colours = {
+        "completed": "green",
+        "failed": "red",
+        "lost": "magenta",
+        "running": "blue",
+        "invalid": "yellow",
+    }
     for worker in workers:
         status = str(worker.get("status", "—"))
         label = Text(status, style=colours.get(status, ""))

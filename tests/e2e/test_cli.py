@@ -193,6 +193,40 @@ def test_json_output_is_the_apis_shape_with_every_page_joined(stack: Stack) -> N
     assert alerts["alerts"][0]["alarm_name"] == "spawn-instance-i-0abcd1234ef567890-status"
 
 
+def test_workers_status_lost_lists_the_lost_workers_and_watch_names_them(stack: Stack) -> None:
+    array_id = "lostcli-20261203-0d0d0d"
+    write_rows(stack, array_id, ["completed", "failed", "running", "running"], message="bye")
+    dynamodb = stack.client("dynamodb")
+    for index in (2, 3):  # the backend's lost mark, as the lifecycle writes it
+        dynamodb.update_item(
+            TableName="spawn-progress",
+            Key={"array_id": {"S": array_id}, "task_index": {"N": str(index)}},
+            UpdateExpression="SET lost_instance_id = instance_id, lost_cause = :c, lost_at = :t",
+            ExpressionAttributeValues={
+                ":c": {"S": "spot_interruption"},
+                ":t": {"S": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")},
+            },
+        )
+
+    def lost_counted() -> bool:
+        status, body = stack.get(f"/arrays/{array_id}/progress")
+        return status == 200 and body.get("workers", {}).get("lost") == 2
+
+    eventually(lost_counted, timeout=30)
+    result = cli(stack, "workers", array_id, "--status", "lost", "--json")
+    assert result.returncode == 0, result.stderr
+    assert [w["task_index"] for w in json.loads(result.stdout)["workers"]] == [2, 3]
+    table = cli(stack, "workers", array_id, "--status", "lost")
+    assert table.returncode == 0, table.stderr
+    assert "lost" in table.stdout
+    assert f"i-{2:017x}" in table.stdout
+    ended = cli(stack, "watch", array_id, "--once")
+    assert ended.returncode == 1, ended.stderr
+    assert "Failed workers (1)" in ended.stdout
+    assert "Lost workers (2)" in ended.stdout
+    assert f"i-{3:017x}" in ended.stdout
+
+
 def test_tables_show_what_the_json_holds(stack: Stack) -> None:
     array_id = "table-20261127-0f0f0f"
     write_rows(stack, array_id, ["completed", "failed", "running"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from chalicelib.alarms.per_instance import alarm_names
@@ -347,3 +349,44 @@ def test_a_restart_handled_by_another_copy_before_this_ones_delete_gets_its_alar
     )
     assert fleet.lifecycle.handle([fleet.event(instance, "stopped", later(60))]).failed == []
     assert fleet.alarmed_instances() == {instance}
+
+
+def _fleet_view(fleet: Fleet) -> dict[str, Any]:
+    from chalicelib.fleet.health import EMPTY_TOTALS, snapshot
+
+    return snapshot(fleet.registry.all(), EMPTY_TOTALS, later(60))
+
+
+def test_pending_managed_instances_are_recorded_with_their_tags_in_one_call(
+    fleet: Fleet,
+) -> None:
+    launching = fleet.launch(3)
+    [unmanaged] = fleet.launch(tags={"Name": "not ours"})
+    calls = count_calls(fleet.ec2)
+    outcome = fleet.lifecycle.handle([fleet.event(i, "pending") for i in [*launching, unmanaged]])
+    assert outcome.failed == []
+    assert calls == {"DescribeInstances": 1}  # the whole batch's tags, as for running
+    row = fleet.registry.get(launching[0])
+    assert row is not None
+    assert (row["state"], row["managed"]) == ("pending", True)
+    assert row["array_id"] == "render-20260127-a1b2c3"
+    assert fleet.alarm_names() == set()  # alarms wait for running
+    view = _fleet_view(fleet)
+    assert view["instances"]["by_state"] == {"pending": 3}
+    assert view["instances"]["total"] == 3
+    assert view["instances"]["running"] == 0
+
+
+def test_a_late_pending_never_moves_a_running_instance_back(fleet: Fleet) -> None:
+    [instance] = fleet.launch()
+    fleet.lifecycle.handle([fleet.event(instance, "running", later(10))])
+    earlier = fleet.event(instance, "pending", later(5))
+    same_second = fleet.event(instance, "pending", later(10))  # pending ranks below running
+    outcome = fleet.lifecycle.handle([earlier])
+    outcome2 = fleet.lifecycle.handle([same_second])
+    assert outcome.stale + outcome2.stale == 2
+    row = fleet.registry.get(instance)
+    assert row is not None
+    assert (row["state"], row["managed"]) == ("running", True)
+    assert fleet.alarmed_instances() == {instance}
+    assert _fleet_view(fleet)["instances"]["by_state"] == {"running": 1}

@@ -15,6 +15,7 @@ from chalicelib.fleet.interruptions import Interruptions
 from chalicelib.progress.aggregator import TickReport
 from chalicelib.progress.summary import progress_view
 from local.provision import Provisioned
+from testkit.faults import count_calls
 from testkit.streams import T0
 from tests.conftest import load_event
 from tests.integration.conftest import Fleet
@@ -220,3 +221,85 @@ def test_the_reconciler_marks_lost_the_worker_of_an_instance_it_finds_ended(
     )
     h.aggregator.handle_stream(event([array3.stream_of_write_by_others(2, 900)]))
     assert (h.summary(A).counts.running, h.summary(A).counts.lost) == (2, 1)
+
+
+def test_workers_with_and_without_an_index_tag_are_both_lost_on_their_terminated_event(
+    fleet: Fleet, harness: Harness
+) -> None:
+    # G: one worker on a fully tagged instance, one on a managed instance without
+    # `spawn:job-array-index` (started by hand), one on an instance with no spawn tags
+    # at all (the kit's identity from the environment). None wrote a final status.
+    tagged_tags = {
+        "spawn:managed": "true",
+        "spawn:job-array-id": A,
+        "spawn:job-array-size": "3",
+        "spawn:job-array-index": "0",
+    }
+    [tagged] = fleet.launch(tags=tagged_tags)
+    [by_hand] = fleet.launch(tags={"spawn:managed": "true", "spawn:job-array-id": A})
+    [bare] = fleet.launch(tags={"Name": "a workstation"})
+    instances = [tagged, by_hand, bare]
+    harness.sizes[A] = ("render", 3)
+    rows = harness.aggregator.rows
+    fleet.lifecycle.workers = rows
+    fleet.lifecycle.handle([fleet.event(i, "running", T0) for i in instances])
+    written = [
+        harness.workers.write(A, n, "running", 0, at=T0, instance_id=i)
+        for n, i in enumerate(instances)
+    ]
+    # A row of another array on a fourth instance is left alone.
+    [other] = fleet.launch(tags={"Name": "elsewhere"})
+    harness.workers.write("other-20260127-d4d4d4", 0, "running", 0, at=T0, instance_id=other)
+    harness.aggregator.handle_stream(event(written))
+
+    fleet.ec2.terminate_instances(InstanceIds=instances)
+    calls = count_calls(fleet.clients.dynamodb, rows.dynamodb)
+    ended = [fleet.event(i, "terminated", T0 + timedelta(seconds=30)) for i in instances]
+    assert fleet.lifecycle.handle(ended).failed == []
+    made = dict(calls)
+
+    lost = rows.workers(A, "lost", 10, None, T0, 600)[0]
+    assert [(r["task_index"], r["instance_id"]) for r in lost] == list(enumerate(instances))
+    assert made.get("Query") == 2  # the two rows without an index tag, one each
+    assert "Scan" not in made
+    other_rows = rows.workers("other-20260127-d4d4d4", None, 10, None, T0, 600)[0]
+    assert [r["status"] for r in other_rows] == ["running"]
+
+    # A retried delivery of the same events marks nothing twice and fails nothing.
+    assert fleet.lifecycle.handle(ended).failed == []
+    assert len(rows.workers(A, "lost", 10, None, T0, 600)[0]) == 3
+
+
+def test_a_worker_that_reported_its_end_is_not_marked_lost_by_its_instance_id(
+    fleet: Fleet, harness: Harness
+) -> None:
+    [bare] = fleet.launch(tags={"Name": "a workstation"})
+    rows = harness.aggregator.rows
+    fleet.lifecycle.workers = rows
+    fleet.lifecycle.handle([fleet.event(bare, "running", T0)])
+    harness.workers.write(A, 4, "completed", 1, at=T0, instance_id=bare)
+    fleet.ec2.terminate_instances(InstanceIds=[bare])
+    fleet.lifecycle.handle([fleet.event(bare, "terminated", T0 + timedelta(seconds=30))])
+    [row] = rows.workers(A, None, 10, None, T0, 600)[0]
+    assert row["status"] == "completed"
+
+
+def test_without_the_index_an_untagged_worker_is_left_to_the_tick_and_nothing_fails(
+    fleet: Fleet, harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    # G: a table deployed before the index (or while it backfills).
+    rows = harness.aggregator.rows
+    rows.dynamodb.update_table(
+        TableName=rows.table,
+        GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": "workers-by-instance"}}],
+    )
+    [bare] = fleet.launch(tags={"Name": "a workstation"})
+    fleet.lifecycle.workers = rows
+    fleet.lifecycle.handle([fleet.event(bare, "running", T0)])
+    harness.workers.write(A, 0, "running", 0, at=T0, instance_id=bare)
+    fleet.ec2.terminate_instances(InstanceIds=[bare])
+    ended = fleet.lifecycle.handle([fleet.event(bare, "terminated", T0 + timedelta(seconds=30))])
+    assert ended.failed == []
+    assert "index by instance unavailable" in caplog.text
+    [row] = rows.workers(A, None, 10, None, T0, 600)[0]
+    assert row["status"] == "running"

@@ -320,3 +320,37 @@ def test_an_adopted_instance_registers_its_array_and_owner(fleet: Fleet) -> None
     assert record == ArrayRecord(
         "render-20260127-a1b2c3", "render", 40, "arn:aws:iam::123456789012:user/alice"
     )
+
+
+def _launching(fleet: Fleet, instance_id: str) -> None:
+    # moto moves an instance to running at once; its backend is set back to pending so
+    # the listing shows a launching instance.
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ec2.models import ec2_backends
+
+    backend = ec2_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+    backend.get_instance(instance_id)._state.name = "pending"
+
+
+def test_a_pending_managed_instance_whose_event_was_lost_is_recorded_as_the_lifecycle_would(
+    fleet: Fleet,
+) -> None:
+    [missed, seen] = fleet.launch(2)
+    [unmanaged] = fleet.launch(tags={"Name": "not ours"})
+    for instance in (missed, seen, unmanaged):
+        _launching(fleet, instance)
+    fleet.lifecycle.handle([fleet.event(seen, "pending")])
+    by_lifecycle = fleet.registry.get(seen)
+
+    report = _reconcile(fleet)
+
+    assert report.adopted == 1  # type: ignore[attr-defined]
+    assert report.running == 0  # type: ignore[attr-defined]
+    assert fleet.alarm_names() == set()
+    row = fleet.registry.get(missed)
+    assert row is not None
+    assert (row["state"], row["managed"]) == ("pending", True)
+    assert row["array_id"] == "render-20260127-a1b2c3"
+    assert fleet.registry.get(seen) == by_lifecycle  # the lifecycle's record agrees
+    assert fleet.registry.get(unmanaged) is None
+    assert _fleet_view(fleet)["instances"]["by_state"] == {"pending": 2}

@@ -107,6 +107,7 @@ def make_sim(
     *,
     seed: int = 1234,
     interruption_probability: float = 0.0,
+    lost_share: float = 0.0,
     log: list[str] | None = None,
     table: str = TABLE,
 ) -> FleetSimulator:
@@ -121,6 +122,7 @@ def make_sim(
         rng=random.Random(seed),
         clock=clock,
         interruption_probability=interruption_probability,
+        lost_share=lost_share,
         log=lines.append,
     )
 
@@ -443,3 +445,54 @@ def test_in_fleet_query_mode_contributor_events_come_as_cloudwatch_sends_them(
     for instance_id in ids:
         states = [c.new_state for c in changes if c.instance_id == instance_id]
         assert states == ["ALARM", "OK"]
+
+
+INTERRUPTED = re.compile(r"spot interruption for (\S+)\[(\d+)\]")
+BIG_SPOT = ArrayPlan(name="render", size=8, instance_type="c5.xlarge", spot=True, task_seconds=6.0)
+
+
+def _interrupt_all(aws: Aws, lost_share: float, seed: int = 1234) -> tuple[list[str], set[int]]:
+    """Run one spot array whose members are all interrupted; the log and the indices of
+    the workers the simulator lost."""
+    clock = FakeClock(START)
+    log: list[str] = []
+    sim = make_sim(
+        aws,
+        [BIG_SPOT],
+        clock,
+        seed=seed,
+        interruption_probability=1.0,
+        lost_share=lost_share,
+        log=log,
+    )
+    steps(sim, clock, 5)  # launch, running, warning, shutting-down, terminated
+    lost = {int(m[2]) for line in log if "worker lost" in line if (m := INTERRUPTED.search(line))}
+    return log, lost
+
+
+def _statuses(aws: Aws, log: list[str]) -> dict[int, str]:
+    [array_id] = {m[1] for line in log if (m := INTERRUPTED.search(line))}
+    return {
+        int(item["task_index"]["N"]): item["status"]["S"]
+        for item in rows(aws)
+        if item["array_id"]["S"] == array_id
+    }
+
+
+def test_a_lost_worker_is_terminated_without_a_final_report(aws: Aws) -> None:
+    log, lost = _interrupt_all(aws, lost_share=1.0)
+    assert lost == set(range(BIG_SPOT.size))
+    assert set(_statuses(aws, log).values()) == {"running"}  # the monitor marks these lost
+    assert all(i["State"]["Name"] == "terminated" for i in instances(aws))
+    states = [e["detail"].get("state") for e in drain(aws) if e["detail-type"] == STATE_CHANGE]
+    assert states.count("terminated") == BIG_SPOT.size  # their terminated events still come
+
+
+def test_some_interrupted_workers_are_lost_the_same_ones_for_the_same_seed(aws: Aws) -> None:
+    log, lost = _interrupt_all(aws, lost_share=0.5)
+    assert 0 < len(lost) < BIG_SPOT.size
+    statuses = _statuses(aws, log)
+    assert {i for i, status in statuses.items() if status == "running"} == lost
+    assert {i for i, status in statuses.items() if status == "failed"} == set(statuses) - lost
+    _, again = _interrupt_all(aws, lost_share=0.5)
+    assert again == lost
