@@ -49,11 +49,13 @@ def array_progress(array_id: str) -> dict[str, Any]:
     summary = d.store.get(array_id, consistent=False)
     if summary is None and record is None:
         raise NotFoundError(f"array {array_id} is unknown")
+    interruptions = d.arrays.arrays_interruptions([array_id]).get(array_id, 0)
     return progress_view(
         summary or Summary.new(array_id),
         record.info if record else None,
         d.clock(),
         d.settings.stall_after_seconds,
+        interruptions,
     )
 
 
@@ -72,17 +74,26 @@ def list_arrays() -> dict[str, Any]:
     now, stall_after = d.clock(), d.settings.stall_after_seconds
     if viewer.everything:
         summaries, after = d.store.list_page(limit, start)
+        counted = d.arrays.arrays_interruptions(s.array_id for s in summaries)
         views = []
         for summary in summaries:
             record = d.arrays.array_record(summary.array_id)
-            views.append(progress_view(summary, record.info if record else None, now, stall_after))
+            info = record.info if record else None
+            views.append(
+                progress_view(summary, info, now, stall_after, counted.get(summary.array_id, 0))
+            )
     else:
         # The caller's own arrays, including those whose workers have not reported yet.
         records, after = d.arrays.arrays_of(viewer.owner, limit, start)
         found = d.store.get_many([r.array_id for r in records])
+        counted = d.arrays.arrays_interruptions(r.array_id for r in records)
         views = [
             progress_view(
-                found.get(r.array_id) or Summary.new(r.array_id), r.info, now, stall_after
+                found.get(r.array_id) or Summary.new(r.array_id),
+                r.info,
+                now,
+                stall_after,
+                counted.get(r.array_id, 0),
             )
             for r in records
         ]

@@ -6,7 +6,7 @@ them without importing a Blueprint, and tests can hand the routes fakes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -24,9 +24,12 @@ if TYPE_CHECKING:
 
 
 class ArrayDirectory(Protocol):
-    """Array registrations (name, declared size, owner); `chalicelib.fleet.stats.Stats`."""
+    """Array registrations (name, declared size, owner) and interruption counts;
+    `chalicelib.fleet.stats.Stats`."""
 
     def array_record(self, array_id: str) -> ArrayRecord | None: ...
+
+    def arrays_interruptions(self, array_ids: Iterable[str]) -> dict[str, int]: ...
 
     def arrays_of(
         self, owner: str, limit: int, after: str | None = None

@@ -37,6 +37,7 @@ from chalicelib.progress.summary import (
     alerts_due,
     apply_changes,
     finished,
+    finished_at_ms,
     fold_stalled,
     progress_view,
     sequence_key,
@@ -383,7 +384,7 @@ class ProgressAggregator:
                     sent.add(alert.event_type)
                     report.alerts += 1
             done = finished(view)
-            finished_at = (summary.finished_at_ms or epoch_ms(now)) if done else None
+            finished_at = finished_at_ms(summary) if done else None
             updated = replace(updated, final_published=done, finished_at_ms=finished_at)
             if updated == summary:
                 return

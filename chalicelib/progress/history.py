@@ -8,7 +8,7 @@ Details: docs/api.md ("History").
 
 Example:
     >>> compact([Point(0, 10, 1, 0, 9, 0), Point(30, 10, 2, 0, 8, 0)], 3700, RECENT_TIERS)
-    [Point(t=30, total=10, completed=2, failed=0, running=8, lost=0)]
+    [Point(t=30, total=10, completed=2, failed=0, running=8, lost=0, tasks_completed=None, ...)]
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ RETENTION_SECONDS = 30 * DAY
 
 
 class Point(NamedTuple):
-    """Workers by status at epoch second `t`; `lost` is None where it was not counted."""
+    """Workers by status at epoch second `t`, and tasks completed of the task total;
+    `lost` and the task figures are None where they were not counted (or not known)."""
 
     t: int
     total: int
@@ -52,6 +53,8 @@ class Point(NamedTuple):
     failed: int
     running: int
     lost: int | None
+    tasks_completed: int | None = None
+    tasks_total: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The point as `GET /arrays/{id}/history` shows it."""
@@ -62,6 +65,8 @@ class Point(NamedTuple):
             "failed": self.failed,
             "running": self.running,
             "lost": self.lost,
+            "tasks_completed": self.tasks_completed,
+            "tasks_total": self.tasks_total,
         }
 
 
@@ -69,27 +74,34 @@ def point_of(view: Mapping[str, Any], now: datetime) -> Point:
     """The point for a `progress_view` body taken at `now`."""
     workers = view["workers"]
     lost = workers.get("lost")
+    tasks = view.get("tasks") or {}
     return Point(
         int(now.timestamp()),
         int(workers["total"]),
         int(workers["completed"]),
         int(workers["failed"]),
         int(workers["running"]),
-        None if lost is None else int(lost),
+        _count(lost),
+        _count(tasks.get("completed")),
+        _count(tasks.get("total")),
     )
+
+
+def _count(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def compact(points: Iterable[Point], now: int, tiers: Sequence[tuple[int, int]]) -> list[Point]:
     """`points` thinned to the newest one per slot of its age's tier, oldest first;
     points older than the last tier are dropped (a point from the future counts as new)."""
     kept: dict[tuple[int, int], Point] = {}
-    for point in sorted(points):
+    for point in sorted(points, key=lambda p: p.t):
         age = max(0, now - point.t)
         for tier, (max_age, slot) in enumerate(tiers):
             if age <= max_age:
                 kept[(tier, point.t // slot)] = point  # sorted: the newest wins
                 break
-    return sorted(kept.values())
+    return sorted(kept.values(), key=lambda p: p.t)
 
 
 def merged(*groups: Iterable[Point]) -> list[Point]:
@@ -116,7 +128,9 @@ def decode(text: str) -> list[Point]:
         return points
     for entry in raw if isinstance(raw, list) else []:
         try:
-            t, total, completed, failed, running, lost = entry
+            # Points stored before the task figures have six entries.
+            t, total, completed, failed, running, lost, *tasks = entry
+            tasks_completed, tasks_total = [*tasks, None, None][:2]
             points.append(
                 Point(
                     int(t),
@@ -124,7 +138,9 @@ def decode(text: str) -> list[Point]:
                     int(completed),
                     int(failed),
                     int(running),
-                    None if lost is None else int(lost),
+                    _count(lost),
+                    _count(tasks_completed),
+                    _count(tasks_total),
                 )
             )
         except (TypeError, ValueError):

@@ -30,6 +30,9 @@ RECENT_ROWS = 5
 SAMPLE_EVERY_SECONDS = 30
 RATE_WINDOW_SECONDS = 900
 ETA_MIN_SPAN_SECONDS = 60
+# Task counts move with every progress row, so two observations a second apart give a
+# rate; the window (up to 15 minutes, measured to `now`) smooths it.
+TASK_ETA_MIN_SPAN_SECONDS = 1
 # Stalled rows are folded into one histogram bucket this far behind the stall line,
 # so a reader whose clock lags the aggregator's by up to a minute still counts exactly.
 FOLD_MARGIN_SECONDS = 60
@@ -43,7 +46,14 @@ _ARRAY_ID_NAME = re.compile(r"^(?P<name>.+)-\d{8}-[0-9a-f]{6}$")
 @dataclass(frozen=True)
 class Counts:
     """Workers by status (`invalid` rows count in no status; `lost` ones apart from
-    `running`, `lost_interrupted` of them by a spot interruption) and tasks done."""
+    `running`, `lost_interrupted` of them by a spot interruption) and tasks done.
+
+    Task sums (valid rows only): `declared_total` / `declaring` are the Σ `tasks_total`
+    and the number of rows that declare one; `closed_total` / `closing` the Σ
+    `tasks_completed` and number of ended rows (completed, failed, lost) that declare
+    none (their work is known: what they did); `tasks_settled` Σ per row of the tasks no
+    longer ahead: `tasks_completed` while running, its whole share once ended.
+    """
 
     running: int = 0
     completed: int = 0
@@ -52,6 +62,11 @@ class Counts:
     tasks_completed: int = 0
     lost: int = 0
     lost_interrupted: int = 0
+    declared_total: int = 0
+    declaring: int = 0
+    closed_total: int = 0
+    closing: int = 0
+    tasks_settled: int = 0
 
     @property
     def reported(self) -> int:
@@ -82,6 +97,7 @@ class Summary:
         recent: the latest valid rows, newest first.
         first_update_ms / last_update_ms: earliest and latest `last_update` ever seen.
         samples: (epoch second, completed + failed) for the completion rate.
+        task_samples: (epoch second, `tasks_settled`) for the task rate, kept alike.
         watermarks: per stream shard, the last applied sequence number (zero-padded) and
             the creation time of that record; shards silent for longer than the stream
             keeps records are dropped, so the item stays small.
@@ -111,6 +127,7 @@ class Summary:
     first_update_ms: int | None = None
     last_update_ms: int | None = None
     samples: tuple[tuple[int, int], ...] = ()
+    task_samples: tuple[tuple[int, int], ...] = ()
     watermarks: Mapping[str, Watermark] = field(default_factory=dict)
     recounted_at_ms: int | None = None
     recount_ended_ms: int | None = None
@@ -177,6 +194,11 @@ class _Tally:
             "invalid": base.counts.invalid,
             "lost": base.counts.lost,
             "lost_interrupted": base.counts.lost_interrupted,
+            "declared_total": base.counts.declared_total,
+            "declaring": base.counts.declaring,
+            "closed_total": base.counts.closed_total,
+            "closing": base.counts.closing,
+            "tasks_settled": base.counts.tasks_settled,
         }
         self.tasks = base.counts.tasks_completed
         self.by_second = dict(base.running_by_second)
@@ -194,6 +216,16 @@ class _Tally:
         if parsed.lost_cause == "spot_interruption":
             self.counts["lost_interrupted"] += sign
         self.tasks += sign * parsed.tasks_completed
+        ended = parsed.shown_status != "running"
+        done, total = parsed.tasks_completed, parsed.tasks_total
+        if total is not None:
+            self.counts["declared_total"] += sign * total
+            self.counts["declaring"] += sign
+        elif ended:
+            self.counts["closed_total"] += sign * done
+            self.counts["closing"] += sign
+        settled = max(done, total or 0) if ended else done
+        self.counts["tasks_settled"] += sign * settled
         if parsed.shown_status == "running":
             second = parsed.second
             if self.fold is not None and second <= self.fold:
@@ -262,6 +294,7 @@ def apply_changes(summary: Summary, changes: Iterable[Change]) -> Summary:
     tally = _Tally(summary)
     watermarks = dict(summary.watermarks)
     samples = summary.samples
+    task_samples = summary.task_samples
     moved = False
     advanced = False
     last_change_ms = summary.last_change_ms
@@ -296,6 +329,7 @@ def apply_changes(summary: Summary, changes: Iterable[Change]) -> Summary:
             created_ms // 1000,
             tally.counts["completed"] + tally.counts["failed"],
         )
+        task_samples = _sampled(task_samples, created_ms // 1000, tally.counts["tasks_settled"])
     if not advanced:
         return summary
     newest = max(mark.seen_ms for mark in watermarks.values())
@@ -308,6 +342,7 @@ def apply_changes(summary: Summary, changes: Iterable[Change]) -> Summary:
         summary,
         watermarks=watermarks,
         samples=samples,
+        task_samples=task_samples,
         last_change_ms=last_change_ms,
         recount_again=recount_again,
     )
@@ -385,20 +420,64 @@ def fold_stalled(summary: Summary, now: datetime, stall_after: int) -> Summary:
     return replace(summary, running_by_second=buckets, stall_fold=fold)
 
 
-def _eta_seconds(summary: Summary, remaining: int, now: datetime) -> int | None:
-    """Seconds left at the completion rate seen over the recent window, or None."""
+def _eta_seconds(
+    samples: tuple[tuple[int, int], ...], remaining: int, now: datetime, min_span: int
+) -> int | None:
+    """Seconds left at the rate `samples` show over the recent window, or None.
+
+    The rate is the window's first sample to `now`: an average over up to 15 minutes of
+    the whole array, so one slow worker (or a burst) moves it little.
+    """
     if remaining <= 0:
         return 0
     now_s = now.timestamp()
-    window = [s for s in summary.samples if s[0] >= now_s - RATE_WINDOW_SECONDS]
+    window = [s for s in samples if s[0] >= now_s - RATE_WINDOW_SECONDS]
     if len(window) < 2:
         return None
     (first_s, first_done), (last_s, last_done) = window[0], window[-1]
-    if last_s - first_s < ETA_MIN_SPAN_SECONDS or last_done <= first_done:
+    if last_s - first_s < min_span or last_done <= first_done:
         return None
     # Measured up to now, not the last sample: progress that stopped slows the rate.
     elapsed = max(now_s, last_s) - first_s
     return math.ceil(remaining * elapsed / (last_done - first_done))
+
+
+def tasks_view(counts: Counts, workers: int) -> dict[str, Any]:
+    """The `tasks` object of a progress body, from the sums in `counts` (O(1)).
+
+    `total` = Σ declared `tasks_total` + Σ `tasks_completed` of ended rows that declare
+    none + the mean declared total x every other worker (not yet reported, invalid, or
+    running without a total): `total_estimated` then. None when no row declares one.
+    It is never below the tasks already settled (a row may claim more than its total).
+    """
+    declaring = max(0, counts.declaring)
+    completed = max(0, counts.tasks_completed)
+    if not declaring:
+        return {"completed": completed, "total": None, "percent": None, "total_estimated": False}
+    declared = max(0, counts.declared_total)
+    closing = max(0, counts.closing)
+    unknown = max(0, workers - declaring - closing)
+    total = declared + max(0, counts.closed_total) + round(declared / declaring * unknown)
+    total = max(total, completed, max(0, counts.tasks_settled))
+    return {
+        "completed": completed,
+        "total": total,
+        "percent": round(min(completed, total) / total * 100, 1) if total else None,
+        "total_estimated": unknown > 0,
+    }
+
+
+def finished_at_ms(summary: Summary) -> int:
+    """When a finished array finished: stored by the tick, else the latest change that
+    can have finished it (a row's, or the check that found its instances gone), so the
+    value is the same before and after the tick stores it."""
+    if summary.finished_at_ms is not None:
+        return summary.finished_at_ms
+    candidates = [summary.last_change_ms]
+    if summary.instances_gone:
+        candidates.append(summary.gone_checked_ms)
+    known = [t for t in candidates if t is not None] or [summary.last_update_ms or 0]
+    return max(known)
 
 
 def array_name(array_id: str, registered: str | None) -> str | None:
@@ -414,14 +493,21 @@ def progress_view(
     registry_info: tuple[str | None, int | None] | None,
     now: datetime,
     stall_after: int,
+    interruptions: int | None = None,
 ) -> dict[str, Any]:
     """The SPEC §7 `GET /arrays/{array_id}/progress` body.
+
+    `percent_complete` and the ETA follow tasks when a task total is known
+    (`progress_basis` `tasks`: settled tasks, those done and those ended workers will
+    never do, over the total), workers otherwise. A finished array's body does not
+    depend on `now` (no ETA; its duration ends at `finished_at`).
 
     Args:
         summary: the array's summary.
         registry_info: (name, declared size) from the instances' spawn tags, if known.
         now: the time `stalled` and the ETA are measured at.
         stall_after: `STALL_AFTER_SECONDS`.
+        interruptions: this array's spot interruptions, if the caller read them.
     """
     name, size = registry_info or (None, None)
     counts = summary.counts
@@ -434,8 +520,32 @@ def progress_view(
     total = max(size or 0, reported)
     stalled = min(running, max(0, summary.stalled(now, stall_after)))
     over = completed + failed + lost
-    percent = round(over / total * 100, 1) if total else 0.0
-    eta_seconds = _eta_seconds(summary, total - over, now) if total else None
+    tasks = tasks_view(counts, total)
+    if tasks["total"]:
+        basis = "tasks"
+        settled = min(tasks["total"], max(0, counts.tasks_settled))
+        percent = round(settled / tasks["total"] * 100, 1)
+        eta_seconds = _eta_seconds(
+            summary.task_samples, tasks["total"] - settled, now, TASK_ETA_MIN_SPAN_SECONDS
+        )
+    else:
+        basis = "workers"
+        percent = round(over / total * 100, 1) if total else 0.0
+        eta_seconds = (
+            _eta_seconds(summary.samples, total - over, now, ETA_MIN_SPAN_SECONDS)
+            if total
+            else None
+        )
+    # As `finished` reads the body.
+    done = total > 0 and (over == total or (summary.instances_gone and running == 0))
+    ended_ms = finished_at_ms(summary) if done else None
+    if done:
+        eta_seconds = None
+    started_ms = summary.first_update_ms
+    duration = None
+    if started_ms is not None:
+        end_ms = ended_ms if ended_ms is not None else epoch_ms(now)
+        duration = max(0, (end_ms - started_ms) // 1000)
     return {
         "array_id": summary.array_id,
         "name": array_name(summary.array_id, name),
@@ -453,13 +563,23 @@ def progress_view(
         "lost_workers": {"spot_interruption": interrupted, "instance_ended": lost - interrupted},
         "instances_gone": summary.instances_gone,
         "tasks_completed": max(0, counts.tasks_completed),
+        "tasks": tasks,
+        "progress_basis": basis,
         "percent_complete": percent,
         "started_at": None if summary.first_update_ms is None else iso_ms(summary.first_update_ms),
         "updated_at": None if summary.last_update_ms is None else iso_ms(summary.last_update_ms),
-        "eta": None if eta_seconds is None else iso(now + timedelta(seconds=eta_seconds)),
+        "finished_at": None if ended_ms is None else iso_ms(ended_ms),
+        "duration_seconds": duration,
+        "eta": None if eta_seconds is None else _eta_at(now, eta_seconds),
         "eta_seconds": eta_seconds,
+        "interruptions": interruptions,
         "recent": [row.to_json() for row in summary.recent],
     }
+
+
+def _eta_at(now: datetime, seconds: int) -> str:
+    """`now + seconds`, to the second (no microseconds)."""
+    return iso((now + timedelta(seconds=seconds)).replace(microsecond=0))
 
 
 def finished(view: Mapping[str, Any]) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+from datetime import UTC, datetime
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -21,6 +22,7 @@ from chalicelib.progress.history import (
     decode,
     encode,
     merged,
+    point_of,
 )
 
 T0 = 1_769_508_000  # 2026-01-27T10:00:00Z
@@ -98,6 +100,8 @@ def test_to_json_has_the_api_shape() -> None:
         "failed": 1,
         "running": 5,
         "lost": None,
+        "tasks_completed": None,
+        "tasks_total": None,
     }
 
 
@@ -107,3 +111,17 @@ def test_shuffled_input_compacts_the_same() -> None:
     random.Random(4).shuffle(shuffled)
     now = T0 + 3 * HOUR
     assert compact(shuffled, now, RECENT_TIERS) == compact(points, now, RECENT_TIERS)
+
+
+def test_points_carry_task_counts_and_old_points_read_without_them() -> None:
+    view = {
+        "array_id": "a",
+        "workers": {"total": 4, "completed": 0, "failed": 0, "running": 1, "lost": 0},
+        "tasks": {"completed": 40, "total": 400},
+    }
+    point = point_of(view, datetime.fromtimestamp(T0, tz=UTC))
+    assert (point.tasks_completed, point.tasks_total) == (40, 400)
+    assert point.to_json()["tasks_total"] == 400
+    assert decode(encode([point])) == [point]
+    old = decode(json.dumps([[T0, 10, 1, 2, 3, None]]))
+    assert (old[0].tasks_completed, old[0].tasks_total) == (None, None)

@@ -345,11 +345,16 @@ def test_the_view_has_exactly_the_spec_fields() -> None:
         "size",
         "workers",
         "tasks_completed",
+        "tasks",
+        "progress_basis",
         "percent_complete",
         "started_at",
         "updated_at",
+        "finished_at",
+        "duration_seconds",
         "eta",
         "eta_seconds",
+        "interruptions",
         "recent",
     }
     assert body["name"] == "render"
@@ -389,9 +394,11 @@ def test_eta_forgets_progress_older_than_the_window() -> None:
     assert view(summary, size=10, now=T0 + timedelta(hours=2))["eta"] is None
 
 
-def test_a_finished_array_has_zero_eta() -> None:
+def test_a_finished_array_has_no_eta_and_a_finished_at() -> None:
     summary = apply_changes(fresh(), [change(None, row(0, "completed"))])
-    assert view(summary, size=1)["eta_seconds"] == 0
+    body = view(summary, size=1)
+    assert (body["eta"], body["eta_seconds"]) == (None, None)
+    assert body["finished_at"] == "2026-01-27T10:00:00Z"
 
 
 def test_finished_needs_every_worker_completed_or_failed() -> None:
@@ -552,6 +559,12 @@ def test_records_older_than_the_recount_are_not_counted_again() -> None:
 
 # --- property: incremental == recount ---------------------------------------------------
 
+# A declared task total: none, a count, or garbage (the row is then invalid).
+task_totals = st.one_of(
+    st.just({}),
+    st.builds(lambda n: {"tasks_total": Decimal(n)}, st.integers(0, 60)),
+    st.just({"tasks_total": Decimal(-1)}),
+)
 # The backend's lost mark: for this row's instance or another, with a cause or garbage.
 lost_marks = st.one_of(
     st.just({}),
@@ -563,16 +576,18 @@ lost_marks = st.one_of(
 )
 images = st.one_of(
     st.builds(
-        lambda status, tasks, seconds, mark: {
+        lambda status, tasks, seconds, mark, total: {
             "status": status,
             "tasks_completed": Decimal(tasks),
             "last_update": stamp(T0 + timedelta(seconds=seconds)),
             **mark,
+            **total,
         },
         st.sampled_from(["running", "completed", "failed"]),
         st.integers(0, 50),
         st.integers(0, 2000),
         lost_marks,
+        task_totals,
     ),
     st.fixed_dictionaries(
         {
