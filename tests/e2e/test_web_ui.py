@@ -230,6 +230,7 @@ def _check_fleet(stack: Stack, arrays: Arrays, fleet: dict[str, Any]) -> None:
     for array_id in (arrays.active, arrays.idle, arrays.newer):
         row, progress = fleet["arrays"][array_id], stack.get(f"/arrays/{array_id}/progress")[1]
         basis, parts = _expected_bar(progress)
+        assert basis == "tasks", progress  # every row here declares tasks_total
         assert row["basis"] == basis, (array_id, row)
         assert {s["key"]: s["n"] for s in row["segments"]} == parts, (array_id, row)
         assert abs(sum(s["width"] for s in row["segments"]) - row["bar"]["width"]) < 1.5
@@ -245,8 +246,9 @@ def _check_fleet(stack: Stack, arrays: Arrays, fleet: dict[str, Any]) -> None:
     assert (cells["lost"], cells["failed"]) == ("1", "1")
     assert re.fullmatch(r"\d\d-\d\d \d\d:\d\d:\d\d", cells["started"]), cells
     assert re.fullmatch(r"\d+(s|m \d\ds|h \d\dm)", cells["duration"]), cells
-    interruptions = stack.get(f"/arrays/{arrays.active}/progress")[1].get("interruptions")
-    assert cells["interruptions"] == ("—" if interruptions is None else str(interruptions))
+    interruptions = stack.get(f"/arrays/{arrays.active}/progress")[1]["interruptions"]
+    assert interruptions >= 1  # the spot interruption that lost a worker
+    assert cells["interruptions"] == str(interruptions), cells
     # The alerts panel: the instance's alarm, and the system's own alerts once the API has them.
     alarms = [a for a in fleet["alerts"] if a["kind"] == "alarm" and arrays.instance in a["text"]]
     assert alarms, fleet["alerts"]
@@ -284,12 +286,15 @@ def _check_array(stack: Stack, arrays: Arrays, view: dict[str, Any]) -> None:
     assert all(re.fullmatch(r"\d\d:\d\d(:\d\d)?", t) for t in chart["x"]), chart
     assert "time (UTC)" in chart["text"]
     assert "series series-lost" in chart["series"]
+    # Tasks over time, from the task counts the history points carry.
     points = stack.get(f"/arrays/{arrays.active}/history")[1]["points"]
-    if any(p.get("tasks_completed") is not None for p in points):
-        tasks = view["tasksChart"]
-        assert tasks, view
-        assert "series series-tasks-completed" in tasks["series"]
-        assert len(tasks["y"]) >= 3
+    assert any(p["tasks_completed"] is not None for p in points), points
+    tasks = view["tasksChart"]
+    assert tasks, view
+    assert "series series-tasks-completed" in tasks["series"]
+    assert tasks["points"] >= 4
+    assert len(tasks["y"]) >= 3
+    assert facts["interruptions"] != "—"
 
 
 def test_the_web_view_reads_at_a_glance_at_1400_and_420_px(
