@@ -164,6 +164,28 @@ SCHEMAS: dict[str, Any] = {
             "eta": nullable(TIME),
             "eta_seconds": nullable(COUNT),
             "recent": {"type": "array", "items": ref("Row"), "maxItems": 5},
+            "tasks": ref("Tasks"),
+            "progress_basis": {
+                "type": "string",
+                "enum": ["tasks", "workers"],
+                "description": "what percent_complete and the ETA count: tasks when a "
+                "total is known, else workers",
+            },
+            "finished_at": nullable(TIME),
+            "duration_seconds": nullable(COUNT),
+            "interruptions": nullable(COUNT),
+        }
+    ),
+    "Tasks": obj(
+        {
+            "completed": COUNT,
+            "total": nullable(COUNT),
+            "percent": nullable(PERCENT),
+            "total_estimated": {
+                "type": "boolean",
+                "description": "part of total is the mean declared total x workers "
+                "that have not declared one",
+            },
         }
     ),
     "ArrayPage": obj(
@@ -177,6 +199,8 @@ SCHEMAS: dict[str, Any] = {
             "failed": COUNT,
             "running": COUNT,
             "lost": nullable(COUNT),
+            "tasks_completed": nullable(COUNT),
+            "tasks_total": nullable(COUNT),
         }
     ),
     "History": obj(
