@@ -238,7 +238,13 @@ class Container:
             self.clients.sns,
             alerts_topic_arn=self.alerts_topic_arn,
             critical_topic_arn=self.critical_topic_arn,
+            feed=self.alert_feed,
+            array_owner=self._array_owner,
         )
+
+    def _array_owner(self, array_id: str) -> str | None:
+        record = self.stats.array_record(array_id)
+        return None if record is None else record.owner
 
     @cached_property
     def alert_feed(self) -> AlertHistory:
@@ -248,6 +254,7 @@ class Container:
             self.settings.alert_history_table,
             timedelta(days=self.settings.alert_retention_days),
             clock=self.now,
+            critical_topic=self.settings.critical_topic,
         )
 
     @cached_property

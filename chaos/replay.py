@@ -67,6 +67,13 @@ from chaos.observe import observe
 from local.lambda_runtime import stream_event
 from local.provision import Provisioned, load_template, provision
 from testkit.clocks import ReplayClock
+from testkit.delivery import (
+    async_retry_delay,
+    batch_due,
+    reported_failures,
+    sqs_settle,
+    stream_resume,
+)
 
 logger = logging.getLogger("chaos")
 
@@ -75,8 +82,6 @@ LIFECYCLE_BATCH = 100
 LIFECYCLE_WINDOW = 20.0  # app.py: maximum_batching_window_in_seconds
 STREAM_BATCH = 100
 STREAM_SHARDS = ("shardId-00000001700000000000-000000000001", "shardId-00000001700000000000-0002")
-ASYNC_RETRIES = 2  # Lambda's asynchronous invocations (EventInvokeConfig)
-ASYNC_RETRY_DELAYS = (60.0, 120.0)
 TICK_EVERY = 60.0
 RECONCILE_EVERY = 900.0
 RECONCILE_TIMEOUT = 600.0  # .chalice/config.json; app.py gives the run 70 % of it
@@ -583,8 +588,8 @@ class World:
         now = self.clock.time()
         due = sorted((m for m in self.lifecycle_queue if m.visible_at <= now), key=_order)
         batch = due[:LIFECYCLE_BATCH]
-        if not batch or (
-            len(batch) < LIFECYCLE_BATCH and batch[0].visible_at + LIFECYCLE_WINDOW > now
+        if not batch or not batch_due(
+            len(batch), LIFECYCLE_BATCH, batch[0].visible_at, LIFECYCLE_WINDOW, now
         ):
             return False
         chosen = {id(m) for m in batch}
@@ -594,18 +599,17 @@ class World:
             self.ledger.deliveries["state change"] += 1
             if m.malformed:
                 self.ledger.malformed[m.key] += 1
-        failed: set[str]
+        failed: set[str] | None
         reason = "reported failed by the handler (batchItemFailures)"
         try:
             with self.invocation("lifecycle", calls=4 * len(batch)):
                 outcome = self.lifecycle.handle([Message(m.key, m.body) for m in batch])
             failed = set(outcome.failed)
         except Crash as exc:
-            failed = {m.key for m in batch}
+            failed = None
             reason = f"handler crashed ({exc})"
-        for m in batch:
-            if m.key not in failed:
-                continue
+        _, again = sqs_settle(batch, lambda m: m.key, failed)
+        for m in again:
             if m.attempts >= self.max_receives:
                 self._dead_letter("LifecycleDeadLetterQueue", m.origin, m.body, reason)
             else:
@@ -632,11 +636,12 @@ class World:
             if not delivery.malformed:
                 self.ledger.completed.add(delivery.origin)
         except (Exception, Crash) as exc:  # Lambda retries an asynchronous invocation on any error
-            if delivery.attempts > ASYNC_RETRIES:
+            delay = async_retry_delay(delivery.attempts)
+            if delay is None:
                 reason = f"{type(exc).__name__}: {exc}"
                 self._dead_letter("FailedEventsQueue", delivery.origin, delivery.body, reason)
             else:
-                delivery.visible_at = self.clock.time() + ASYNC_RETRY_DELAYS[delivery.attempts - 1]
+                delivery.visible_at = self.clock.time() + delay
                 self.async_queue.append((kind, delivery))
         finally:
             self.rejections.current = None
@@ -660,8 +665,8 @@ class World:
         for shard, records in self.shards.items():
             now = self.clock.time()
             batch = [r for r in records[:STREAM_BATCH] if r.visible_at <= now]
-            if not batch or (
-                len(batch) < STREAM_BATCH and batch[0].visible_at + self.stream_window > now
+            if not batch or not batch_due(
+                len(batch), STREAM_BATCH, batch[0].visible_at, self.stream_window, now
             ):
                 continue
             did = True
@@ -681,10 +686,10 @@ class World:
             try:
                 with self.invocation("progress_stream", calls=2 * len(batch)):
                     response = self.aggregator.handle_stream(event)
-                failures = [f["itemIdentifier"] for f in response.get("batchItemFailures", [])]
+                failures = reported_failures(response)
                 if failures:
                     sequences = [r.record["dynamodb"].get("SequenceNumber") for r in batch]
-                    done = min(sequences.index(f) for f in failures)
+                    done = stream_resume(sequences, failures)
                     reason = "batchItemFailures"
             except Crash as exc:
                 done, reason = 0, f"handler crashed ({exc})"

@@ -31,6 +31,13 @@ from moto.server import ThreadedMotoServer
 from local import lambda_runtime
 from local.emf import EmfStdout
 from local.provision import Provisioned, provision
+from testkit.delivery import (
+    ASYNC_RETRIES,
+    batch_due,
+    reported_failures,
+    sqs_settle,
+    stream_resume,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
@@ -320,22 +327,21 @@ class LocalStack:
                         event = lambda_runtime.stream_event(
                             records, stream_arn, shard_id, window_seconds
                         )
-                        failures: list[dict[str, str]]
+                        failures: list[str] | None
                         try:
-                            result = function.invoke(event) or {}
-                            failures = result.get("batchItemFailures", [])
+                            failures = reported_failures(function.invoke(event))
                         except Exception:  # logged by invoke; the whole batch is retried
-                            failures = [
-                                {"itemIdentifier": records[0]["dynamodb"]["SequenceNumber"]}
-                            ]
-                        if not failures:
+                            failures = None
+                        sequences = [r["dynamodb"]["SequenceNumber"] for r in records]
+                        done = stream_resume(sequences, failures)
+                        if done == len(records):
                             iterators[shard_id] = page.get("NextShardIterator")
                             continue
                         iterators[shard_id] = streams.get_shard_iterator(
                             StreamArn=stream_arn,
                             ShardId=shard_id,
                             ShardIteratorType="AT_SEQUENCE_NUMBER",
-                            SequenceNumber=failures[0]["itemIdentifier"],
+                            SequenceNumber=sequences[done],
                         )["ShardIterator"]
                         self.stop_event.wait(1.0)
                 except Exception as exc:
@@ -359,7 +365,7 @@ class LocalStack:
         # Lambda retries an async invocation twice, then gives up to its failure target.
         redrive = {
             "deadLetterTargetArn": failed_arn["Attributes"]["QueueArn"],
-            "maxReceiveCount": 3,
+            "maxReceiveCount": ASYNC_RETRIES + 1,
         }
         url = sqs.create_queue(
             QueueName=f"sfm-local-{name}",
@@ -375,8 +381,8 @@ class LocalStack:
         queue_arn = arn["Attributes"]["QueueArn"]
 
         def deliver(messages: list[dict[str, Any]]) -> set[str]:
-            result = function.invoke(lambda_runtime.sqs_event(messages, queue_arn)) or {}
-            return {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+            result = function.invoke(lambda_runtime.sqs_event(messages, queue_arn))
+            return set(reported_failures(result))
 
         self._spawn(function.name, lambda: self._poll(url, batch_size, deliver))
 
@@ -444,16 +450,16 @@ class LocalStack:
         sqs = self.session.client("sqs")
         while not self.stop_event.is_set():
             batch: list[dict[str, Any]] = []
-            deadline: float | None = None
-            while len(batch) < batch_size and not self.stop_event.is_set():
-                wait = 1 if deadline is None else max(0.0, deadline - time.monotonic())
-                if deadline is not None and wait == 0:
-                    break
+            oldest = 0.0
+            while not self.stop_event.is_set() and not batch_due(
+                len(batch), batch_size, oldest, LOCAL_BATCH_WINDOW_SECONDS, time.monotonic()
+            ):
                 try:
                     received = sqs.receive_message(
                         QueueUrl=url,
                         MaxNumberOfMessages=min(10, batch_size - len(batch)),
-                        WaitTimeSeconds=min(1, int(wait)) if deadline is None else 0,
+                        # Long-poll for the first message, then gather within the window.
+                        WaitTimeSeconds=0 if batch else 1,
                         AttributeNames=["All"],
                     ).get("Messages", [])
                 except Exception as exc:
@@ -461,18 +467,19 @@ class LocalStack:
                         log(f"polling {url} failed: {exc}")
                     time.sleep(0.5)
                     continue
-                batch.extend(dict(m) for m in received)
-                if batch and deadline is None:
-                    deadline = time.monotonic() + LOCAL_BATCH_WINDOW_SECONDS
-                if not received and deadline is not None:
+                if received and not batch:
+                    oldest = time.monotonic()
+                if not received and batch:
                     time.sleep(0.05)
+                batch.extend(dict(m) for m in received)
             if not batch:
                 continue
+            failed: set[str] | None
             try:
                 failed = deliver(batch)
-            except Exception:  # noqa: S112 - Function.invoke has logged it
-                continue  # the whole batch becomes visible again after the timeout
-            done = [m for m in batch if m["MessageId"] not in failed]
+            except Exception:  # Function.invoke has logged it
+                failed = None  # the whole batch becomes visible again after the timeout
+            done, _ = sqs_settle(batch, lambda m: m["MessageId"], failed)
             for start in range(0, len(done), 10):
                 sqs.delete_message_batch(
                     QueueUrl=url,

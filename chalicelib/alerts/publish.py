@@ -2,7 +2,9 @@
 
 Each alert has a readable `Subject` (≤ 100 characters, as SNS allows), a JSON body and
 message attributes `event_type`, `severity` and `array_id`, so subscribers can filter
-with SNS filter policies, e.g. `{"event_type": ["spot_interruption"]}`.
+with SNS filter policies, e.g. `{"event_type": ["spot_interruption"]}`. Each alert sent
+is also kept in the alert feed (`GET /alerts`, `chalicelib.alerts.feed`) by the publisher
+itself; a feed write that fails is logged and never fails the send.
 """
 
 from __future__ import annotations
@@ -10,10 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chalicelib.fleet.events import iso
 
@@ -43,6 +45,11 @@ class Alert:
         details: JSON-serialisable facts for programs and people.
         array_id: the array concerned, if any.
         time: when it happened (default now).
+        owner: whose instance it concerns (`spawn:iam-user`, canonical), if known: the
+            alert then also goes into that owner's feed.
+        dedupe_key: what makes this alert one, beside its type, array, instance and
+            time (e.g. the interruption it reports); retries carrying the same are one
+            feed entry.
     """
 
     event_type: str
@@ -51,6 +58,14 @@ class Alert:
     details: Mapping[str, Any] = field(default_factory=dict)
     array_id: str | None = None
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    owner: str | None = None
+    dedupe_key: str | None = None
+
+    @property
+    def instance_id(self) -> str | None:
+        """The instance concerned, when the details name one."""
+        value = self.details.get("instance_id")
+        return value if isinstance(value, str) and value else None
 
     def __post_init__(self) -> None:
         if self.event_type not in EVENT_TYPES:
@@ -100,19 +115,31 @@ def is_own_alert(message: str) -> bool:
     return isinstance(body, dict) and body.get("source") == SOURCE
 
 
+class AlertStore(Protocol):
+    """Where sent alerts are kept (`chalicelib.alerts.feed.AlertHistory`)."""
+
+    def add_alert(self, alert: Alert, topic_arn: str, owner: str | None) -> None: ...
+
+
 @dataclass
 class AlertPublisher:
-    """Publishes alerts to the alerts topic, or the critical topic for `critical` ones.
+    """Publishes alerts to the alerts topic, or the critical topic for `critical` ones,
+    and keeps each one sent in the alert feed.
 
     Args:
         sns: an SNS client.
         alerts_topic_arn: `spawn-alerts`.
         critical_topic_arn: `spawn-critical`.
+        feed: where sent alerts are kept (None: nowhere).
+        array_owner: the owner of an array, for an alert that names an array but no
+            owner (None when unknown).
     """
 
     sns: SNSClient
     alerts_topic_arn: str
     critical_topic_arn: str
+    feed: AlertStore | None = None
+    array_owner: Callable[[str], str | None] | None = None
 
     def publish(self, alert: Alert) -> str:
         topic = self.critical_topic_arn if alert.severity == "critical" else self.alerts_topic_arn
@@ -125,4 +152,24 @@ class AlertPublisher:
                 "array_id": alert.array_id,
             },
         )
+        self._keep(alert, topic)
         return response["MessageId"]
+
+    def _keep(self, alert: Alert, topic: str) -> None:
+        """Store a sent alert in the feed; a failure is logged, the send stands."""
+        if self.feed is None:
+            return
+        try:
+            owner = alert.owner
+            if owner is None and alert.array_id and self.array_owner is not None:
+                owner = self.array_owner(alert.array_id)
+            self.feed.add_alert(alert, topic, owner)
+        except Exception as exc:  # the alert is sent; the feed only keeps a copy
+            logger.error(
+                "alert sent but not kept in the alert feed",
+                extra={
+                    "event_type": alert.event_type,
+                    "array_id": alert.array_id,
+                    "error": type(exc).__name__,
+                },
+            )

@@ -1,4 +1,4 @@
-"""The fleet routes of the HTTP API (SPEC §7): health, fleet status, alert history.
+"""The fleet routes of the HTTP API (SPEC §7): health, fleet status, alert feed.
 
 Answers come from maintained state (the fleet snapshot, the alert history): no EC2
 or CloudWatch sweep per request. Every route but `/health` and `/openapi.json` requires
@@ -15,7 +15,15 @@ from typing import Any
 
 from chalice.app import Blueprint, IAMAuthorizer
 
-from chalicelib.api.params import ALERTS_LIMIT_DEFAULT, limit_param, request_viewer
+from chalicelib.alerts.feed import KINDS, AlertFilter
+from chalicelib.alerts.publish import EVENT_TYPES, SEVERITIES
+from chalicelib.api.params import (
+    ALERTS_LIMIT_DEFAULT,
+    array_id_query,
+    choice_param,
+    limit_param,
+    request_viewer,
+)
 from chalicelib.container import current
 from chalicelib.contract.openapi import document
 from chalicelib.fleet.health import empty_snapshot
@@ -54,5 +62,11 @@ def alert_history() -> dict[str, Any]:
     viewer = request_viewer(api.current_request, wiring.settings)
     params = dict(api.current_request.query_params or {})
     limit = limit_param(params, ALERTS_LIMIT_DEFAULT)
+    only = AlertFilter(
+        kind=choice_param(params, "kind", KINDS),
+        event_type=choice_param(params, "event_type", EVENT_TYPES),
+        array_id=array_id_query(params),
+        severity=choice_param(params, "severity", SEVERITIES),
+    )
     owner = None if viewer.everything else viewer.owner
-    return {"alerts": wiring.alert_feed.latest(limit, owner)}
+    return {"alerts": wiring.alert_feed.latest(limit, owner, only)}

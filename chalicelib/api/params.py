@@ -9,6 +9,7 @@ OpenAPI description (`chalicelib.contract.openapi`) publishes.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
@@ -101,3 +102,27 @@ def since_param(params: dict[str, str]) -> datetime | None:
     if milliseconds is None:
         raise BadRequestError("since must be an ISO-8601 UTC time, e.g. 2026-01-27T10:00:00Z")
     return datetime.fromtimestamp(milliseconds / 1000, tz=UTC)
+
+
+def choice_param(params: dict[str, str], name: str, allowed: Iterable[str]) -> str | None:
+    """An optional query parameter that must be one of `allowed` (400 otherwise)."""
+    raw = params.get(name)
+    if raw is None:
+        return None
+    choices = sorted(allowed)
+    if raw not in choices:
+        raise BadRequestError(f"{name} must be one of {', '.join(choices)}")
+    return raw
+
+
+def array_id_query(params: dict[str, str]) -> str | None:
+    """The optional `array_id` query parameter, checked as the path parameter is."""
+    raw = params.get("array_id")
+    if raw is None:
+        return None
+    if not ARRAY_ID.fullmatch(raw):
+        raise BadRequestError(
+            "array_id must be 1-128 characters of letters, digits, '.', '_', ':' or '-', "
+            "starting with a letter or digit"
+        )
+    return raw

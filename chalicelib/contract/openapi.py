@@ -15,6 +15,8 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from chalicelib.alerts.feed import KINDS
+from chalicelib.alerts.publish import EVENT_TYPES, SEVERITIES
 from chalicelib.api.params import (
     ALERTS_LIMIT_DEFAULT,
     ARRAY_ID,
@@ -105,8 +107,20 @@ SCHEMAS: dict[str, Any] = {
             "updated_at": nullable(TIME),
         }
     ),
-    "Alert": obj(
+    "Alert": {
+        "description": "One entry of the alert feed: an alarm change or an alert sent.",
+        "oneOf": [ref("AlarmEntry"), ref("SystemEntry")],
+    },
+    "AlarmEntry": obj(
         {
+            "kind": {"const": "alarm"},
+            "at": TIME,
+            "severity": {
+                "type": "string",
+                "enum": sorted(SEVERITIES),
+                "description": "info: back to OK; critical: seen on the critical topic; "
+                "else warning",
+            },
             "alarm_name": TEXT,
             "new_state": {"type": "string", "enum": ["OK", "ALARM", "INSUFFICIENT_DATA"]},
             "reason": TEXT,
@@ -114,6 +128,17 @@ SCHEMAS: dict[str, Any] = {
             "topic": TEXT,
         },
         {"old_state": TEXT, "instance_id": TEXT, "check": TEXT, "array_id": TEXT},
+    ),
+    "SystemEntry": obj(
+        {
+            "kind": {"const": "system"},
+            "at": TIME,
+            "severity": {"type": "string", "enum": sorted(SEVERITIES)},
+            "event_type": {"type": "string", "enum": sorted(EVENT_TYPES)},
+            "subject": TEXT,
+            "topic": TEXT,
+        },
+        {"array_id": TEXT, "instance_id": TEXT, "details": {"type": "object"}},
     ),
     "AlertList": obj({"alerts": {"type": "array", "items": ref("Alert")}}),
     "Row": {**obj(ROW_FIELDS), "description": "A valid worker row (SPEC §4)."},
@@ -239,6 +264,29 @@ PARAMETERS: dict[str, Any] = {
         "in": "query",
         "schema": {"type": "string", "enum": list(WORKER_STATUSES)},
     },
+    "AlertKind": {
+        "name": "kind",
+        "in": "query",
+        "description": "`alarm` (alarm state changes) or `system` (alerts this system sent)",
+        "schema": {"type": "string", "enum": list(KINDS)},
+    },
+    "AlertEventType": {
+        "name": "event_type",
+        "in": "query",
+        "description": "only alerts sent of this type (contract §8)",
+        "schema": {"type": "string", "enum": sorted(EVENT_TYPES)},
+    },
+    "AlertArrayId": {
+        "name": "array_id",
+        "in": "query",
+        "description": "only entries of this array",
+        "schema": ref("ArrayId"),
+    },
+    "AlertSeverity": {
+        "name": "severity",
+        "in": "query",
+        "schema": {"type": "string", "enum": sorted(SEVERITIES)},
+    },
     "Since": {
         "name": "since",
         "in": "query",
@@ -286,7 +334,9 @@ PATHS: dict[str, dict[str, Any]] = {
     "/fleet": {"get": _operation("Fleet health snapshot", ref("Fleet"))},
     "/alerts": {
         "get": _operation(
-            "Latest alarm state changes, newest first", ref("AlertList"), ("AlertsLimit",)
+            "Alarm state changes and alerts sent, newest first",
+            ref("AlertList"),
+            ("AlertsLimit", "AlertKind", "AlertEventType", "AlertArrayId", "AlertSeverity"),
         )
     },
     "/arrays": {

@@ -263,4 +263,6 @@ def _alert(warning: SpotWarning, owner: Owner) -> Alert:
         },
         array_id=owner.array_id,
         time=warning.time,
+        # Kept in the launcher's own alert feed too (per-user isolation).
+        owner=owner.user,
     )

@@ -30,6 +30,8 @@ from spawn_monitor.api import (
 
 PROG = "spawn-monitor"
 WORKER_STATUSES = ("running", "completed", "failed", "lost", "invalid")
+ALERT_KINDS = ("alarm", "system")
+ALERT_SEVERITIES = ("info", "warning", "critical")
 EPILOG = f"""\
 The API is --endpoint, else ${ENDPOINT_ENV}, else the ApiUrl output of the stack
 (--stack, default {DEFAULT_STACK}). Requests to a deployed stage are signed (SigV4) with
@@ -95,8 +97,16 @@ def parser() -> argparse.ArgumentParser:
     )
     fleet = command("fleet", "fleet health: instances, unhealthy, interruptions")
     fleet.add_argument("--json", action="store_true", help="print the GET /fleet JSON")
-    alerts = command("alerts", "latest alarm state changes, newest first")
+    alerts = command("alerts", "alarm state changes and alerts sent, newest first")
     alerts.add_argument("--limit", type=int, default=20, help="how many, 1-100 (20)")
+    alerts.add_argument(
+        "--kind", choices=ALERT_KINDS, help="only alarm changes, or only alerts the system sent"
+    )
+    alerts.add_argument(
+        "--event-type", metavar="TYPE", help="only alerts sent of this type, e.g. spot_interruption"
+    )
+    alerts.add_argument("--array", metavar="ARRAY_ID", help="only entries of this array")
+    alerts.add_argument("--severity", choices=ALERT_SEVERITIES, help="only this severity")
     alerts.add_argument("--json", action="store_true", help="print JSON: {alerts: [...]}")
     workers = command("workers", "one array's workers, in task order")
     workers.add_argument("array_id", metavar="ARRAY_ID")
@@ -144,7 +154,14 @@ def run(args: argparse.Namespace, console: Console) -> int:
         document = api.get("/fleet")
         shown = views.fleet_view(document)
     elif args.command == "alerts":
-        document = api.get("/alerts", limit=args.limit)
+        document = api.get(
+            "/alerts",
+            limit=args.limit,
+            kind=args.kind,
+            event_type=args.event_type,
+            array_id=args.array,
+            severity=args.severity,
+        )
         shown = views.alerts_table(document.get("alerts", []))
     else:
         items = api.pages(

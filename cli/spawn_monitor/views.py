@@ -207,19 +207,33 @@ def fleet_view(fleet: Mapping[str, Any]) -> RenderableType:
 
 
 def alerts_table(alerts: Sequence[Mapping[str, Any]]) -> Table:
+    """Both kinds of the alert feed: an alarm's change, or the subject of an alert sent."""
     table = Table(title=f"Alerts ({len(alerts)}, newest first)", title_justify="left")
-    for header in ("changed", "alarm", "state", "instance", "array", "reason"):
+    for header in ("at", "kind", "severity", "what", "instance", "array", "detail"):
         table.add_column(header, overflow="fold")
+    severities = {"critical": "red", "warning": "yellow", "info": "green"}
     styles = {"ALARM": "red", "OK": "green"}
     for alert in alerts:
-        new = str(alert.get("new_state", "—"))
+        severity = str(alert.get("severity") or "—")
+        if alert.get("kind") == "system":
+            what = text(alert.get("event_type"))
+            detail = text(alert.get("subject"))
+        else:
+            new = str(alert.get("new_state", "—"))
+            what = text(alert.get("alarm_name"))
+            detail = (
+                Text(f"{alert.get('old_state') or '?'} → ")
+                + Text(new, style=styles.get(new, ""))
+                + Text(f" {alert.get('reason') or ''}".rstrip())
+            )
         table.add_row(
-            when(alert.get("changed_at")),
-            text(alert.get("alarm_name")),
-            Text(f"{alert.get('old_state') or '?'} → ") + Text(new, style=styles.get(new, "")),
+            when(alert.get("at") or alert.get("changed_at")),
+            text(alert.get("kind") or "alarm"),
+            Text(severity, style=severities.get(severity, "")),
+            what,
             text(alert.get("instance_id")),
             text(alert.get("array_id")),
-            text(alert.get("reason")),
+            detail,
         )
     return table
 

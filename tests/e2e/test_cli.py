@@ -188,9 +188,56 @@ def test_json_output_is_the_apis_shape_with_every_page_joined(stack: Stack) -> N
     check(arrays, response_schema("/arrays", 200))
     assert array_id in {a["array_id"] for a in arrays["arrays"]}
     check(output("fleet"), response_schema("/fleet", 200))
-    alerts = output("alerts", "--limit", "5")
+    # The sample alarm's time is in January: alerts sent since are newer, hence the kind.
+    alerts = output("alerts", "--kind", "alarm", "--limit", "5")
     check(alerts, response_schema("/alerts", 200))
     assert alerts["alerts"][0]["alarm_name"] == "spawn-instance-i-0abcd1234ef567890-status"
+    check(output("alerts", "--limit", "100"), response_schema("/alerts", 200))
+
+
+def test_alerts_show_both_kinds_and_the_filters_narrow_them(stack: Stack) -> None:
+    array_id = "alerts-20261204-0c0c0c"
+    write_rows(stack, array_id, ["completed"] * 3)
+    summarised(stack, array_id, 3)
+    query = f"/alerts?kind=system&array_id={array_id}"
+    eventually(lambda: stack.get(query)[1]["alerts"], timeout=10)
+    sample = load_event("sns-alarm-notification-alarm.json")["Records"][0]["Sns"]
+    stack.client("sns").publish(
+        TopicArn="arn:aws:sns:us-east-1:123456789012:spawn-alerts",
+        Subject="ALARM",
+        Message=sample["Message"],
+    )
+    eventually(lambda: stack.get("/alerts?kind=alarm")[1]["alerts"], timeout=10)
+
+    result = cli(
+        stack,
+        "alerts",
+        "--kind",
+        "system",
+        "--event-type",
+        "array_finished",
+        "--array",
+        array_id,
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    [entry] = json.loads(result.stdout)["alerts"]
+    assert (entry["kind"], entry["event_type"], entry["array_id"]) == (
+        "system",
+        "array_finished",
+        array_id,
+    )
+    assert entry["severity"] == "info"
+    table = cli(stack, "alerts", "--limit", "100", COLUMNS="250")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert any("system" in line and "array_finished" in line and array_id in line for line in lines)
+    assert any(" alarm " in line and "spawn-instance-" in line for line in lines)
+    none = cli(stack, "alerts", "--severity", "critical", "--array", array_id, "--json")
+    assert json.loads(none.stdout)["alerts"] == []
+    refused = cli(stack, "alerts", "--event-type", "nope")
+    assert "event_type must be one of" in one_line_error(refused)
+    assert cli(stack, "alerts", "--kind", "everything").returncode == 2
 
 
 def test_workers_status_lost_lists_the_lost_workers_and_watch_names_them(stack: Stack) -> None:

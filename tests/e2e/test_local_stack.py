@@ -139,6 +139,53 @@ def _collect(stack: Stack, queue_url: str, wait: float) -> list[dict[str, Any]]:
     return received
 
 
+def test_a_spot_interruption_sent_is_in_the_alert_feed_within_one_tick(stack: Stack) -> None:
+    array_id = "feed-20261204-0a0b0c"
+    [instance] = launch(stack, tags={"spawn:managed": "true", "spawn:job-array-id": array_id})
+    running(stack, instance)
+    eventually(lambda: len(alarms_of(stack, instance)) == 2, timeout=3)
+    sqs = stack.client("sqs")
+    queue = sqs.create_queue(QueueName="e2e-feed-subscriber")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    stack.client("sns").subscribe(
+        TopicArn=_topic(stack, "spawn-alerts"),
+        Protocol="sqs",
+        Endpoint=queue_arn,
+        Attributes={
+            "FilterPolicy": json.dumps(
+                {"event_type": ["spot_interruption"], "array_id": [array_id]}
+            )
+        },
+    )
+    put_ec2_event(
+        stack,
+        "ec2-spot-interruption-warning.json",
+        {"instance-id": instance, "instance-action": "terminate"},
+    )
+    # Sent: a subscriber has it. One tick later (no sleeping) the feed shows it.
+    eventually(lambda: _collect(stack, queue, wait=1), timeout=5)
+    stack.tick()
+    status, body = stack.get(
+        f"/alerts?kind=system&event_type=spot_interruption&array_id={array_id}"
+    )
+    assert status == 200, body
+    [entry] = body["alerts"]
+    assert (entry["kind"], entry["event_type"], entry["severity"]) == (
+        "system",
+        "spot_interruption",
+        "warning",
+    )
+    assert (entry["array_id"], entry["instance_id"]) == (array_id, instance)
+    # The filters narrow it away, and the unfiltered feed holds it too.
+    assert stack.get(f"/alerts?kind=alarm&array_id={array_id}")[1]["alerts"] == []
+    assert stack.get(f"/alerts?event_type=array_finished&array_id={array_id}")[1]["alerts"] == []
+    everything = stack.get("/alerts?limit=100")[1]["alerts"]
+    assert any(e["kind"] == "system" and e.get("instance_id") == instance for e in everything)
+    assert stack.get("/alerts?kind=everything")[0] == 400
+
+
 def test_spot_warning_counts_publishes_a_metric_and_alerts_subscribers_once(stack: Stack) -> None:
     array_id = "spot-20261126-0a0b0c"
     [instance] = launch(stack, tags={"spawn:managed": "true", "spawn:job-array-id": array_id})

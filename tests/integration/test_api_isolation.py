@@ -21,9 +21,8 @@ from boto3.dynamodb.types import TypeSerializer
 from chalice.app import Chalice
 
 from chalicelib import container as wiring
-from chalicelib.alerts.feed import AlertHistory
 from chalicelib.alerts.notifications import Notifications
-from chalicelib.alerts.publish import AlertPublisher
+from chalicelib.alerts.publish import Alert
 from chalicelib.api.arrays import arrays_api
 from chalicelib.api.fleet import api as fleet_api
 from chalicelib.api.history import history_api
@@ -126,10 +125,11 @@ def world(fleet: Fleet, infra: Provisioned, monkeypatch: pytest.MonkeyPatch) -> 
     dynamodb = fleet.clients.dynamodb
     stats = Stats(dynamodb, settings.stats_table)
     store = SummaryStore(dynamodb, settings.arrays_table)
-    alerts = AlertPublisher(
-        fleet.clients.sns, infra.arns["AlertsTopic"], infra.arns["CriticalTopic"]
-    )
-    history = AlertHistory(dynamodb, settings.alert_history_table, timedelta(days=30))
+    installed = container(fleet.clients, settings, clock=NOW.timestamp)
+    # The container's publisher: it keeps each alert sent in the fleet's and owner's feeds.
+    alerts = installed.alerts
+    assert alerts.alerts_topic_arn == infra.arns["AlertsTopic"]
+    history = installed.alert_feed
     app = Chalice(app_name="test-isolation")
     app.register_blueprint(fleet_api)
     app.register_blueprint(arrays_api)
@@ -152,9 +152,7 @@ def world(fleet: Fleet, infra: Provisioned, monkeypatch: pytest.MonkeyPatch) -> 
         instances={},
     )
     # The routes read the installed container: this test's, on moto, at NOW.
-    monkeypatch.setattr(
-        wiring, "_installed", container(fleet.clients, settings, clock=NOW.timestamp)
-    )
+    monkeypatch.setattr(wiring, "_installed", installed)
     for array_id in ALICE_ARRAYS:
         world.instances[array_id] = world.launch(array_id, ALICE)
     for array_id in BOB_ARRAYS:
@@ -328,6 +326,35 @@ def test_alerts_show_only_the_callers_instances(world: World) -> None:
     assert seen(READER) == sorted([alices[0], bobs[0], "None"])
     _, body = world.get("/alerts?limit=5", ALICE)
     assert body["alerts"][0]["array_id"] == ALICE_ARRAYS[0]
+
+
+def test_alerts_sent_go_to_their_owners_feed_and_the_readers_never_anothers(
+    world: World,
+) -> None:
+    alices = world.instances[ALICE_ARRAYS[0]][0]
+    event = copy.deepcopy(load_event("ec2-spot-interruption-warning.json"))
+    event["detail"] = {"instance-id": alices, "instance-action": "terminate"}
+    assert world.interruptions.on_warning(event) == "counted"
+    # An array alert names no owner: the publisher finds it from the array's registration.
+    world.aggregator.alerts.publish(
+        Alert("array_failing", "critical", "Array failing", {}, BOB_ARRAYS[0], NOW)
+    )
+    world.aggregator.alerts.publish(Alert("fleet_unhealthy", "critical", "Fleet", {}, None, NOW))
+
+    def seen(caller: str, query: str = "kind=system") -> list[tuple[str, str | None]]:
+        status, body = world.get(f"/alerts?{query}", caller)
+        assert status == 200, body
+        return [(a["event_type"], a.get("array_id")) for a in body["alerts"]]
+
+    assert seen(ALICE) == [("spot_interruption", ALICE_ARRAYS[0])]
+    assert seen(BOB) == [("array_failing", BOB_ARRAYS[0])]
+    # The warning (11:30:12) is after NOW (10:05); entries of one time by type, descending.
+    assert seen(READER) == [
+        ("spot_interruption", ALICE_ARRAYS[0]),
+        ("fleet_unhealthy", None),
+        ("array_failing", BOB_ARRAYS[0]),
+    ]
+    assert seen(BOB, f"array_id={ALICE_ARRAYS[0]}") == []
 
 
 def test_an_owners_listing_reads_one_page_whatever_others_have(world: World) -> None:
