@@ -191,7 +191,12 @@ def _populate(stack: Stack) -> Arrays:
         datetime.now(UTC) + timedelta(seconds=5),
     )
     eventually(lambda: stack.get(f"/arrays/{arrays.active}/progress")[1]["workers"]["lost"] == 1)
-    eventually(lambda: any(a.get("instance_id") == arrays.instance for a in _alerts(stack)))
+
+    def both_kinds() -> bool:
+        kinds = {a["kind"] for a in _alerts(stack) if a.get("instance_id") == arrays.instance}
+        return kinds == {"alarm", "system"}
+
+    eventually(both_kinds)
     # The history gains a point each tick (one second here): a few make a line.
     history = f"/arrays/{arrays.active}/history"
     eventually(lambda: len(stack.get(history)[1]["points"]) >= 4, timeout=30)
@@ -249,13 +254,13 @@ def _check_fleet(stack: Stack, arrays: Arrays, fleet: dict[str, Any]) -> None:
     interruptions = stack.get(f"/arrays/{arrays.active}/progress")[1]["interruptions"]
     assert interruptions >= 1  # the spot interruption that lost a worker
     assert cells["interruptions"] == str(interruptions), cells
-    # The alerts panel: the instance's alarm, and the system's own alerts once the API has them.
+    # The alerts panel: the instance's alarm, and the system's own spot interruption alert.
     alarms = [a for a in fleet["alerts"] if a["kind"] == "alarm" and arrays.instance in a["text"]]
     assert alarms, fleet["alerts"]
     assert "ALARM" in alarms[0]["text"]
-    if any(a.get("kind") == "system" for a in _alerts(stack)):
-        spot = [a for a in fleet["alerts"] if a["event_type"] == "spot_interruption"]
-        assert any(a["kind"] == "system" and a["array_id"] == arrays.active for a in spot), spot
+    spot = [a for a in fleet["alerts"] if a["event_type"] == "spot_interruption"]
+    assert any(a["kind"] == "system" and a["array_id"] == arrays.active for a in spot), spot
+    assert all(a["severity"] for a in fleet["alerts"]), fleet["alerts"]
     # Times in UTC, the header clock too.
     assert all(a["at"].endswith(" UTC") for a in fleet["alerts"])
     assert fleet["clock"].endswith(" UTC")
