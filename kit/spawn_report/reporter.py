@@ -399,6 +399,8 @@ class Reporter:
                 )
                 if not send and self.settings.background and not self.spool.flusher_alive():
                     self._start_flusher()
+                if not send:
+                    self._say_if_nowhere_to_send()
         except OSError as exc:
             if spooled:
                 self._failed(f"spool {self.spool.directory}: {exc}; the next flush sends it")
@@ -419,6 +421,17 @@ class Reporter:
             return
         if send:
             self.flush()
+
+    def _say_if_nowhere_to_send(self) -> None:
+        """Once: reports only spool while no region is known (none set, no instance
+        metadata), so say so rather than let them wait unseen."""
+        if self._said_unsent or self._region() is not None:
+            return
+        self._said_unsent = True
+        self.err(
+            "no AWS region (AWS_DEFAULT_REGION, or the instance's own): reports wait in "
+            f"the spool {self.spool.directory} until a flush can send them"
+        )
 
     def _append_counted(
         self, entries: list[dict[str, Any]], row: Mapping[str, Any], t: float | None

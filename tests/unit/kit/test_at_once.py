@@ -30,3 +30,25 @@ def test_rows_that_cannot_be_sent_wait_in_the_spool_and_the_reason_is_said_once(
     assert said[0].endswith(f"it waits in the spool {settings.spool_dir} for the next flush")
     lines = [json.loads(x) for x in (settings.spool_dir / "pending.jsonl").read_text().split()]
     assert [e["row"]["tasks_completed"] for e in lines if e["kind"] == "row"] == [3, 4]
+
+
+def test_metrics_spooled_with_no_region_to_send_them_to_say_so_once(tmp_path: Path) -> None:
+    said: list[str] = []
+    settings = Settings(spool_dir=tmp_path / "spool", background=False, flush_seconds=3600)
+    report = Reporter(settings, identity=NOWHERE, clock=lambda: T0, err=said.append)
+
+    assert report.metric("Processed", 1)
+    assert report.metric("Processed", 2)
+
+    assert said == [
+        "no AWS region (AWS_DEFAULT_REGION, or the instance's own): reports wait in "
+        f"the spool {settings.spool_dir} until a flush can send them"
+    ]
+    placed = Reporter(
+        settings,
+        identity=Identity(*NOWHERE.require_row_keys(), "us-east-1"),
+        clock=lambda: T0,
+        err=said.append,
+    )
+    assert placed.metric("Processed", 3)
+    assert len(said) == 1  # a region known: nothing to say
