@@ -140,4 +140,32 @@ def test_in_fleet_query_mode_only_instances_the_query_leaves_out_need_their_alar
     again.check_alarms()
     [agreed] = [c for c in again.checks if c.name == "instance alarms"]
     assert agreed.status == "ok", agreed.detail
-    assert "(fleet-query)" in agreed.detail
+    assert agreed.detail == (
+        "2 running managed instances; fleet-query mode: the fleet alarms watch those tagged "
+        "spawn:managed=true; 1 not so tagged should have their own two each; 2 instance "
+        "alarms exist, as expected"
+    )
+
+
+def test_instances_launched_moments_ago_are_counted_as_still_waiting_not_as_agreeing(
+    session: boto3.Session,
+) -> None:
+    session.client("ec2").run_instances(
+        ImageId="ami-12c6146b",
+        MinCount=3,
+        MaxCount=3,
+        TagSpecifications=[
+            {"ResourceType": "instance", "Tags": [{"Key": "spawn:managed", "Value": "true"}]}
+        ],
+    )
+    check = doctor(session)
+    check.now = datetime.now(UTC)  # moto's launch time is now: all three within the grace
+
+    check.check_alarms()
+
+    [alarms] = [c for c in check.checks if c.name == "instance alarms"]
+    assert alarms.status == "ok"
+    assert alarms.detail == (
+        "3 running managed instances, each with its own two alarms; 0 instance alarms "
+        "exist; 6 still to come for 3 instances launched in the last 5 minutes"
+    )
