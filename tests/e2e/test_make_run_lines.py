@@ -124,8 +124,8 @@ def test_doctor_passes_on_a_healthy_stack_with_only_the_printed_lines(
     assert gpu_line.lstrip().startswith("i "), gpu_line
     assert "optional" in gpu_line, gpu_line
     [alarms] = [line for line in result.stdout.splitlines() if "instance alarms" in line]
-    assert "agree" not in alarms, alarms
-    assert "as expected" in alarms, alarms
+    assert alarms.startswith("✔"), alarms
+    assert "they agree" not in alarms, alarms  # the old, contradictory wording
 
 
 def test_doctor_with_the_stack_down_fails_its_api_check_first_and_clearly(
