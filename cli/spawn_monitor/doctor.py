@@ -9,7 +9,7 @@ It reads (never writes) the deployment through AWS read APIs and the HTTP API:
 3. the fleet alarm exists, and the `spawn-instance-*` alarms equal the running managed
    instances (two each; in `fleet-query` mode, only for those not tagged
    `spawn:managed=true`); instances launched in the last
-   5 minutes may still be waiting for theirs;
+   5 minutes may still be waiting for theirs, and those stopped since may keep theirs;
 4. workers' metrics (`Spawn/Workers`, and `Spawn/GPU` where GPU instances run) and the
    scheduled functions' log groups received data recently;
 5. this monitoring's own monthly CloudWatch cost at the current rate, from the counts of
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -80,6 +81,8 @@ ALARM_SUFFIXES = ("status", "system")
 MANAGED_TAG_KEYS = ("spawn:managed", "spawn")
 OPT_OUT = ("spawn:monitoring", "off")
 LAUNCH_GRACE = timedelta(minutes=5)
+# EC2's StateTransitionReason, e.g. "User initiated (2026-01-27 10:00:00 GMT)".
+_TRANSITION_AT = re.compile(r"\((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (?:GMT|UTC)\)")
 RECENTLY_ACTIVE = "PT3H"
 EVERY_MINUTE_FUNCTIONS = ("fleet_tick", "progress_tick")
 LOG_SILENCE_MAX = timedelta(minutes=10)
@@ -449,7 +452,16 @@ class Doctor:
             if not (fleet_query and _tags(inst).get(MANAGED_TAG_KEYS[0]) == "true")
         }
         drift = alarm_drift(launched, names, False, self.now)
+        leaving = self._just_stopped(drift.orphaned)
+        if leaving:
+            orphaned = [n for n in drift.orphaned if n not in leaving]
+            drift = Drift(drift.missing, orphaned, drift.waiting)
         detail = self._alarm_summary(fleet_query, len(launched), len(names), drift)
+        if leaving:
+            detail += (
+                f"; {len(leaving)} of instances that stopped running in the last 5 minutes, "
+                "still to be deleted"
+            )
         if drift.missing or drift.orphaned:
             problems = []
             if drift.missing:
@@ -467,6 +479,27 @@ class Doctor:
             )
         else:
             self.add("instance alarms", "ok", detail)
+
+    def _just_stopped(self, orphaned: list[str]) -> list[str]:
+        """The alarms among `orphaned` whose instance left `running` within
+        `LAUNCH_GRACE` (the lifecycle deletes them on its next batch)."""
+        ids = sorted({n[len(ALARM_PREFIX) :].rsplit("-", 1)[0] for n in orphaned})
+        if not ids:
+            return []
+        recent = set()
+        pages = self.client("ec2").get_paginator("describe_instances")
+        for start in range(0, len(ids), 200):
+            chunk = ids[start : start + 200]
+            for page in pages.paginate(Filters=[{"Name": "instance-id", "Values": chunk}]):
+                for reservation in page["Reservations"]:
+                    for instance in reservation["Instances"]:
+                        match = _TRANSITION_AT.search(instance.get("StateTransitionReason", ""))
+                        if instance.get("State", {}).get("Name") == "running" or not match:
+                            continue
+                        at = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S")
+                        if self.now - at.replace(tzinfo=UTC) < LAUNCH_GRACE:
+                            recent.add(instance["InstanceId"])
+        return [n for n in orphaned if n[len(ALARM_PREFIX) :].rsplit("-", 1)[0] in recent]
 
     def _alarm_summary(self, fleet_query: bool, own: int, alarms: int, drift: Drift) -> str:
         """What was counted, in words that cannot contradict each other: which instances
