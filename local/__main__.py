@@ -7,7 +7,17 @@ import sys
 import threading
 from types import FrameType
 
-from local.stack import LocalStack, PortBusy, StackConfig, log
+from local.stack import REGION, LocalStack, PortBusy, StackConfig, log
+
+
+def exports(api_endpoint: str, aws_endpoint: str) -> list[str]:
+    """The shell lines that point `spawn-monitor` and `spawn-report` at the stack (moto
+    takes any credentials; the tools need some, and a region)."""
+    return [
+        f"export SPAWN_MONITOR_ENDPOINT={api_endpoint}",
+        f"export AWS_ENDPOINT_URL={aws_endpoint} AWS_DEFAULT_REGION={REGION} "
+        "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing",
+    ]
 
 
 def main() -> int:
@@ -31,6 +41,9 @@ def main() -> int:
         f"scheduled functions every {config.tick_seconds:g}s; simulated fleet "
         f"{'on' if config.simulate else 'off (SFM_SIMULATE=0)'}; Ctrl-C stops everything"
     )
+    log("to point spawn-monitor and spawn-report at it, paste into another shell:")
+    for line in exports(stack.api_endpoint, stack.aws_endpoint):
+        print(line, flush=True)
     # Wake now and then: a signal that lands on another thread only runs its Python
     # handler once the main thread runs again.
     while not stopping.wait(0.5):

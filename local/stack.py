@@ -30,6 +30,7 @@ from moto.server import ThreadedMotoServer
 
 from local import lambda_runtime
 from local.emf import EmfStdout
+from local.moto_serial import serialize_dynamodb
 from local.provision import Provisioned, provision
 from testkit.delivery import (
     ASYNC_RETRIES,
@@ -186,6 +187,7 @@ class LocalStack:
         check_port_free(self.config.aws_port, "SFM_AWS_PORT")
         check_port_free(self.config.api_port, "SFM_API_PORT")
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        serialize_dynamodb()  # moto's transactions race its other writes (local.moto_serial)
         self._moto = ThreadedMotoServer(
             ip_address="127.0.0.1", port=self.config.aws_port, verbose=False
         )

@@ -9,7 +9,7 @@ It reads (never writes) the deployment through AWS read APIs and the HTTP API:
 3. the fleet alarm exists, and the `spawn-instance-*` alarms equal the running managed
    instances (two each; in `fleet-query` mode, only for those not tagged
    `spawn:managed=true`); instances launched in the last
-   5 minutes may still be waiting for theirs;
+   5 minutes may still be waiting for theirs, and those stopped since may keep theirs;
 4. workers' metrics (`Spawn/Workers`, and `Spawn/GPU` where GPU instances run) and the
    scheduled functions' log groups received data recently;
 5. this monitoring's own monthly CloudWatch cost at the current rate, from the counts of
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -35,7 +36,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+)
 from rich.console import Console
 
 from spawn_monitor.api import Api, ApiError, is_loopback, locate
@@ -74,6 +81,8 @@ ALARM_SUFFIXES = ("status", "system")
 MANAGED_TAG_KEYS = ("spawn:managed", "spawn")
 OPT_OUT = ("spawn:monitoring", "off")
 LAUNCH_GRACE = timedelta(minutes=5)
+# EC2's StateTransitionReason, e.g. "User initiated (2026-01-27 10:00:00 GMT)".
+_TRANSITION_AT = re.compile(r"\((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (?:GMT|UTC)\)")
 RECENTLY_ACTIVE = "PT3H"
 EVERY_MINUTE_FUNCTIONS = ("fleet_tick", "progress_tick")
 LOG_SILENCE_MAX = timedelta(minutes=10)
@@ -91,7 +100,8 @@ OWN_NAMESPACES = (
 
 @dataclass(frozen=True)
 class Check:
-    """One finding: `status` is ok, fail, warn (worth a look) or skip (not applicable)."""
+    """One finding: `status` is ok, fail, warn (worth a look), note (an optional signal
+    is absent) or skip (not applicable)."""
 
     name: str
     status: str
@@ -157,6 +167,25 @@ def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
+def aws_problem(exc: BotoCoreError | ClientError) -> tuple[str, str]:
+    """What an AWS read that failed means, and its fix, in one line each."""
+    if isinstance(exc, NoRegionError):
+        return "no AWS region", "set AWS_DEFAULT_REGION or pass --region (make run prints it)"
+    if isinstance(exc, NoCredentialsError):
+        return "no AWS credentials", (
+            "configure a profile or keys; for the local stack, the AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY line make run prints"
+        )
+    if isinstance(exc, EndpointConnectionError):
+        return f"cannot reach AWS at {exc.kwargs.get('endpoint_url', '?')}", (
+            "is the stack running (make run), and AWS_ENDPOINT_URL right?"
+        )
+    return (
+        f"an AWS read failed: {' '.join(str(exc).split())}",
+        "check your credentials' read permissions and the region (--region)",
+    )
+
+
 def _few(names: list[str], limit: int = 5) -> str:
     more = f" and {len(names) - limit} more" if len(names) > limit else ""
     return ", ".join(names[:limit]) + more
@@ -189,6 +218,8 @@ class Doctor:
         self.checks: list[Check] = []
         self.running: dict[str, dict[str, Any]] = {}
         self.functions: list[str] = []
+        # False once AWS cannot be read at all (no region, credentials or endpoint).
+        self.aws_ok = True
 
     def client(self, service: str) -> Any:
         return self.session.client(service)  # type: ignore[call-overload]
@@ -198,7 +229,12 @@ class Doctor:
 
     def run(self) -> list[Check]:
         self.check_api()
-        resources, functions, source = self.resources()
+        try:
+            resources, functions, source = self.resources()
+        except (ClientError, BotoCoreError) as exc:
+            self.aws_ok = False
+            self.add("aws", "fail", *aws_problem(exc))
+            return self.checks
         self.functions = functions
         self.add("resources", "ok", source)
         checks: tuple[Callable[[], None], ...] = (
@@ -214,12 +250,10 @@ class Doctor:
             try:
                 check()
             except (ClientError, BotoCoreError) as exc:
-                self.add(
-                    "aws",
-                    "fail",
-                    f"an AWS read failed: {' '.join(str(exc).split())}",
-                    "check your credentials' read permissions and the region (--region)",
-                )
+                self.add("aws", "fail", *aws_problem(exc))
+                if isinstance(exc, (EndpointConnectionError, NoCredentialsError, NoRegionError)):
+                    self.aws_ok = False  # every other read would fail the same way
+                    break
         return self.checks
 
     def check_api(self) -> None:
@@ -418,10 +452,16 @@ class Doctor:
             if not (fleet_query and _tags(inst).get(MANAGED_TAG_KEYS[0]) == "true")
         }
         drift = alarm_drift(launched, names, False, self.now)
-        mode = "fleet-query" if fleet_query else "per-instance"
-        detail = (
-            f"{len(self.running)} running managed instances, {len(names)} instance alarms ({mode})"
-        )
+        leaving = self._just_stopped(drift.orphaned)
+        if leaving:
+            orphaned = [n for n in drift.orphaned if n not in leaving]
+            drift = Drift(drift.missing, orphaned, drift.waiting)
+        detail = self._alarm_summary(fleet_query, len(launched), len(names), drift)
+        if leaving:
+            detail += (
+                f"; {len(leaving)} of instances that stopped running in the last 5 minutes, "
+                "still to be deleted"
+            )
         if drift.missing or drift.orphaned:
             problems = []
             if drift.missing:
@@ -438,10 +478,51 @@ class Doctor:
                 "invoke --function-name <stack>-reconcile /dev/null (locally it runs every tick)",
             )
         else:
-            waiting = (
-                f"; {len(drift.waiting)} just launched, alarms pending" if drift.waiting else ""
+            self.add("instance alarms", "ok", detail)
+
+    def _just_stopped(self, orphaned: list[str]) -> list[str]:
+        """The alarms among `orphaned` whose instance left `running` within
+        `LAUNCH_GRACE` (the lifecycle deletes them on its next batch)."""
+        ids = sorted({n[len(ALARM_PREFIX) :].rsplit("-", 1)[0] for n in orphaned})
+        if not ids:
+            return []
+        recent = set()
+        pages = self.client("ec2").get_paginator("describe_instances")
+        for start in range(0, len(ids), 200):
+            chunk = ids[start : start + 200]
+            for page in pages.paginate(Filters=[{"Name": "instance-id", "Values": chunk}]):
+                for reservation in page["Reservations"]:
+                    for instance in reservation["Instances"]:
+                        match = _TRANSITION_AT.search(instance.get("StateTransitionReason", ""))
+                        if instance.get("State", {}).get("Name") == "running" or not match:
+                            continue
+                        at = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S")
+                        if self.now - at.replace(tzinfo=UTC) < LAUNCH_GRACE:
+                            recent.add(instance["InstanceId"])
+        return [n for n in orphaned if n[len(ALARM_PREFIX) :].rsplit("-", 1)[0] in recent]
+
+    def _alarm_summary(self, fleet_query: bool, own: int, alarms: int, drift: Drift) -> str:
+        """What was counted, in words that cannot contradict each other: which instances
+        should have their own two alarms, how many exist, and how many are still due."""
+        running = len(self.running)
+        if fleet_query:
+            head = (
+                f"{running} running managed instances; fleet-query mode: the fleet alarms "
+                f"watch those tagged spawn:managed=true"
             )
-            self.add("instance alarms", "ok", f"{detail}; they agree{waiting}")
+            head += f"; {own} not so tagged should have their own two each" if own else ""
+        else:
+            head = f"{running} running managed instances, each with its own two alarms"
+        head += f"; {alarms} instance alarms exist"
+        if drift.waiting:
+            launching = len({name.rsplit("-", 1)[0] for name in drift.waiting})
+            head += (
+                f"; {len(drift.waiting)} still to come for {launching} instances "
+                "launched in the last 5 minutes"
+            )
+        elif not (drift.missing or drift.orphaned):
+            head += ", as expected"
+        return head
 
     def _recent_series(self, namespace: str) -> int:
         """Distinct series (name and dimensions) that received data in the last 3 h.
@@ -478,6 +559,13 @@ class Doctor:
             if series:
                 self.add(
                     f"metrics {namespace}", "ok", f"{series} series received data in the last 3 h"
+                )
+            elif namespace == "Spawn/GPU":
+                self.add(
+                    f"metrics {namespace}",
+                    "note",
+                    f"no GPU metrics in the last 3 h from {len(instances)} GPU instances "
+                    "(optional: spawn-report gpu publishes them)",
                 )
             else:
                 self.add(
@@ -589,11 +677,12 @@ def run_doctor(
     aws_endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
     doctor = Doctor(session, api, stack, local=bool(aws_endpoint) and is_loopback(aws_endpoint))
     checks = doctor.run()
-    try:
-        usage = doctor.usage(doctor.functions)
-    except (ClientError, BotoCoreError) as exc:
-        checks.append(Check("cost", "warn", f"could not count usage: {' '.join(str(exc).split())}"))
-        usage = Usage()
+    usage = Usage()
+    if doctor.aws_ok:
+        try:
+            usage = doctor.usage(doctor.functions)
+        except (ClientError, BotoCoreError) as exc:
+            checks.append(Check("cost", "warn", f"could not count usage: {aws_problem(exc)[0]}"))
     failed = any(c.status == "fail" for c in checks)
     if as_json:
         document = {

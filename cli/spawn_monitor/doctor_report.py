@@ -19,6 +19,7 @@ ICONS = {
     "ok": ("✔", "green"),
     "fail": ("✘", "red"),
     "warn": ("!", "yellow"),
+    "note": ("i", "blue"),
     "skip": ("-", "grey50"),
 }
 

@@ -5,13 +5,15 @@ build step, no CDN) and `/api/...`, which it forwards as GET requests to the API
 signed with the operator's AWS credentials when the target is a deployed stage. The
 browser never holds credentials. Because a page from any other site could reach a
 loopback port through DNS rebinding, requests whose Host is not this server's own
-loopback name are refused; only GET is served.
+loopback name are refused; only GET is served. A browser that drops a connection (a
+closed tab, a reload mid-request) ends that request quietly, without a traceback.
 """
 
 from __future__ import annotations
 
 import json
 import mimetypes
+import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +24,8 @@ from urllib.parse import urlsplit
 from spawn_monitor.api import Api, ApiError
 
 STATIC_FILES = ("index.html", "app.js", "style.css")
+# What writing to a connection the browser has dropped raises.
+DROPPED = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
 API_PREFIX = "/api/"
 
 
@@ -42,6 +46,12 @@ class UiServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}/"
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A dropped connection is the browser's choice, not an error; others print."""
+        if isinstance(sys.exc_info()[1], DROPPED):
+            return
+        super().handle_error(request, client_address)
 
     def allowed_hosts(self) -> set[str]:
         port = self.server_address[1]

@@ -1,30 +1,20 @@
 """`Reporter`: the kit as a library, and the engine under the `spawn-report` commands.
 
-Every report is validated, appended to the spool, and sent later in batches (boto3 is
-imported only to send, so a report that only spools starts fast):
+Every report is validated; progress rows are sent when reported, metrics wait in the
+spool and go in batches (boto3 is imported only to send):
 
-1. `progress` builds the SPEC §4 row and checks it with the backend's own
-   `validate_row` (`spawn_report.rows`), so it cannot write a row the backend would
-   call invalid. With the row go the fleet-wide `Spawn/Workers` `TasksCompleted` and
-   `ErrorCount` increments since the worker's previous report (`counters.py`), which
-   the fleet alarms sum. `metric`, `timed` and `gpus` check what CloudWatch would reject.
-2. The entries go to the spool (`spool.py`), where they survive the process.
-3. The spool is flushed when its oldest entry has waited `flush_seconds`, when a
-   worker reports a final status, on `flush()`, or by a background flusher process
-   started when data wait and none runs, so nothing waits longer than that.
-4. A flush writes the newest row per worker (conditional `PutItem`: an older row never
-   overwrites a newer one) and metrics as few `PutMetricData` calls as the limits
+1. `progress` builds the SPEC §4 row, checked by the backend's own `validate_row`, and
+   writes it at once (a conditional `PutItem`: an older row never overwrites a newer
+   one). A row that cannot be sent waits in the spool for the next flush. Its fleet
+   `TasksCompleted`/`ErrorCount` increments (`counters.py`) are spooled as metrics.
+2. Metrics (`metric`, `timed`, `gpus`) go to the spool (`spool.py`), which is flushed
+   when its oldest entry has waited `flush_seconds`, on a final status, on `flush()`,
+   or by a background flusher process, in as few `PutMetricData` calls as the limits
    allow (`batching.py`), retrying within `budget_seconds` (`sending.py`).
 
-Reporting never raises into the worker's job unless `strict` is set: a failure is
-one line on stderr and a count in `failures`.
-
-Example:
-    >>> with Reporter() as report:
-    ...     report.progress("running", tasks_completed=10, tasks_total=100)
-    ...     report.metric("TaskRate", 2.5, unit="Count/Second")
-    ...     with report.timed("Processing"):
-    ...         process()
+Reporting never raises into the worker's job unless `strict` is set: a failure is one
+line on stderr and a count in `failures`. Example: `with Reporter() as report:
+report.progress("running", tasks_completed=10, tasks_total=100)`.
 """
 
 from __future__ import annotations
@@ -73,6 +63,9 @@ FLUSHER_LOG = "flusher.log"
 FLUSHER_LOG_MAX = 1024 * 1024
 # What a write condition compares: a replayed or late row never overwrites a newer one.
 NEWER_ONLY = "attribute_not_exists(last_update) OR last_update <= :last_update"
+SUPERSEDED = "superseded"
+# The longest a `running` row sent at once may retry before it waits in the spool.
+AT_ONCE_BUDGET_SECONDS = 2.0
 
 
 def _stderr(line: str) -> None:
@@ -172,6 +165,7 @@ class Reporter:
         self.rng = rng or random.Random()  # noqa: S311 - retry jitter, not security
         self.err = err
         self.failures = 0
+        self._said_unsent = False
 
     def __enter__(self) -> Reporter:
         return self
@@ -238,8 +232,9 @@ class Reporter:
     ) -> bool:
         """Report the worker's SPEC §4 row, and the fleet-wide `Spawn/Workers`
         `TasksCompleted` and `ErrorCount` increments since its previous report (see
-        `counters`). A final status (`completed`, `failed`) is sent at once, with
-        everything else waiting. Returns whether it was recorded.
+        `counters`). The row is sent at once (`rows_at_once`), and a final status
+        (`completed`, `failed`) sends everything waiting too. Returns whether it was
+        recorded.
 
         Args:
             tasks_completed, error_count: the worker's totals so far, as in the row.
@@ -265,9 +260,29 @@ class Reporter:
         except ReportError as exc:
             self._failed(str(exc))
             return False
-        entry = {"kind": "row", "t": self.clock(), "table": self.settings.progress_table}
-        self._record([{**entry, "row": row}], final=status != "running", counted=row)
+        now = self.clock()
+        entry = {"kind": "row", "t": now, "table": self.settings.progress_table}
+        if status == "running" and self.settings.rows_at_once and self._sent_at_once(row):
+            self._record([], counted=row, t=now)
+        else:
+            self._record([{**entry, "row": row}], final=status != "running", counted=row)
         return True
+
+    def _sent_at_once(self, row: dict[str, Any]) -> bool:
+        """Write `row` now, retrying briefly; False (said once on stderr) when it could
+        not be sent, so it waits in the spool for the next flush."""
+        budget = min(self.settings.budget_seconds, AT_ONCE_BUDGET_SECONDS)
+        self._connect(dynamodb=True, cloudwatch=False)
+        reason, _ = self._put_row(self.settings.progress_table, row, self.clock() + budget)
+        if reason in (None, SUPERSEDED):
+            return True
+        if not self._said_unsent:
+            self._said_unsent = True
+            self.err(
+                f"progress of {row['array_id']}[{row['task_index']}] not sent ({reason}); "
+                f"it waits in the spool {self.spool.directory} for the next flush"
+            )
+        return False
 
     def _dimensions(self, extra: Mapping[str, str] | None) -> dict[str, str]:
         """`ArrayId` when the worker knows its array (unless given), then `extra`."""
@@ -357,9 +372,10 @@ class Reporter:
         entries: list[dict[str, Any]],
         final: bool = False,
         counted: Mapping[str, Any] | None = None,
+        t: float | None = None,
     ) -> None:
-        """Spool `entries` (with the counters' increments of a `counted` progress row),
-        then send them if they are due.
+        """Spool `entries` (with the counters' increments of a `counted` progress row,
+        stamped `t`), then send them if they are due.
 
         A spool that cannot be written (a full disk, a directory that cannot be made)
         must not lose the report or fail the job: the entries are sent at once instead,
@@ -372,7 +388,7 @@ class Reporter:
                 if counted is None:
                     self.spool.append(entries)
                 else:
-                    self._append_counted(entries, counted)
+                    self._append_counted(entries, counted, entries[0]["t"] if entries else t)
                 spooled = True
                 pending = self.spool.pending()
                 send = (
@@ -383,9 +399,17 @@ class Reporter:
                 )
                 if not send and self.settings.background and not self.spool.flusher_alive():
                     self._start_flusher()
+                if not send:
+                    self._say_if_nowhere_to_send()
         except OSError as exc:
             if spooled:
                 self._failed(f"spool {self.spool.directory}: {exc}; the next flush sends it")
+                return
+            if not entries:
+                self._failed(
+                    f"spool {self.spool.directory} unusable ({exc}): "
+                    "sent unbuffered without the fleet counters"
+                )
                 return
             result = FlushResult()
             without = " without the fleet counters" if counted is not None else ""
@@ -398,7 +422,20 @@ class Reporter:
         if send:
             self.flush()
 
-    def _append_counted(self, entries: list[dict[str, Any]], row: Mapping[str, Any]) -> None:
+    def _say_if_nowhere_to_send(self) -> None:
+        """Once: reports only spool while no region is known (none set, no instance
+        metadata), so say so rather than let them wait unseen."""
+        if self._said_unsent or self._region() is not None:
+            return
+        self._said_unsent = True
+        self.err(
+            "no AWS region (AWS_DEFAULT_REGION, or the instance's own): reports wait in "
+            f"the spool {self.spool.directory} until a flush can send them"
+        )
+
+    def _append_counted(
+        self, entries: list[dict[str, Any]], row: Mapping[str, Any], t: float | None
+    ) -> None:
         """Spool `entries` and the increments of `row`'s totals; the caller holds the
         spool's lock, so concurrent reports of one worker are counted once each.
 
@@ -411,9 +448,10 @@ class Reporter:
         increments, known[worker] = counters.advance(
             known.get(worker), int(row["tasks_completed"]), row.get("error_count")
         )
-        self.spool.append([*entries, *counters.entries(increments, float(entries[0]["t"]))])
+        stamp = self.clock() if t is None else float(t)
+        self.spool.append([*entries, *counters.entries(increments, stamp)])
         try:
-            state.write(known, worker, float(entries[0]["t"]))
+            state.write(known, worker, stamp)
         except OSError as exc:
             self._failed(f"{state.path} not saved ({exc}): the next report counts these again")
 
@@ -499,7 +537,18 @@ class Reporter:
         self._connect(dynamodb=bool(rows), cloudwatch=bool(requests))
         deadline = self.clock() + budget
         for table, row in rows:
-            self._put_row(table, row, deadline, result)
+            reason, attempts = self._put_row(table, row, deadline)
+            result.calls += attempts
+            if reason is None:
+                result.rows_written += 1
+            elif reason == SUPERSEDED:
+                result.rows_superseded += 1
+            else:
+                result.dropped += 1
+                result.errors.append(
+                    f"dropped progress row of {row['array_id']}[{row['task_index']}] after "
+                    f"{attempts} attempt(s): {reason}"
+                )
         for request in requests:
             self._put_metrics(request, deadline, result)
 
@@ -524,9 +573,9 @@ class Reporter:
             if cloudwatch:
                 self._cloudwatch_client()
 
-    def _put_row(
-        self, table: str, row: dict[str, Any], deadline: float, result: FlushResult
-    ) -> None:
+    def _put_row(self, table: str, row: dict[str, Any], deadline: float) -> tuple[str | None, int]:
+        """Write one row (retrying until `deadline`): (None if written, `SUPERSEDED` if a
+        newer row is there, else why it failed; attempts made)."""
         from boto3.dynamodb.types import TypeSerializer
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -537,9 +586,7 @@ class Reporter:
         try:
             dynamodb = self._dynamodb_client()
         except (BotoCoreError, ReportError) as exc:
-            result.dropped += 1
-            result.errors.append(f"dropped progress row: {describe(exc)}")
-            return
+            return describe(exc), 0
 
         def put() -> None:
             dynamodb.put_item(
@@ -550,21 +597,15 @@ class Reporter:
             )
 
         _, attempts = call_with_retries(put, deadline, self.clock, self.sleep, self.rng)
-        result.calls += attempts.count
         error = attempts.error
         if error is None:
-            result.rows_written += 1
-        elif (
+            return None, attempts.count
+        if (
             isinstance(error, ClientError)
             and error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
         ):
-            result.rows_superseded += 1
-        else:
-            result.dropped += 1
-            result.errors.append(
-                f"dropped progress row of {row['array_id']}[{row['task_index']}] after "
-                f"{attempts.count} attempt(s): {describe(error)}"
-            )
+            return SUPERSEDED, attempts.count
+        return describe(error), attempts.count
 
     def _put_metrics(self, request: dict[str, Any], deadline: float, result: FlushResult) -> None:
         from botocore.exceptions import BotoCoreError

@@ -72,6 +72,8 @@ class Settings:
         strict: reporting failures exit 1 instead of 0 (`SPAWN_REPORT_STRICT`).
         background: start a flusher process when data wait in the spool
             (`SPAWN_REPORT_BACKGROUND`, default true).
+        rows_at_once: send a `running` progress row when it is reported, not with the
+            next flush (`SPAWN_REPORT_ROWS_AT_ONCE`, default true); metrics still wait.
         array_id, array_index, instance_id, hostname: identity overrides
             (`JOB_ARRAY_ID`, `JOB_ARRAY_INDEX` or `TASK_ARRAY_INDEX`,
             `SPAWN_INSTANCE_ID`, `SPAWN_HOSTNAME`).
@@ -86,6 +88,7 @@ class Settings:
     budget_seconds: float = 10.0
     strict: bool = False
     background: bool = True
+    rows_at_once: bool = True
     array_id: str | None = None
     array_index: int | None = None
     instance_id: str | None = None
@@ -105,6 +108,7 @@ class Settings:
             budget_seconds=_number(env, "SPAWN_REPORT_BUDGET_SECONDS", 10.0, 0.0),
             strict=_flag(env, "SPAWN_REPORT_STRICT", False),
             background=_flag(env, "SPAWN_REPORT_BACKGROUND", True),
+            rows_at_once=_flag(env, "SPAWN_REPORT_ROWS_AT_ONCE", True),
             array_id=env.get("JOB_ARRAY_ID") or None,
             array_index=_index(env, "JOB_ARRAY_INDEX", "TASK_ARRAY_INDEX"),
             instance_id=env.get("SPAWN_INSTANCE_ID") or None,

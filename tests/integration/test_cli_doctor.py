@@ -140,4 +140,72 @@ def test_in_fleet_query_mode_only_instances_the_query_leaves_out_need_their_alar
     again.check_alarms()
     [agreed] = [c for c in again.checks if c.name == "instance alarms"]
     assert agreed.status == "ok", agreed.detail
-    assert "(fleet-query)" in agreed.detail
+    assert agreed.detail == (
+        "2 running managed instances; fleet-query mode: the fleet alarms watch those tagged "
+        "spawn:managed=true; 1 not so tagged should have their own two each; 2 instance "
+        "alarms exist, as expected"
+    )
+
+
+def test_instances_launched_moments_ago_are_counted_as_still_waiting_not_as_agreeing(
+    session: boto3.Session,
+) -> None:
+    session.client("ec2").run_instances(
+        ImageId="ami-12c6146b",
+        MinCount=3,
+        MaxCount=3,
+        TagSpecifications=[
+            {"ResourceType": "instance", "Tags": [{"Key": "spawn:managed", "Value": "true"}]}
+        ],
+    )
+    check = doctor(session)
+    check.now = datetime.now(UTC)  # moto's launch time is now: all three within the grace
+
+    check.check_alarms()
+
+    [alarms] = [c for c in check.checks if c.name == "instance alarms"]
+    assert alarms.status == "ok"
+    assert alarms.detail == (
+        "3 running managed instances, each with its own two alarms; 0 instance alarms "
+        "exist; 6 still to come for 3 instances launched in the last 5 minutes"
+    )
+
+
+def test_alarms_of_an_instance_that_just_stopped_are_due_for_deletion_not_a_failure(
+    session: boto3.Session,
+) -> None:
+    ec2, cloudwatch = session.client("ec2"), session.client("cloudwatch")
+    [instance] = ec2.run_instances(
+        ImageId="ami-12c6146b",
+        MinCount=1,
+        MaxCount=1,
+        TagSpecifications=[
+            {"ResourceType": "instance", "Tags": [{"Key": "spawn:managed", "Value": "true"}]}
+        ],
+    )["Instances"]
+    for suffix in ("status", "system"):
+        cloudwatch.put_metric_alarm(
+            AlarmName=f"spawn-instance-{instance['InstanceId']}-{suffix}",
+            MetricName="StatusCheckFailed_Instance",
+            Namespace="AWS/EC2",
+            Statistic="Maximum",
+            Period=60,
+            EvaluationPeriods=2,
+            Threshold=1.0,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+        )
+    ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
+
+    def alarms_at(now: datetime) -> tuple[str, str]:
+        check = Doctor(session, ApiError("not needed"), "x", local=False, clock=lambda: now)
+        check.check_alarms()
+        [found] = [c for c in check.checks if c.name == "instance alarms"]
+        return found.status, found.detail
+
+    status, detail = alarms_at(datetime.now(UTC))
+    assert status == "ok", detail
+    assert detail.endswith(
+        "; 2 of instances that stopped running in the last 5 minutes, still to be deleted"
+    )
+    later, _ = alarms_at(datetime.now(UTC) + timedelta(minutes=10))
+    assert later == "fail"  # no longer in transit: leaked

@@ -64,24 +64,51 @@ def test_rows_written_by_the_kit_are_valid_for_the_backend_summary(
     assert len(failed["message"]) == 500  # cut to what the backend keeps
 
 
-def test_a_running_row_waits_in_the_spool_and_a_final_status_sends_everything(
+def test_a_running_row_is_sent_at_once_while_its_metrics_wait_in_the_spool(
     aws: Aws, kit_env: dict[str, str], spool_dir: Path
 ) -> None:
     first = run_kit(kit_env, "progress", "--status", "running", "--tasks", "10", "--total", "30")
-    second = run_kit(kit_env, "progress", "--status", "running", "--tasks", "20", "--total", "30")
 
-    assert (first.returncode, second.returncode) == (0, 0)
-    assert rows(aws) == []  # batched: nothing sent before the flush interval
-    assert (spool_dir / "pending.jsonl").exists()
+    assert (first.returncode, first.stderr) == (0, "")
+    [row] = rows(aws)  # no flush: written when reported
+    assert (row["status"], row["tasks_completed"]) == ({"S": "running"}, {"N": "10"})
+    waiting = spool_lines(spool_dir)
+    assert {e["kind"] for e in waiting} == {"metric"}  # the fleet counters are batched
+    assert {e["name"] for e in waiting} == {"TasksCompleted", "ErrorCount"}
+
+    second = run_kit(kit_env, "progress", "--status", "running", "--tasks", "20", "--total", "30")
+    assert second.returncode == 0
+    [row] = rows(aws)
+    assert row["tasks_completed"] == {"N": "20"}
 
     done = run_kit(kit_env, "progress", "--status", "completed", "--tasks", "30", "--total", "30")
 
     assert (done.returncode, done.stderr) == (0, "")
     [row] = rows(aws)
     assert row["status"] == {"S": "completed"}
-    assert row["tasks_completed"] == {"N": "30"}
     assert row["instance_id"] == {"S": INSTANCE}
-    assert not (spool_dir / "pending.jsonl").exists()
+    assert not (spool_dir / "pending.jsonl").exists()  # a final status sends everything
+
+
+def test_a_running_row_that_cannot_be_sent_waits_in_the_spool_and_says_so(
+    aws: Aws, kit_env: dict[str, str], spool_dir: Path
+) -> None:
+    offline = {**kit_env, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}  # nothing listens
+
+    result = run_kit(offline, "progress", "--status", "running", "--tasks", "4")
+
+    assert result.returncode == 0
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"spawn-report: progress of {ARRAY}[7] not sent (")
+    assert line.endswith(f"it waits in the spool {spool_dir} for the next flush")
+    assert [e["row"]["tasks_completed"] for e in spool_lines(spool_dir) if e["kind"] == "row"] == [
+        4
+    ]
+
+    flushed = run_kit(kit_env, "flush")  # the endpoint is back
+
+    assert (flushed.returncode, flushed.stderr) == (0, "")
+    assert [r["tasks_completed"] for r in rows(aws)] == [{"N": "4"}]
 
 
 def test_every_n_tasks_samples_running_rows_as_the_guide_does(
@@ -100,8 +127,10 @@ def test_every_n_tasks_samples_running_rows_as_the_guide_does(
         )
         assert result.returncode == 0
 
-    pending = [e for e in spool_lines(spool_dir) if e["kind"] == "row"]
-    assert [e["row"]["tasks_completed"] for e in pending] == [0, 10]
+    [row] = rows(aws)  # 0 and 10 were sent; 3, 7 and 13 were not
+    assert row["tasks_completed"] == {"N": "10"}
+    increments = [e["value"] for e in spool_lines(spool_dir) if e["name"] == "TasksCompleted"]
+    assert increments == [0, 10]
 
 
 def test_a_row_the_backend_would_call_invalid_is_never_written(

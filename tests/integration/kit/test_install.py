@@ -114,6 +114,7 @@ def test_the_kit_installs_alone_with_boto3(python: str, tmp_path: Path) -> None:
         **os.environ,
         "SPAWN_REPORT_DIR": str(tmp_path / "spool"),
         "SPAWN_REPORT_BACKGROUND": "false",
+        "SPAWN_REPORT_ROWS_AT_ONCE": "false",  # the row waits too: no AWS here
         "JOB_ARRAY_ID": "render-20260127-a1b2c3",
         "AWS_EC2_METADATA_DISABLED": "true",
     }

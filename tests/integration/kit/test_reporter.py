@@ -4,6 +4,7 @@ the conditional row write protects."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import boto3
@@ -57,12 +58,13 @@ def test_a_minute_of_reports_costs_one_call_per_table_and_namespace(
         report.progress("running", task, tasks_total=1000, every_n_tasks=10)
         if task % 100 == 0:
             report.gpus(parse(EIGHT_GPUS))
-    assert (calls("PutItem"), calls("PutMetricData")) == (0, 0)  # all waiting
+    # Each recorded row went at once; every metric waits.
+    assert (calls("PutItem"), calls("PutMetricData")) == (50, 0)
 
     result = report.flush()
 
-    assert (calls("PutItem"), calls("PutMetricData")) == (1, 2)  # Spawn/Workers, Spawn/GPU
-    assert result.rows_written == 1
+    assert (calls("PutItem"), calls("PutMetricData")) == (50, 2)  # Spawn/Workers, Spawn/GPU
+    assert result.rows_written == 0
     # A value per task, 5 per GPU sample, and the fleet counters of 50 progress reports.
     assert result.values_sent == 500 + 5 * 8 * 5 + 2 * 50
     assert result.dropped == 0
@@ -100,6 +102,7 @@ def test_an_older_row_replayed_late_never_overwrites_a_newer_one(
     reporter: tuple[Reporter, Clock, Callable[[str], int]], session: boto3.Session
 ) -> None:
     report, clock, _ = reporter
+    report.settings = replace(report.settings, rows_at_once=False)
     report.progress("running", 10)  # waits in the spool (a flush that was killed, say)
     stale = (report.spool.directory / "pending.jsonl").read_text()
     clock.now = T0 + 30

@@ -131,7 +131,8 @@ def test_an_unreadable_state_file_counts_from_the_reported_totals(
 
 def reporter(spool: Path, clock: list[float], who: Identity = WHO) -> Reporter:
     """A worker's reporter; a new one per report plays a new `spawn-report` process."""
-    settings = Settings(spool_dir=spool, background=False, flush_seconds=3600)
+    settings = Settings(spool_dir=spool, background=False, flush_seconds=3600, rows_at_once=False)
+    # rows_at_once off: the rows wait beside their increments, where these tests look.
     return Reporter(settings, identity=who, clock=lambda: clock[0])
 
 

@@ -35,7 +35,9 @@ Shape = tuple[str, str, tuple[str, ...], str]  # namespace, metric, dimension na
 
 def kit_shapes(tmp_path: Path) -> set[Shape]:
     """Every series the kit's own commands spool, each report kind once."""
-    settings = Settings(spool_dir=tmp_path / "spool", background=False, flush_seconds=3600)
+    settings = Settings(
+        spool_dir=tmp_path / "spool", background=False, flush_seconds=3600, rows_at_once=False
+    )
     report = Reporter(settings, identity=WHO, clock=lambda: T0)
     assert report.progress("running", 10, tasks_total=20, error_count=1)  # progress
     report.gpus(parse("0, 45, 1024, 24576, 60, 70.50\n"))  # gpu: every field nvidia-smi gives
