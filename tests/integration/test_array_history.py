@@ -121,6 +121,8 @@ def test_the_tick_feeds_the_route(api: tuple[Api, HistoryStore, Client]) -> None
                 "failed": 0,
                 "running": 2,
                 "lost": body["points"][0]["lost"],  # counted once the summary has it
+                "tasks_completed": 12,  # six rows of 2 tasks each
+                "tasks_total": None,  # no row declares a total
             }
         ],
     }
