@@ -19,6 +19,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -91,6 +92,36 @@ TICK_SECONDS = 1.0
 # test waits before calling something broken, not a latency target (those are measured
 # in `make bench`), and a check that holds returns at once.
 PATIENCE = 4.0
+
+
+def put_rows(
+    stack: Stack,
+    array_id: str,
+    rows: list[tuple[str, int, int | None, str | None]],
+    message: str = "",
+) -> None:
+    """Progress rows as workers write them (SPEC §4), one per (status, tasks_completed,
+    tasks_total or None, instance_id or None for `i-{index}`), 25 to a BatchWriteItem."""
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    items = []
+    for index, (status, done, total, instance) in enumerate(rows):
+        item = {
+            "array_id": {"S": array_id},
+            "task_index": {"N": str(index)},
+            "status": {"S": status},
+            "tasks_completed": {"N": str(done)},
+            "last_update": {"S": now},
+            "instance_id": {"S": instance or f"i-{index:017x}"},
+            "hostname": {"S": f"ip-10-0-0-{index % 250}"},
+        }
+        if total is not None:
+            item["tasks_total"] = {"N": str(total)}
+        if message:
+            item["message"] = {"S": message}
+        items.append({"PutRequest": {"Item": item}})
+    dynamodb = stack.client("dynamodb")
+    for start in range(0, len(items), 25):
+        dynamodb.batch_write_item(RequestItems={"spawn-progress": items[start : start + 25]})
 
 
 def eventually(check: Callable[[], T], timeout: float = 10.0, interval: float = 0.2) -> T:

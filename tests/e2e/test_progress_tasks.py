@@ -5,34 +5,18 @@ figures follow the tasks."""
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Stack, eventually
+from tests.e2e.conftest import Stack, eventually, put_rows
 
 pytestmark = pytest.mark.e2e
 
 
-def put_rows(stack: Stack, array_id: str, rows: list[tuple[str, int, int]]) -> None:
+def tasks_rows(stack: Stack, array_id: str, rows: list[tuple[str, int, int]]) -> None:
     """One row per worker: (status, tasks_completed, tasks_total)."""
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    dynamodb = stack.client("dynamodb")
-    for index, (status, done, total) in enumerate(rows):
-        dynamodb.put_item(
-            TableName="spawn-progress",
-            Item={
-                "array_id": {"S": array_id},
-                "task_index": {"N": str(index)},
-                "status": {"S": status},
-                "tasks_completed": {"N": str(done)},
-                "tasks_total": {"N": str(total)},
-                "last_update": {"S": now},
-                "instance_id": {"S": f"i-{index:017x}"},
-                "hostname": {"S": f"ip-10-0-0-{index}"},
-            },
-        )
+    put_rows(stack, array_id, [(status, done, total, None) for status, done, total in rows])
 
 
 def progress_when(stack: Stack, array_id: str, done: int) -> dict[str, Any]:
@@ -49,7 +33,7 @@ def test_a_running_array_reads_its_tasks_and_gets_an_eta_while_they_advance(
     stack: Stack,
 ) -> None:
     array_id = "tasks-20261204-a1a1a1"
-    put_rows(stack, array_id, [("running", 40, 100)] + [("running", 0, 100)] * 3)
+    tasks_rows(stack, array_id, [("running", 40, 100)] + [("running", 0, 100)] * 3)
     body = progress_when(stack, array_id, 40)
     assert body["tasks"] == {
         "completed": 40,
@@ -63,7 +47,7 @@ def test_a_running_array_reads_its_tasks_and_gets_an_eta_while_they_advance(
     # Stream records are stamped to the second: the second observation must be a later
     # second for the two to span time.
     time.sleep(1.1)
-    put_rows(stack, array_id, [("running", 80, 100)] + [("running", 0, 100)] * 3)
+    tasks_rows(stack, array_id, [("running", 80, 100)] + [("running", 0, 100)] * 3)
     later = progress_when(stack, array_id, 80)
     assert later["percent_complete"] == 20.0
     assert later["eta"] is not None
@@ -76,10 +60,10 @@ def test_a_finished_array_has_finished_at_no_eta_and_a_body_that_stays_put(
     stack: Stack,
 ) -> None:
     array_id = "tasksdone-20261204-b2b2b2"
-    put_rows(stack, array_id, [("running", 50, 100)] * 4)
+    tasks_rows(stack, array_id, [("running", 50, 100)] * 4)
     progress_when(stack, array_id, 200)
     time.sleep(1.1)  # a later second, so the array has a duration
-    put_rows(stack, array_id, [("completed", 100, 100)] * 4)
+    tasks_rows(stack, array_id, [("completed", 100, 100)] * 4)
     body = progress_when(stack, array_id, 400)
     assert body["percent_complete"] == 100.0
     assert body["progress_basis"] == "tasks"

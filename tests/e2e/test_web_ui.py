@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import ROOT, Stack, eventually
+from tests.e2e.conftest import ROOT, Stack, eventually, put_rows
 from tests.e2e.test_cli import SCRIPT, environment, summarised, write_rows
 from tests.e2e.test_local_stack import (
     _alarm_message,
@@ -120,29 +120,6 @@ class Arrays:
         return {self.active, self.idle, self.newer, self.older}
 
 
-def _rows(stack: Stack, array_id: str, rows: list[tuple[str, int, int, str]]) -> None:
-    """One row per (status, tasks_completed, tasks_total, instance_id), as the kit writes."""
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    items = [
-        {
-            "PutRequest": {
-                "Item": {
-                    "array_id": {"S": array_id},
-                    "task_index": {"N": str(index)},
-                    "status": {"S": status},
-                    "tasks_completed": {"N": str(done)},
-                    "tasks_total": {"N": str(total)},
-                    "last_update": {"S": now},
-                    "instance_id": {"S": instance},
-                    "hostname": {"S": f"ip-10-0-1-{index}"},
-                }
-            }
-        }
-        for index, (status, done, total, instance) in enumerate(rows)
-    ]
-    stack.client("dynamodb").batch_write_item(RequestItems={"spawn-progress": items})
-
-
 def _populate(stack: Stack) -> Arrays:
     stamp = datetime.now(UTC).strftime("%H%M%S")
     arrays = Arrays(
@@ -157,7 +134,7 @@ def _populate(stack: Stack) -> Arrays:
     time.sleep(1.1)  # report times have a one-second resolution
     write_rows(stack, arrays.newer, ["completed"] * 3 + ["failed"])
     summarised(stack, arrays.newer, 4)
-    _rows(stack, arrays.idle, [("running", 0, 100, f"i-{9_000 + i:017x}") for i in range(4)])
+    put_rows(stack, arrays.idle, [("running", 0, 100, f"i-{9_000 + i:017x}") for i in range(4)])
     summarised(stack, arrays.idle, 4)
     # The last worker of the active array runs on a real instance: an alarm fires on it,
     # then a spot interruption ends it while its row still says running (lost).
@@ -166,7 +143,7 @@ def _populate(stack: Stack) -> Arrays:
     running(stack, arrays.instance)
     eventually(lambda: len(alarms_of(stack, arrays.instance)) == 2, timeout=5)
     statuses = ["completed"] * 6 + ["failed"] + ["running"] * 3
-    _rows(
+    put_rows(
         stack,
         arrays.active,
         [
