@@ -22,6 +22,7 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 from rich.console import Console
 from rich.table import Table
 
@@ -88,7 +89,8 @@ def placement_scores(
         answers = [s for page in pages for s in page.get("SpotPlacementScores", [])]
         by_place, ids = _scores_from(session, answers, by_zone)
         return Scores(by_place, ids, "ec2")
-    except (ClientError, BotoCoreError) as exc:
+    except (ClientError, BotoCoreError, ResponseParserError) as exc:
+        # moto's server answers an unimplemented call with an HTML 500 page.
         reason = " ".join(str(exc).split())[:200]
         if not is_loopback(ec2.meta.endpoint_url):
             return Scores({}, {}, "unavailable", f"GetSpotPlacementScores failed: {reason}")
@@ -283,11 +285,11 @@ def run_capacity(api: Api, session: boto3.Session, args: Any, console: Console) 
         return 0
     console.print(capacity_table(document))
     if document["placement_note"]:
-        console.print(f"[yellow]Note:[/yellow] {document['placement_note']}")
+        console.print(f"[yellow]Note:[/yellow] {document['placement_note']}", soft_wrap=True)
     if 0 < len(document["instance_types"]) < 3 and document["placement_source"] == "ec2":
         console.print(
             "[dim]EC2 scores one or two instance types low by design: give 3 or more "
             "--type for a useful score.[/dim]"
         )
-    console.print(document["recommendation"])
+    console.print(document["recommendation"], soft_wrap=True)
     return 0

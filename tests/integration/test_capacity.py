@@ -90,9 +90,7 @@ class World:
 
 
 @pytest.fixture
-def world(
-    session: boto3.Session, infra: Provisioned, monkeypatch: pytest.MonkeyPatch
-) -> World:
+def world(session: boto3.Session, infra: Provisioned, monkeypatch: pytest.MonkeyPatch) -> World:
     settings = Settings(api_isolation="off")
     clock = Clock(NOW)
     wiring = Container(settings, Clients(session), clock=clock.time, pacer=fast_pacer)
