@@ -276,7 +276,9 @@ def capacity_table(document: Mapping[str, Any]) -> Table:
 def run_capacity(api: Api, session: boto3.Session, args: Any, console: Console) -> int:
     """The `capacity` command: the table and the recommendation, or `--json`."""
     regions = [r.strip() for given in args.regions for r in given.split(",") if r.strip()]
-    regions = list(dict.fromkeys(regions)) or [session.region_name or "us-east-1"]
+    regions = list(dict.fromkeys(regions)) or ([session.region_name] if session.region_name else [])
+    if not regions:
+        raise ApiError("no region to score: pass --regions R (or --region, or set AWS_REGION)")
     if args.count < 1:
         raise ApiError("--count must be 1 or more")
     document = advise(api, session, args.types, regions, args.count, args.by == "zone")
