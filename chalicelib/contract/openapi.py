@@ -391,6 +391,11 @@ PATHS: dict[str, dict[str, Any]] = {
         )
     },
 }
+# The figures are fleet-wide: a caller who is not a fleet-wide reader gets the API's 403.
+PATHS["/capacity"]["get"]["responses"]["403"] = _json(
+    "missing or rejected SigV4 signature, or not a fleet-wide reader",
+    {"anyOf": [ref("GatewayError"), ref("Error")]},
+)
 
 
 def open_paths() -> frozenset[str]:

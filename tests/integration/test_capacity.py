@@ -28,6 +28,7 @@ from chalicelib.core.settings import Settings
 from chalicelib.fleet.lifecycle import Message
 from local.provision import Provisioned
 from tests.conftest import load_event
+from tests.contract import check_response
 from tests.integration.conftest import AMI, fast_pacer
 
 NOW = datetime(2026, 1, 27, 10, 0, tzinfo=UTC)
@@ -84,9 +85,12 @@ class World:
         self.wiring.interruptions.on_warning(event)
 
     def capacity(self, query: str = "") -> tuple[int, Any]:
+        """The route's answer, checked against its OpenAPI description."""
         with Client(self.app) as client:
             response = client.http.get(f"/capacity{query}")
-        return response.status_code, json.loads(response.body)
+        body = json.loads(response.body)
+        check_response(f"/capacity{query}", response.status_code, body)
+        return response.status_code, body
 
 
 @pytest.fixture
