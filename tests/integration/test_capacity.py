@@ -334,3 +334,24 @@ def test_capacity_matches_an_independent_count_of_the_generated_history(world: W
         assert entry["interruptions"] == interruptions, pair
         rate = 100 * interruptions / hours
         assert entry["interruptions_per_100h"] == pytest.approx(rate, abs=1e-3), pair
+
+
+def test_a_failed_capacity_write_never_fails_the_batch_and_the_tick_counts_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    instance = world.launch("c5.xlarge", "us-east-1a")
+    world.change(instance, "running", NOW - timedelta(hours=2))
+    ledger = world.wiring.capacity
+
+    def unavailable(entries: list[dict[str, Any]]) -> bool:
+        raise RuntimeError("DynamoDB unavailable")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ledger, "_transact", unavailable)
+        world.change(instance, "terminated", NOW - timedelta(hours=1))  # asserts no failure
+        world.wiring.fleet_health.tick()  # logged, and the snapshot still written
+    assert world.capacity()[1] == {"capacity": []}
+    assert world.wiring.registry.get(instance)["state"] == "terminated"  # type: ignore[index]
+
+    world.wiring.fleet_health.tick()
+    assert by_pair(world.capacity()[1])["c5.xlarge", "us-east-1a"]["instance_hours"] == 1.0
