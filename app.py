@@ -10,6 +10,7 @@ from chalice.app import Chalice, CloudWatchEvent, ConvertToMiddleware, Rate, SNS
 from chalicelib.alarms.fleet_query import FLEET_ALARM_NAMES
 from chalicelib.alerts.notifications import CONTRIBUTOR_CHANGE
 from chalicelib.api.arrays import arrays_api
+from chalicelib.api.capacity import capacity_api
 from chalicelib.api.fleet import api
 from chalicelib.api.history import history_api
 from chalicelib.container import Container, current, install
@@ -27,6 +28,7 @@ app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context))
 app.register_blueprint(api)
 app.register_blueprint(arrays_api)
 app.register_blueprint(history_api)
+app.register_blueprint(capacity_api)
 
 
 # EventBridge → SQS (infra/resources.json, rule spawn-ec2-lifecycle) → here, in batches,

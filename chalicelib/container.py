@@ -30,6 +30,7 @@ from chalicelib.core.clients import BILLING_REGION, Clients
 from chalicelib.core.pacing import Pacer
 from chalicelib.core.schedules import ScheduleLease
 from chalicelib.core.settings import Settings, get_settings
+from chalicelib.fleet.capacity import CapacityLedger
 from chalicelib.fleet.health import FleetHealth
 from chalicelib.fleet.interruptions import Interruptions
 from chalicelib.fleet.lifecycle import Lifecycle, queue_backlog
@@ -144,6 +145,7 @@ class Container:
             self.stats,
             self.progress_rows,
             self.alarm_modes,
+            capacity=self.capacity,
         )
 
     @cached_property
@@ -156,6 +158,7 @@ class Container:
             self.alerts,
             clock=self.now,
             sleep=self.sleep,
+            capacity=self.capacity,
         )
 
     @cached_property
@@ -166,6 +169,18 @@ class Container:
             self.alerts,
             threshold=self.settings.unhealthy_percent_threshold,
             clock=self.now,
+            capacity=self.capacity,
+        )
+
+    @cached_property
+    def capacity(self) -> CapacityLedger:
+        """Instance-hours, interruptions and launch failures by type, zone and day."""
+        return CapacityLedger(
+            self.clients.dynamodb,
+            self.settings.stats_table,
+            self.registry,
+            clock=self.now,
+            sleep=self.sleep,
         )
 
     def reconcile(self, budget_seconds: float, backlog: int | None = None) -> ReconcileReport:

@@ -23,6 +23,8 @@ from chalicelib.core.settings import Settings
 
 ARRAY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 LIMIT = re.compile(r"^[0-9]{1,3}$")
+INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]{0,30}\.[a-z0-9-]{1,30}$")
+REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$")
 LIMIT_DEFAULT = 50
 ALERTS_LIMIT_DEFAULT = 20
 LIMIT_MAX = 100

@@ -20,8 +20,10 @@ from chalicelib.alerts.publish import EVENT_TYPES, SEVERITIES
 from chalicelib.api.params import (
     ALERTS_LIMIT_DEFAULT,
     ARRAY_ID,
+    INSTANCE_TYPE,
     LIMIT_DEFAULT,
     LIMIT_MAX,
+    REGION,
     WORKER_STATUSES,
 )
 from chalicelib.contract.rows import LOST_CAUSES, STATUSES
@@ -231,6 +233,17 @@ SCHEMAS: dict[str, Any] = {
     "History": obj(
         {"array_id": ref("ArrayId"), "points": {"type": "array", "items": ref("HistoryPoint")}}
     ),
+    "CapacityEntry": obj(
+        {
+            "instance_type": TEXT,
+            "availability_zone": TEXT,
+            "instance_hours": {"type": "number", "minimum": 0},
+            "interruptions": COUNT,
+            "interruptions_per_100h": nullable({"type": "number", "minimum": 0}),
+            "launch_failures": COUNTS_BY,
+        }
+    ),
+    "Capacity": obj({"capacity": {"type": "array", "items": ref("CapacityEntry")}}),
 }
 
 PARAMETERS: dict[str, Any] = {
@@ -286,6 +299,18 @@ PARAMETERS: dict[str, Any] = {
         "name": "severity",
         "in": "query",
         "schema": {"type": "string", "enum": sorted(SEVERITIES)},
+    },
+    "InstanceType": {
+        "name": "instance_type",
+        "in": "query",
+        "description": "only this EC2 instance type, e.g. c5.xlarge",
+        "schema": {"type": "string", "pattern": INSTANCE_TYPE.pattern},
+    },
+    "Region": {
+        "name": "region",
+        "in": "query",
+        "description": "only zones of this region, e.g. us-east-1",
+        "schema": {"type": "string", "pattern": REGION.pattern},
     },
     "Since": {
         "name": "since",
@@ -358,7 +383,19 @@ PATHS: dict[str, dict[str, Any]] = {
             "One array's counts over time", ref("History"), ("ArrayId", "Since"), array=True
         )
     },
+    "/capacity": {
+        "get": _operation(
+            "Instance-hours, interruptions and launch failures by type and zone, 7 days",
+            ref("Capacity"),
+            ("InstanceType", "Region"),
+        )
+    },
 }
+# The figures are fleet-wide: a caller who is not a fleet-wide reader gets the API's 403.
+PATHS["/capacity"]["get"]["responses"]["403"] = _json(
+    "missing or rejected SigV4 signature, or not a fleet-wide reader",
+    {"anyOf": [ref("GatewayError"), ref("Error")]},
+)
 
 
 def open_paths() -> frozenset[str]:

@@ -20,6 +20,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from chalicelib.alarms.per_instance import ALARM_KINDS
 from chalicelib.alerts.publish import Alert, AlertPublisher
 from chalicelib.core.observability import emit
+from chalicelib.fleet.capacity import CapacityLedger
 from chalicelib.fleet.events import epoch_ms, iso
 from chalicelib.fleet.registry import Registry
 from chalicelib.fleet.snapshots import SNAPSHOT, SNAPSHOT_OWNERS, owner_snapshot_key
@@ -126,10 +127,13 @@ class FleetHealth:
     alerts: AlertPublisher
     threshold: float
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    capacity: CapacityLedger | None = None
 
     def tick(self) -> dict[str, Any]:
         now = self.clock()
         rows = self.registry.all()
+        if self.capacity is not None:  # live runs' instance-hours, bounded per tick
+            self.capacity.accrue_due(rows, now)
         document = snapshot(rows, self.stats.interruption_totals(now), now)
         running = document["instances"]["running"]
         unhealthy = document["unhealthy"]

@@ -24,6 +24,7 @@ from botocore.exceptions import ClientError
 from chalicelib.alerts.publish import Alert, AlertPublisher
 from chalicelib.core.observability import emit
 from chalicelib.core.settings import Settings
+from chalicelib.fleet.capacity import CapacityLedger
 from chalicelib.fleet.counters import COUNTER_SHARDS, interruption_increments, rebalance_increments
 from chalicelib.fleet.events import (
     SpotWarning,
@@ -60,6 +61,7 @@ class Owner:
     array_index: int | None = None
     instance_type: str | None = None
     user: str | None = None
+    availability_zone: str | None = None
 
 
 @dataclass
@@ -85,6 +87,7 @@ class Interruptions:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     sleep: Callable[[float], None] = time.sleep
     counter_shards: int = COUNTER_SHARDS
+    capacity: CapacityLedger | None = None
 
     def on_warning(self, event: Any) -> str:
         """Count, record, publish and alert; returns what happened (for the log)."""
@@ -134,6 +137,16 @@ class Interruptions:
         else:
             outcome = "duplicate"
         row = self.registry.get(warning.instance_id) or {}
+        if self.capacity is not None:
+            # By (type, zone) too, once (its own mark), after the sharded count; should it
+            # fail, the fleet tick counts it (CapacityLedger.accrue_due), and the alert goes.
+            try:
+                self.capacity.count_interruption(row)
+            except Exception:
+                logger.exception(
+                    "capacity interruption count failed; the fleet tick retries it",
+                    extra={"instance_id": warning.instance_id},
+                )
         interrupted_ms = row.get("interrupted_ms")
         if owner.managed and row.get("interruption_alerted_ms") != interrupted_ms:
             self.alerts.publish(_alert(warning, owner))
@@ -181,6 +194,7 @@ class Interruptions:
                 row.get("array_index"),
                 row.get("instance_type"),
                 row.get("owner"),
+                row.get("availability_zone"),
             )
         facts = describe(self.ec2, [instance_id]).get(instance_id)
         if facts is None:
@@ -192,6 +206,7 @@ class Interruptions:
             membership["array_index"],
             facts.instance_type,
             facts.owner,
+            facts.availability_zone,
         )
 
     def _once(
@@ -223,6 +238,7 @@ class Interruptions:
                 array_index=owner.array_index,
                 instance_type=owner.instance_type,
                 owner=owner.user,
+                availability_zone=owner.availability_zone,
             )
         if not owner.managed:
             values["expires_at"] = int(self.clock().timestamp()) + GONE_RETENTION_SECONDS

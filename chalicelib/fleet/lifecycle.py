@@ -21,6 +21,7 @@ from chalicelib.alarms.fleet_query import query_selects
 from chalicelib.alarms.modes import AlarmModes
 from chalicelib.alarms.per_instance import AlarmStore, Watched, alarm_names
 from chalicelib.core.settings import Settings
+from chalicelib.fleet.capacity import CapacityLedger
 from chalicelib.fleet.events import (
     MalformedEvent,
     StateChange,
@@ -96,6 +97,7 @@ class Lifecycle:
         workers: the progress table, to mark lost the worker of an instance that
             terminated without a final report (optional).
         modes: the alarm mode in force (optional: without it, per-instance alarms).
+        capacity: counts ended runs' time by type and zone (optional).
     """
 
     settings: Settings
@@ -105,6 +107,7 @@ class Lifecycle:
     arrays: Stats | None = None
     workers: ProgressRows | None = None
     modes: AlarmModes | None = None
+    capacity: CapacityLedger | None = None
 
     def handle(self, messages: Sequence[Message]) -> BatchOutcome:
         parsed, malformed = parse_messages(messages)
@@ -249,6 +252,8 @@ class Lifecycle:
             outcome.stale += 1
             return None
         outcome.recorded += 1
+        if self.capacity is not None:  # an ended run's instance-hours (docs/capacity.md)
+            self.capacity.on_change(change.instance_id, change.state)
         was_managed = bool(previous.get("managed"))
         if change.state == "terminated" and self.workers is not None:
             # A retried message repeats this (the record accepts an exact repeat). An

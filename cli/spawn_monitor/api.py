@@ -222,6 +222,10 @@ class Api:
             return ApiError(f"the API at {self.target.endpoint} answered {path} with no JSON")
         return ApiError(f"the API failed on {path} ({status}): {detail or 'no detail'}")
 
+    def capacity(self, instance_type: str | None = None, region: str | None = None) -> list[Any]:
+        """`GET /capacity`'s entries: the fleet's last 7 days by instance type and zone."""
+        return list(self.get("/capacity", instance_type=instance_type, region=region)["capacity"])
+
     def pages(self, path: str, key: str, **params: Any) -> list[Any]:
         """Every item of a paged route, following the `next` cursors."""
         return list(self.iter_pages(path, key, **params))

@@ -114,6 +114,33 @@ def parser() -> argparse.ArgumentParser:
     workers.add_argument(
         "--json", action="store_true", help="print JSON: {workers: [...], next: null}"
     )
+    capacity = command(
+        "capacity", "where to launch: zones ranked by spot placement score and the fleet's rates"
+    )
+    capacity.add_argument(
+        "--type",
+        dest="types",
+        action="append",
+        default=[],
+        metavar="T",
+        help="instance type to compare, repeatable (default: the types in the fleet's history)",
+    )
+    capacity.add_argument(
+        "--regions",
+        action="append",
+        default=[],
+        metavar="R",
+        help="region to score, repeatable or comma-separated (default: --region or your config)",
+    )
+    capacity.add_argument(
+        "--count", type=int, default=1, metavar="N", help="instances to launch, 1+ (1)"
+    )
+    capacity.add_argument(
+        "--by", choices=("zone", "region"), default="zone", help="rank zones (default) or regions"
+    )
+    capacity.add_argument(
+        "--json", action="store_true", help="print JSON (schema: docs/capacity.md)"
+    )
     doctor = command("doctor", "check the deployment; each problem with its fix; cost estimate")
     doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
     ui = command("ui", "local web view on 127.0.0.1 that proxies and signs the API")
@@ -143,6 +170,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
         from spawn_monitor.ui import serve
 
         return serve(api, args.port, max(1.0, args.refresh))
+
+    if args.command == "capacity":
+        from spawn_monitor.capacity import run_capacity
+
+        return run_capacity(api, session, args, console)
 
     from spawn_monitor import views
 
