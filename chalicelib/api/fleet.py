@@ -51,8 +51,10 @@ def fleet_status() -> dict[str, Any]:
     key = SNAPSHOT if viewer.everything else owner_snapshot_key(viewer.owner)
     snapshot = wiring.stats.get_document(key)
     if snapshot is None:
-        return empty_snapshot()
+        snapshot = empty_snapshot()
     snapshot.get("unhealthy", {}).pop("alerted", None)
+    # Fleet-wide counts (SPEC §15); a caller limited to their own instances sees them too.
+    snapshot["launch_failures"] = wiring.launch_failures.fleet_view()
     return snapshot
 
 
