@@ -28,9 +28,12 @@ def test_no_trail_says_launch_failures_cannot_be_seen_and_how_to_fix(
 ) -> None:
     status, detail, fix = trail_check(session.client("cloudtrail"), REGION)
     assert status == "warn"
-    assert "launch failures" in detail and "cannot be seen" in detail
-    assert "create-trail" in fix and "start-logging" in fix
-    assert "free" in fix and "S3" in fix
+    assert "launch failures" in detail
+    assert "cannot be seen" in detail
+    assert "create-trail" in fix
+    assert "start-logging" in fix
+    assert "free" in fix
+    assert "S3" in fix
 
 
 def test_a_logging_trail_with_management_events_passes(session: boto3.Session) -> None:
