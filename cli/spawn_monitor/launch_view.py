@@ -8,6 +8,7 @@ from typing import Any
 from rich.text import Text
 
 SHOWN_CODES = 3
+MESSAGE_SHOWN = 72
 
 
 def _counts(by_code: Mapping[str, Any]) -> str:
@@ -37,7 +38,10 @@ def array_line(progress: Mapping[str, Any]) -> Text | None:
         )
     last = failures.get("last")
     if isinstance(last, Mapping) and last.get("message"):
-        line.append(f"\n  last: {str(last['message'])[:120]}", style="grey50")
+        message = str(last["message"])
+        if len(message) > MESSAGE_SHOWN:
+            message = message[: MESSAGE_SHOWN - 3].rstrip() + "..."
+        line.append(f"\n  last: {last.get('code')}: {message}", style="grey50")
     return line
 
 
