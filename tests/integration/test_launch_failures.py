@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,7 +19,9 @@ from chalicelib.container import Container
 from chalicelib.core.clients import Clients
 from chalicelib.core.settings import Settings
 from chalicelib.fleet.launch_failures import capacity_key, capacity_pairs_key
+from local.moto_serial import serialize_dynamodb
 from local.provision import Provisioned
+from testkit.faults import TransactionConflicts
 from tests.conftest import load_event
 from tests.integration.conftest import container
 
@@ -204,3 +207,41 @@ def test_one_rolled_up_alert_per_array_code_and_window(wiring: Container, clock:
     clock.at = later + timedelta(seconds=61)
     assert failures.send_alerts() == 1
     assert len(alerts(wiring)) == 3
+
+
+def test_a_burst_from_concurrent_copies_counts_exactly_under_transaction_conflicts(
+    wiring: Container,
+) -> None:
+    serialize_dynamodb()  # moto's own race under threads (PITFALLS), not DynamoDB's
+    conflicts = TransactionConflicts(wiring.clients.dynamodb, latency=0.005)
+    failures = wiring.launch_failures
+    failures.sleep = time.sleep
+    events = [failure(n) for n in range(48)]
+    outcomes: list[str] = []
+
+    def lambda_copy(first: int) -> None:
+        for event in events[first::8]:
+            outcomes.append(failures.on_event(event))
+            outcomes.append(failures.on_event(copy.deepcopy(event)))  # and its duplicate
+
+    threads = [threading.Thread(target=lambda_copy, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(set(outcomes)) == ["counted", "duplicate"]
+    assert outcomes.count("counted") == 48
+    view = failures.array_view(ARRAY)
+    assert view["total"] == 48
+    assert view["by_code"] == {"InsufficientInstanceCapacity": 48}
+    # Conflicts happened (about 30 of 130 attempts here) and were retried.
+    assert conflicts.conflicts > 0
+    assert conflicts.transactions == 96 + conflicts.conflicts
+
+
+def test_an_unknown_subnet_leaves_the_zone_unknown_and_still_counts(wiring: Container) -> None:
+    outcome = wiring.launch_failures.on_event(spot_failure(1, "subnet-0000000000000dead"))
+    assert outcome == "counted"
+    view = wiring.launch_failures.array_view(ARRAY)
+    assert view["by_code"] == {"MaxSpotInstanceCountExceeded": 1}
+    assert view["by_type_zone"] == []  # no zone: not placed in a (type, zone) pair
