@@ -53,8 +53,9 @@ def fleet_status() -> dict[str, Any]:
     if snapshot is None:
         snapshot = empty_snapshot()
     snapshot.get("unhealthy", {}).pop("alerted", None)
-    # Fleet-wide counts (SPEC §15); a caller limited to their own instances sees them too.
-    snapshot["launch_failures"] = wiring.launch_failures.fleet_view()
+    # SPEC §15; a caller limited to their own instances sees their own launches' failures.
+    owner = None if viewer.everything else viewer.owner
+    snapshot["launch_failures"] = wiring.launch_failures.fleet_view(owner=owner)
     return snapshot
 
 

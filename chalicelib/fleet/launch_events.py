@@ -22,6 +22,7 @@ CLOUDTRAIL_CALL = "AWS API Call via CloudTrail"
 # the array tags in its tag specifications); it never calls CreateFleet.
 LAUNCH_CALLS = ("RunInstances",)
 ARRAY_TAG = "spawn:job-array-id"
+OWNER_TAG = "spawn:iam-user"
 CODE_MAX = 64
 MESSAGE_MAX = 300
 
@@ -39,6 +40,7 @@ class LaunchFailure:
         array_id: the `spawn:job-array-id` in the request's tag specifications.
         instance_type, availability_zone, subnet_id: where the request names them.
         truncated: the record came without its request (omitted or cut by CloudTrail).
+        owner: the `spawn:iam-user` tag (who launched), as written.
     """
 
     event_id: str
@@ -50,6 +52,7 @@ class LaunchFailure:
     availability_zone: str | None = None
     subnet_id: str | None = None
     truncated: bool = False
+    owner: str | None = None
 
 
 def error_code(raw: str) -> str:
@@ -73,13 +76,13 @@ def _items(value: object) -> list[Mapping[str, Any]]:
     return []
 
 
-def _array_tag(request: Mapping[str, Any]) -> str | None:
+def _tag(request: Mapping[str, Any], wanted: str) -> str | None:
     for spec in _items(request.get("tagSpecificationSet")) + _items(
         request.get("tagSpecifications")
     ):
         for tag in _items(spec.get("tags")) + _items(spec.get("tagSet")):
             key = tag.get("key", tag.get("Key"))
-            if key == ARRAY_TAG:
+            if key == wanted:
                 return _text(tag.get("value", tag.get("Value")))
     return None
 
@@ -133,7 +136,8 @@ def parse_launch_failure(event: Any) -> LaunchFailure:
         at,
         code,
         message,
-        array_id=_array_tag(request),
+        array_id=_tag(request, ARRAY_TAG),
+        owner=_tag(request, OWNER_TAG),
         instance_type=instance_type,
         availability_zone=zone,
         subnet_id=subnet,

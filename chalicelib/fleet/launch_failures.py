@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from chalicelib.alerts.publish import Alert, AlertPublisher
+from chalicelib.core.access import owner_key
 from chalicelib.core.batching import batch_get, conditional_check_failed
 from chalicelib.fleet.events import MalformedEvent, iso
 from chalicelib.fleet.launch_events import LaunchFailure, parse_launch_failure
@@ -61,8 +62,10 @@ def last_key(array_id: str) -> str:
     return f"launch-failures#last#{array_id}"
 
 
-def hour_key(at: datetime, shard: int) -> str:
-    return f"launch-failures#hour#{at:%Y-%m-%dT%H}#{shard:02d}"
+def hour_key(at: datetime, shard: int, owner: str | None = None) -> str:
+    """The fleet's hour bucket, or one owner's (per-user isolation of `/fleet`)."""
+    scope = "" if owner is None else f"owner#{owner}#"
+    return f"launch-failures#{scope}hour#{at:%Y-%m-%dT%H}#{shard:02d}"
 
 
 def window_start(at: datetime) -> datetime:
@@ -219,13 +222,13 @@ class LaunchFailures:
                 "ExpressionAttributeNames": {"#k": "key"},
             }
         }
-        hour = _add(
-            self.table,
-            hour_key(at, shard),
-            {f"c#{code}": 1, f"m{at:%M}#{code}": 1},
-            at + HOUR_RETENTION,
-        )
+        hourly = {f"c#{code}": 1, f"m{at:%M}#{code}": 1}
+        hour = _add(self.table, hour_key(at, shard), hourly, at + HOUR_RETENTION)
         items: list[dict[str, Any]] = [mark, {"Update": hour}]
+        owner = owner_key(failure.owner)
+        if owner is not None:
+            mine = _add(self.table, hour_key(at, shard, owner), hourly, at + HOUR_RETENTION)
+            items.append({"Update": mine})
         if failure.array_id:
             counts = {"total": 1, f"c#{code}": 1}
             if kind and zone:
@@ -354,12 +357,14 @@ class LaunchFailures:
             "last": last,
         }
 
-    def fleet_view(self, now: datetime | None = None) -> dict[str, dict[str, int]]:
+    def fleet_view(
+        self, now: datetime | None = None, owner: str | None = None
+    ) -> dict[str, dict[str, int]]:
         """`launch_failures` of `/fleet`: by code, last hour (to the minute) and 24 h
-        (to the hour); 24 x `SHARDS` keys."""
+        (to the hour); 24 x `SHARDS` keys. `owner`: only that launcher's failures."""
         now = now or self.clock()
         hours = [now - timedelta(hours=h) for h in range(24)]
-        keys = [hour_key(h, s) for h in hours for s in range(SHARDS)]
+        keys = [hour_key(h, s, owner) for h in hours for s in range(SHARDS)]
         items = self._items(keys)
         day: dict[str, int] = {}
         hour: dict[str, int] = {}
@@ -367,7 +372,7 @@ class LaunchFailures:
                   for m in range(60)}  # fmt: skip
         for h in hours:
             for s in range(SHARDS):
-                for name, value in items.get(hour_key(h, s), {}).items():
+                for name, value in items.get(hour_key(h, s, owner), {}).items():
                     if "N" not in value:
                         continue
                     if name.startswith("c#"):

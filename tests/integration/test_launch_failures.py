@@ -16,6 +16,7 @@ import pytest
 
 from chalicelib.alerts.feed import AlertFilter
 from chalicelib.container import Container
+from chalicelib.core.access import owner_key
 from chalicelib.core.clients import Clients
 from chalicelib.core.settings import Settings
 from chalicelib.fleet.launch_failures import capacity_key, capacity_pairs_key
@@ -245,3 +246,24 @@ def test_an_unknown_subnet_leaves_the_zone_unknown_and_still_counts(wiring: Cont
     view = wiring.launch_failures.array_view(ARRAY)
     assert view["by_code"] == {"MaxSpotInstanceCountExceeded": 1}
     assert view["by_type_zone"] == []  # no zone: not placed in a (type, zone) pair
+
+
+def test_a_launcher_sees_only_their_own_failures_in_fleet(wiring: Container) -> None:
+    failures = wiring.launch_failures
+    failures.on_event(failure(1))  # launched by alice (the sample's spawn:iam-user)
+    bobs = failure(2, code="Client.VcpuLimitExceeded")
+    for spec in bobs["detail"]["requestParameters"]["tagSpecificationSet"]["items"]:
+        for tag in spec["tags"]:
+            if tag["key"] == "spawn:iam-user":
+                tag["value"] = "arn:aws:iam::123456789012:user/bob"
+    failures.on_event(bobs)
+    alice = owner_key("arn:aws:iam::123456789012:user/alice")
+    assert failures.fleet_view(owner=alice)["last_hour"] == {"InsufficientInstanceCapacity": 1}
+    assert failures.fleet_view(owner=owner_key("arn:aws:iam::123456789012:user/carol")) == {
+        "last_hour": {},
+        "last_24h": {},
+    }
+    assert failures.fleet_view()["last_hour"] == {
+        "InsufficientInstanceCapacity": 1,
+        "VcpuLimitExceeded": 1,
+    }
