@@ -16,6 +16,7 @@ from chalicelib.api.history import history_api
 from chalicelib.container import Container, current, install
 from chalicelib.core.observability import configure_logging, logger
 from chalicelib.fleet.events import REBALANCE, SPOT_WARNING, MalformedEvent
+from chalicelib.fleet.launch_events import CLOUDTRAIL_CALL, LAUNCH_CALLS
 from chalicelib.fleet.lifecycle import Message
 
 install(Container())
@@ -72,6 +73,19 @@ def on_rebalance_recommendation(event: CloudWatchEvent) -> None:
         log.error("malformed rebalance recommendation", extra={"reason": str(exc)})
 
 
+# Failed launch calls, from CloudTrail (needs a trail logging management events; SPEC §15).
+@app.on_cw_event(
+    {
+        "source": ["aws.ec2"],
+        "detail-type": [CLOUDTRAIL_CALL],
+        "detail": {"eventName": list(LAUNCH_CALLS), "errorCode": [{"exists": True}]},
+    },
+    name="launch_failures",
+)
+def on_launch_failure(event: CloudWatchEvent) -> None:
+    current().launch_failures.on_event(event.to_dict())
+
+
 @app.on_sns_message(topic=settings.alerts_topic, name="alert_notifications")
 def on_alert_topic(event: SNSEvent) -> None:
     _notification(event)
@@ -116,6 +130,7 @@ def fleet_tick(event: Any) -> None:
     with _alone("fleet_tick", event) as mine:
         if mine:
             current().fleet_health.tick()
+            current().launch_failures.send_alerts()
 
 
 # The console (dashboards, fleet alarms, log groups, filters, saved queries): all of it

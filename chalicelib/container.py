@@ -33,6 +33,7 @@ from chalicelib.core.settings import Settings, get_settings
 from chalicelib.fleet.capacity import CapacityLedger
 from chalicelib.fleet.health import FleetHealth
 from chalicelib.fleet.interruptions import Interruptions
+from chalicelib.fleet.launch_failures import LaunchFailures, SubnetZones
 from chalicelib.fleet.lifecycle import Lifecycle, queue_backlog
 from chalicelib.fleet.reconcile import ReconcileReport, reconcile
 from chalicelib.fleet.registry import Registry
@@ -159,6 +160,20 @@ class Container:
             clock=self.now,
             sleep=self.sleep,
             capacity=self.capacity,
+        )
+
+    @cached_property
+    def launch_failures(self) -> LaunchFailures:
+        """Failed launch calls (SPEC §15): counts, reads and the rolled-up alert."""
+        return LaunchFailures(
+            self.clients.dynamodb,
+            self.settings.stats_table,
+            self.alerts,
+            SubnetZones(self.clients.ec2),
+            count_untagged=self.settings.count_untagged_launch_failures,
+            alert_delay_seconds=self.settings.launch_failure_alert_delay_seconds,
+            clock=self.now,
+            sleep=self.sleep,
         )
 
     @cached_property
@@ -317,6 +332,7 @@ class Container:
             self.cursor_secret(),
             self.stats,
             self.now,
+            self.launch_failures,
         )
 
     @property

@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 from spawn_report import Identity, Reporter, ReportError, Settings
 
+from local import sim_launches
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_ec2.client import EC2Client
@@ -176,6 +178,7 @@ class FleetSimulator:
         lost_share: float = LOST_SHARE,
         log: Callable[[str], None] = print,
         alarm_mode: str = "per-instance",
+        launch_failures: bool = False,
     ) -> None:
         if not arrays:
             raise ValueError("FleetSimulator needs at least one ArrayPlan")
@@ -198,6 +201,7 @@ class FleetSimulator:
         self._p_interrupt = interruption_probability
         self._log = log
         self._alarm_mode = alarm_mode
+        self._launch_failures = launch_failures
         self._arrays: list[_Array] = []
         self._outbox: list[PutEventsRequestEntryTypeDef] = []
         self._round = 0
@@ -259,11 +263,17 @@ class FleetSimulator:
             {"Key": "spawn:job-array-size", "Value": str(plan.size)},
             {"Key": "spawn:iam-user", "Value": self._caller_arn()},
         ]
+        # Some members' launches fail (local/sim_launches.py): they stay pending.
+        failing = (
+            sim_launches.failing_members(plan.size, plan.spot, self._rng)
+            if self._launch_failures
+            else 0
+        )
         params: dict[str, Any] = {
             "ImageId": DEFAULT_IMAGE_ID,
             "InstanceType": plan.instance_type,
-            "MinCount": plan.size,
-            "MaxCount": plan.size,
+            "MinCount": plan.size - failing,
+            "MaxCount": plan.size - failing,
             "TagSpecifications": [{"ResourceType": "instance", "Tags": common_tags}],
         }
         if plan.spot:
@@ -318,6 +328,22 @@ class FleetSimulator:
             )
         for worker in array.workers:
             self._state_change(worker, "pending", now)
+        if failing:
+            zone = response["Instances"][0].get("Placement", {}).get("AvailabilityZone", "")
+            entries = sim_launches.failure_events(
+                count=failing,
+                first_index=plan.size - failing,
+                tags={t["Key"]: t["Value"] for t in common_tags},
+                instance_type=plan.instance_type,
+                zones=[zone] if zone else [],
+                at=now,
+                region=region,
+                account=account,
+                caller_arn=self._caller_arn(),
+                rng=self._rng,
+            )
+            self._outbox.extend(entries)  # type: ignore[arg-type]
+            self._log(f"simulator: {array_id}: {failing} launches failed (CloudTrail events)")
         lifecycle = "spot" if plan.spot else "on-demand"
         self._log(
             f"simulator: round {self._round}: launched {array_id} "

@@ -72,6 +72,8 @@ LOCAL_DEFAULTS = {
     # The local lifecycle handles an event within a second or two, not a batching window
     # and a quota's wait: the reconciler leaves launches to it for 20 s, not 5 minutes.
     "RECONCILE_GRACE_SECONDS": "20",
+    # A launch-failure alert waits 2 s for the burst, not a minute.
+    "LAUNCH_FAILURE_ALERT_DELAY_SECONDS": "2",
 }
 # Scheduled functions run every tick, except these: the console setup runs once at
 # start (before the API answers) and then at its own, slower pace.
@@ -570,6 +572,7 @@ class LocalStack:
             rng=random.Random(),
             interruption_probability=0.005,
             alarm_mode=os.environ.get("ALARM_MODE", "per-instance"),
+            launch_failures=True,
         )
         self._spawn("simulator", lambda: simulator.run(self.stop_event, 2.0))
 

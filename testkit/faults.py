@@ -134,7 +134,9 @@ class TransactionConflicts:
         keys = []
         for entry in json.loads(body)["TransactItems"]:
             [action] = entry.values()
-            keys.append(json.dumps([action["TableName"], action["Key"]], sort_keys=True))
+            # A Put names its item, not a key: the whole item stands in for it.
+            key = action.get("Key", action.get("Item"))
+            keys.append(json.dumps([action["TableName"], key], sort_keys=True))
         return keys
 
     def _send(self, request: Any) -> AWSResponse | None:

@@ -30,6 +30,7 @@ NO_ARRAY = "none"
 SEVERITIES = frozenset({"info", "warning", "critical"})
 EVENT_TYPES = frozenset(
     {"spot_interruption", "array_finished", "array_failing", "workers_stalled", "fleet_unhealthy"}
+    | {"array_launch_failures"}
 )
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e]+")
 

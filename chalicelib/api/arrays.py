@@ -15,7 +15,7 @@ from typing import Any
 from chalice.app import BadRequestError, Blueprint, IAMAuthorizer, NotFoundError
 
 from chalicelib.api.cursors import CursorCodec
-from chalicelib.api.deps import ArraysDeps, visible_record
+from chalicelib.api.deps import ArraysDeps, launch_failures_view, visible_record
 from chalicelib.api.params import (
     WORKER_STATUSES,
     array_id_param,
@@ -50,13 +50,15 @@ def array_progress(array_id: str) -> dict[str, Any]:
     if summary is None and record is None:
         raise NotFoundError(f"array {array_id} is unknown")
     interruptions = d.arrays.arrays_interruptions([array_id]).get(array_id, 0)
-    return progress_view(
+    view = progress_view(
         summary or Summary.new(array_id),
         record.info if record else None,
         d.clock(),
         d.settings.stall_after_seconds,
         interruptions,
     )
+    view["launch_failures"] = launch_failures_view(d, array_id)
+    return view
 
 
 @arrays_api.route("/arrays", methods=["GET"], authorizer=_iam)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chalice.app import NotFoundError
 
@@ -36,6 +36,12 @@ class ArrayDirectory(Protocol):
     ) -> tuple[list[ArrayRecord], str | None]: ...
 
 
+class LaunchFailureCounts(Protocol):
+    """An array's launch failures (SPEC §15); `chalicelib.fleet.launch_failures`."""
+
+    def array_view(self, array_id: str) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True)
 class ArraysDeps:
     """What the array routes need.
@@ -48,6 +54,7 @@ class ArraysDeps:
         cursor_secret: HMAC key for cursors; the same in every process of a stage.
         arrays: array registrations from the instances' spawn tags.
         clock: the current time (default: `utc_now`).
+        launch_failures: each array's failed launches (None: shown as none).
     """
 
     store: SummaryStore
@@ -56,6 +63,7 @@ class ArraysDeps:
     cursor_secret: bytes
     arrays: ArrayDirectory
     clock: Callable[[], datetime] = utc_now
+    launch_failures: LaunchFailureCounts | None = None
 
 
 @dataclass(frozen=True)
@@ -74,3 +82,13 @@ def visible_record(d: ArraysDeps, viewer: Viewer, array_id: str) -> ArrayRecord 
     if not viewer.may_see(record.owner if record else None):
         raise NotFoundError(f"array {array_id} is unknown")
     return record
+
+
+NO_LAUNCH_FAILURES: dict[str, Any] = {"total": 0, "by_code": {}, "by_type_zone": [], "last": None}
+
+
+def launch_failures_view(d: ArraysDeps, array_id: str) -> dict[str, Any]:
+    """The array's `launch_failures` (SPEC §15), zeros when none are counted."""
+    if d.launch_failures is None:
+        return dict(NO_LAUNCH_FAILURES)
+    return d.launch_failures.array_view(array_id)

@@ -51,8 +51,11 @@ def fleet_status() -> dict[str, Any]:
     key = SNAPSHOT if viewer.everything else owner_snapshot_key(viewer.owner)
     snapshot = wiring.stats.get_document(key)
     if snapshot is None:
-        return empty_snapshot()
+        snapshot = empty_snapshot()
     snapshot.get("unhealthy", {}).pop("alerted", None)
+    # SPEC §15; a caller limited to their own instances sees their own launches' failures.
+    owner = None if viewer.everything else viewer.owner
+    snapshot["launch_failures"] = wiring.launch_failures.fleet_view(owner=owner)
     return snapshot
 
 

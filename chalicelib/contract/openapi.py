@@ -107,7 +107,10 @@ SCHEMAS: dict[str, Any] = {
             "interruptions": obj({"last_hour": COUNT, "last_24h": COUNT, "total": COUNT}),
             "active_arrays": {"type": "array", "items": TEXT},
             "updated_at": nullable(TIME),
-        }
+        },
+        {
+            "launch_failures": obj({"last_hour": COUNTS_BY, "last_24h": COUNTS_BY}),
+        },
     ),
     "Alert": {
         "description": "One entry of the alert feed: an alarm change or an alert sent.",
@@ -201,8 +204,31 @@ SCHEMAS: dict[str, Any] = {
             "finished_at": nullable(TIME),
             "duration_seconds": nullable(COUNT),
             "interruptions": nullable(COUNT),
-        }
+        },
+        {"launch_failures": ref("ArrayLaunchFailures")},
     ),
+    "ArrayLaunchFailures": {
+        **obj(
+            {
+                "total": COUNT,
+                "by_code": COUNTS_BY,
+                "by_type_zone": {
+                    "type": "array",
+                    "items": obj(
+                        {
+                            "instance_type": TEXT,
+                            "availability_zone": TEXT,
+                            "code": TEXT,
+                            "count": COUNT,
+                        }
+                    ),
+                },
+                "last": nullable(obj({"at": TIME, "code": TEXT, "message": TEXT})),
+            }
+        ),
+        "description": "failed launch calls attributed to the array by its spawn tag "
+        "(SPEC §15); codes without CloudTrail's Client./Server. prefix",
+    },
     "Tasks": obj(
         {
             "completed": COUNT,

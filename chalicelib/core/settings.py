@@ -73,6 +73,8 @@ class Settings:
     error_log_retention_days: int = 30
     billing_alarm_topic: str = "auto"
     console_skip_calls: tuple[str, ...] = ()
+    count_untagged_launch_failures: bool = True
+    launch_failure_alert_delay_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

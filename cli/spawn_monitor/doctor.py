@@ -47,6 +47,8 @@ from rich.console import Console
 
 from spawn_monitor.api import Api, ApiError, is_loopback, locate
 from spawn_monitor.doctor_report import report
+from spawn_monitor.doctor_trail import NAME as NAME_TRAIL
+from spawn_monitor.doctor_trail import trail_check
 from spawn_monitor.pricing import (
     COVERAGE_RUNS_PER_MONTH,
     PRICES,
@@ -245,6 +247,7 @@ class Doctor:
             self.check_alarms,
             self.check_worker_metrics,
             lambda: self.check_logs(functions),
+            self.check_trail,
         )
         for check in checks:
             try:
@@ -255,6 +258,12 @@ class Doctor:
                     self.aws_ok = False  # every other read would fail the same way
                     break
         return self.checks
+
+    def check_trail(self) -> None:
+        if self.local:
+            self.add(NAME_TRAIL, "skip", "the local stack's simulator stands in for CloudTrail")
+        else:
+            self.add(NAME_TRAIL, *trail_check(self.client("cloudtrail"), self.session.region_name))
 
     def check_api(self) -> None:
         if isinstance(self.api, ApiError):

@@ -19,6 +19,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from spawn_monitor import launch_view
+
 BAR_WIDTH = 40
 RATE_WINDOW_SECONDS = 600
 # Colours of the statuses, in the order the bar draws them, and the bar's character for
@@ -236,6 +238,7 @@ def fleet_view(fleet: Mapping[str, Any]) -> RenderableType:
     )
     arrays = fleet.get("active_arrays") or []
     summary.add_row("active arrays", Text(", ".join(str(a) for a in arrays) or "none"))
+    summary.add_row("launch failures", launch_view.fleet_row(fleet))
     summary.add_row("updated", when(fleet.get("updated_at")))
     parts: list[RenderableType] = [summary]
     for key, title in (
@@ -349,6 +352,8 @@ def watch_frame(
             style="bold green" if state == 0 else "bold red",
         )
     parts: list[RenderableType] = [title, line, counts, figures]
+    if (failed_launches := launch_view.array_line(progress)) is not None:
+        parts.insert(3, failed_launches)
     if stalled_n:
         parts.append(workers_table(stalled, f"Stalled workers, of {stalled_n}", short=True))
     recent = progress.get("recent") or []

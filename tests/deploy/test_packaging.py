@@ -76,7 +76,7 @@ def test_merge_template_reaches_the_chalice_resources(packaged_resources: dict[s
         if r["Type"] == "AWS::Serverless::Function"
         and any(e["Type"] in ("Schedule", "CloudWatchEvent", "SNS") for e in _events(r))
     ]
-    assert len(asynchronous) == 10  # five schedules, three EventBridge rules, two topics
+    assert len(asynchronous) == 11  # five schedules, four EventBridge rules, two topics
     for name in asynchronous:
         config = packaged_resources[name]["Properties"]["EventInvokeConfig"]
         assert config["DestinationConfig"]["OnFailure"]["Type"] == "SQS", name
@@ -124,6 +124,7 @@ def test_every_stage_reads_as_valid_settings() -> None:
 # grant them on "*". Each with why the system needs it.
 UNSCOPABLE_ACTIONS = {
     "ec2:DescribeInstances": "read managed instances' tags and states",
+    "ec2:DescribeSubnets": "the zone of a subnet a failed launch names (launch failures)",
     "cloudwatch:ListDashboards": "console setup finds its spawn-fleet / spawn-array-* dashboards",
     "cloudwatch:GetMetricData": "fleet-query's coverage check runs its alarm's query",
     "cloudwatch:DescribeAnomalyDetectors": "console setup reads its anomaly detectors",

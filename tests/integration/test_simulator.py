@@ -110,6 +110,7 @@ def make_sim(
     lost_share: float = 0.0,
     log: list[str] | None = None,
     table: str = TABLE,
+    launch_failures: bool = False,
 ) -> FleetSimulator:
     lines = log if log is not None else []
     return FleetSimulator(
@@ -124,6 +125,7 @@ def make_sim(
         interruption_probability=interruption_probability,
         lost_share=lost_share,
         log=lines.append,
+        launch_failures=launch_failures,
     )
 
 
@@ -496,3 +498,26 @@ def test_some_interrupted_workers_are_lost_the_same_ones_for_the_same_seed(aws: 
     assert {i for i, status in statuses.items() if status == "failed"} == set(statuses) - lost
     _, again = _interrupt_all(aws, lost_share=0.5)
     assert again == lost
+
+
+def test_some_spot_launches_fail_with_cloudtrail_shaped_events(aws: Aws) -> None:
+    from chalicelib.fleet.launch_events import parse_launch_failure
+
+    clock = FakeClock(START)
+    sim = make_sim(aws, [RENDER, TRAIN], clock, launch_failures=True)
+    sim.step()
+    events = drain(aws)
+    failed = [parse_launch_failure(e) for e in events if e["detail-type"] != STATE_CHANGE]
+    launched = instances(aws)
+    render = [i for i in launched if tags_of(i)["spawn:job-array-name"] == "render"]
+    assert failed
+    assert len(render) + len(failed) == RENDER.size
+    assert {f.code for f in failed} <= {
+        "InsufficientInstanceCapacity",
+        "MaxSpotInstanceCountExceeded",
+    }
+    assert {f.array_id for f in failed} == {tags_of(render[0])["spawn:job-array-id"]}
+    assert all(f.instance_type == RENDER.instance_type and f.availability_zone for f in failed)
+    assert len({f.event_id for f in failed}) == len(failed)
+    train = [i for i in launched if tags_of(i)["spawn:job-array-name"] == "train"]
+    assert len(train) == TRAIN.size  # on-demand launches do not fail here

@@ -76,4 +76,12 @@ SETTING_MEANINGS = {
         "stack's moto; `GetTelemetryEnrichmentStatus` and `DescribeAlarmContributors` "
         "there are reported as unchecked)"
     ),
+    "COUNT_UNTAGGED_LAUNCH_FAILURES": (
+        "count failed launches without a `spawn:job-array-id` tag fleet-wide "
+        "([launch failures](launch-failures.md)); `false` ignores them"
+    ),
+    "LAUNCH_FAILURE_ALERT_DELAY_SECONDS": (
+        "`array_launch_failures` waits this long after a window's first failure of a "
+        "code, so it carries the burst's count"
+    ),
 }
