@@ -189,7 +189,9 @@ def test_one_rolled_up_alert_per_array_code_and_window(wiring: Container, clock:
         failures.on_event(failure(n, code="Client.MaxSpotInstanceCountExceeded"))
     assert failures.send_alerts() == 0  # within the delay: the burst may go on
     clock.at += timedelta(seconds=61)
-    # Ticks overlapping and retrying: each alert is claimed once.
+    # Ticks overlapping and retrying: each alert is claimed once. moto's conditional
+    # updates race under threads where DynamoDB's do not (PITFALLS): serialize them.
+    serialize_dynamodb()
     sent: list[int] = []
     threads = [
         threading.Thread(target=lambda: sent.append(failures.send_alerts())) for _ in range(3)
