@@ -87,6 +87,8 @@ def build_row(
     tasks_total: int | None = None,
     error_count: int | None = None,
     message: str | None = None,
+    exit_code: int | None = None,
+    signal: str | None = None,
 ) -> dict[str, Any]:
     """The SPEC §4 row, checked by the backend's own validation; ReportError if invalid.
 
@@ -103,7 +105,13 @@ def build_row(
         "instance_id": instance_id,
         "hostname": hostname,
     }
-    optional = {"tasks_total": tasks_total, "error_count": error_count, "message": message}
+    optional = {
+        "tasks_total": tasks_total,
+        "error_count": error_count,
+        "message": message,
+        "exit_code": exit_code,
+        "signal": signal,
+    }
     row.update({k: v for k, v in optional.items() if v is not None})
     if isinstance(row.get("message"), str):
         row["message"] = row["message"][:MESSAGE_MAX]
@@ -202,6 +210,21 @@ class Reporter:
         session = self._session or boto3.session.Session()
         return session.client(service, region_name=region, config=config)  # type: ignore[call-overload]
 
+    def logs_client(self) -> Any:
+        """A CloudWatch Logs client (the kit's settings: one attempt, short timeouts)."""
+        return self._client("logs", self._region())
+
+    def last_totals(self) -> counters.Totals | None:
+        """This worker's tasks and errors as last reported through this spool, if any."""
+        array_id, index = self.identity.array_id, self.identity.array_index
+        if array_id is None or index is None:
+            return None
+        try:
+            with self.spool.locked():
+                return counters.CounterState(self.spool.directory).read().get((array_id, index))
+        except OSError:
+            return None
+
     def _dynamodb_client(self) -> DynamoDBClient:
         if self._dynamodb is None:
             self._dynamodb = self._client("dynamodb", self._region())
@@ -229,6 +252,8 @@ class Reporter:
         error_count: int | None = None,
         message: str | None = None,
         every_n_tasks: int | None = None,
+        exit_code: int | None = None,
+        signal: str | None = None,
     ) -> bool:
         """Report the worker's SPEC §4 row, and the fleet-wide `Spawn/Workers`
         `TasksCompleted` and `ErrorCount` increments since its previous report (see
@@ -256,6 +281,8 @@ class Reporter:
                 tasks_total,
                 error_count,
                 message,
+                exit_code,
+                signal,
             )
         except ReportError as exc:
             self._failed(str(exc))
