@@ -41,6 +41,7 @@ QUEUE_LINES = 50_000
 SPOOL_MAX_BYTES = 64 * 1024 * 1024
 MAX_BACKOFF_SECONDS = 60.0
 SPOOL_SUBDIR = "logs"
+UNREACHABLE_CLOSE_SECONDS = 1.0
 
 
 class Event(NamedTuple):
@@ -200,6 +201,9 @@ class LogShipper:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        if self._spooled_lines:
+            # Unreachable a moment ago: one short try, the rest waits in the spool.
+            budget_seconds = min(UNREACHABLE_CLOSE_SECONDS, budget_seconds or 0.0)
         self._retry_at = 0.0
         self.pump(force=True, budget_seconds=budget_seconds)
         if self.stats.dropped and self._err:

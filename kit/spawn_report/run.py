@@ -194,7 +194,7 @@ def run_job(
     finally:
         signals.signal(signals.SIGINT, previous_int)
         signals.signal(signals.SIGTERM, previous_term)
-    ship.close(CLOSE_BUDGET_SECONDS)
+    ship.close(min(CLOSE_BUDGET_SECONDS, reporter.settings.budget_seconds))
     try:
         record_exit(reporter, status, name, list(tail))
     except ReportError as exc:  # --strict: the job's own status still wins
