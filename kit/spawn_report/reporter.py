@@ -214,16 +214,19 @@ class Reporter:
         """A CloudWatch Logs client (the kit's settings: one attempt, short timeouts)."""
         return self._client("logs", self._region())
 
-    def last_totals(self) -> counters.Totals | None:
-        """This worker's tasks and errors as last reported through this spool, if any."""
+    def last_report(self) -> tuple[counters.Totals, int | None] | None:
+        """This worker's tasks and errors as last reported through this spool, and the
+        `tasks_total` it declared; None when it never reported here."""
         array_id, index = self.identity.array_id, self.identity.array_index
         if array_id is None or index is None:
             return None
         try:
             with self.spool.locked():
-                return counters.CounterState(self.spool.directory).read().get((array_id, index))
+                state = counters.CounterState(self.spool.directory)
+                totals = state.read().get((array_id, index))
         except OSError:
             return None
+        return None if totals is None else (totals, state.declared.get((array_id, index)))
 
     def _dynamodb_client(self) -> DynamoDBClient:
         if self._dynamodb is None:
@@ -476,6 +479,8 @@ class Reporter:
             known.get(worker), int(row["tasks_completed"]), row.get("error_count")
         )
         stamp = self.clock() if t is None else float(t)
+        if isinstance(row.get("tasks_total"), int):
+            state.declared[worker] = int(row["tasks_total"])
         self.spool.append([*entries, *counters.entries(increments, stamp)])
         try:
             state.write(known, worker, stamp)

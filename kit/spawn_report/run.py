@@ -132,11 +132,14 @@ def record_exit(
     reporter: Reporter, exit_code: int, signal: str | None, stderr_tail: Sequence[str]
 ) -> bool:
     """Write the final row: completed on 0, else failed, with the exit state and the
-    stderr tail; the task counts are the worker's last reported ones (or 0)."""
-    totals = reporter.last_totals()
+    stderr tail; the task counts and total are the worker's last reported ones (kept
+    in the spool's `counters.json`), else 0 and none."""
+    last = reporter.last_report()
+    totals, declared = last if last else (None, None)
     return reporter.progress(
         "completed" if exit_code == 0 and signal is None else "failed",
         totals.tasks if totals else 0,
+        tasks_total=declared,
         error_count=totals.errors if totals else None,
         message=tail_message(stderr_tail),
         exit_code=exit_code,

@@ -86,6 +86,7 @@ def test_a_completed_job_records_exit_code_0_and_keeps_the_tasks_it_reported(
     assert item["status"] == {"S": "completed"}
     assert item["exit_code"] == {"N": "0"}
     assert item["tasks_completed"] == {"N": "40"}
+    assert item["tasks_total"] == {"N": "100"}
     assert "message" not in item
     assert messages(aws) == ["done"]
 
