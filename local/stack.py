@@ -570,6 +570,7 @@ class LocalStack:
             rng=random.Random(),
             interruption_probability=0.005,
             alarm_mode=os.environ.get("ALARM_MODE", "per-instance"),
+            logs=self.session.client("logs"),
         )
         self._spawn("simulator", lambda: simulator.run(self.stop_event, 2.0))
 
