@@ -34,9 +34,12 @@ MAX_BATCH_BYTES = 1_048_576
 EVENT_OVERHEAD = 26
 MAX_SPAN_MS = 24 * 3600 * 1000
 MAX_EVENT_BYTES = 256 * 1024 - EVENT_OVERHEAD
-# Shipping: how often the thread sends, how many lines may wait in memory, how much the
-# spool may hold (beyond it, lines are dropped and counted), the longest back-off.
+# Shipping: a line waits at most `INTERVAL_SECONDS` (plus a tick), and no call carries
+# less output than that unless a batch is full or the job ends. Then: how many lines
+# may wait in memory, how much the spool may hold (beyond either, lines are dropped and
+# counted), and the longest back-off while the service is unreachable.
 INTERVAL_SECONDS = 5.0
+TICK_SECONDS = 1.0
 QUEUE_LINES = 50_000
 SPOOL_MAX_BYTES = 64 * 1024 * 1024
 MAX_BACKOFF_SECONDS = 60.0
@@ -166,6 +169,7 @@ class LogShipper:
         self.budget_seconds = budget_seconds
         self.stats = ShipStats()
         self._queue: queue.Queue[Event] = queue.Queue(maxsize=queue_lines)
+        self._held: list[Event] = []
         self._target: tuple[str, str] | None = None
         self._resolved = False
         self._client: Any = None
@@ -213,7 +217,7 @@ class LogShipper:
     # ------------------------------------------------------------------ the thread
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._stop.wait(min(TICK_SECONDS, self.interval)):
             try:
                 self.pump()
             except Exception as exc:  # the job must never notice
@@ -236,7 +240,8 @@ class LogShipper:
     def pump(self, force: bool = False, budget_seconds: float | None = None) -> None:
         """Send what waits: the spool first (oldest first), then the new lines. While
         the service is unreachable, new lines go to the spool and sends back off."""
-        events = self._take()
+        events = self._held + self._take()
+        self._held = []
         if not self._resolved:
             self._resolved = True
             try:
@@ -247,6 +252,10 @@ class LogShipper:
             self.stats.dropped += len(events)
             return
         group, stream = self._target
+        reachable = not self._spooled_lines and self.clock() >= self._retry_at
+        if reachable and not force and events and not self._due(events):
+            self._held = events
+            return
         if self._spooled_lines or self.clock() < self._retry_at:
             self._to_spool(group, stream, events)
             events = []
@@ -263,6 +272,15 @@ class LogShipper:
             self._failed_now()
         else:
             self._backoff = self.interval
+
+    def _due(self, events: Sequence[Event]) -> bool:
+        """Whether held lines go now: the oldest waited `interval`, or a batch is full."""
+        if len(events) >= MAX_EVENTS:
+            return True
+        oldest = min(e.timestamp for e in events) / 1000
+        if self.clock() - oldest >= self.interval:
+            return True
+        return sum(event_bytes(e.message) for e in events) >= MAX_BATCH_BYTES
 
     def _failed_now(self) -> None:
         self._retry_at = self.clock() + self._backoff

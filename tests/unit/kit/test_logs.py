@@ -187,6 +187,34 @@ def test_lines_reach_the_workers_stream_in_order_and_the_group_is_made_once(
     assert stats.bytes_sent == stats.bytes_written == sum(len(f"line {i}") for i in range(30))
 
 
+def test_lines_wait_for_the_interval_so_a_call_carries_5_s_of_output(
+    logs: Any, tmp_path: Path
+) -> None:
+    clock = Clock()
+    calls = count_calls(logs)
+    ship = shipper(tmp_path, logs, clock)
+    for i in range(60):  # a line every 0.5 s, a pump every second, for 30 s
+        clock.now += 0.5
+        ship.write(f"line {i}")
+        if i % 2:
+            ship.pump()
+    assert 5 <= calls.get("PutLogEvents", 0) <= 6
+    ship.close()
+
+    assert stored(logs) == [f"line {i}" for i in range(60)]
+
+
+def test_a_full_batch_goes_at_once_without_waiting(logs: Any, tmp_path: Path) -> None:
+    clock = Clock()
+    calls = count_calls(logs)
+    ship = shipper(tmp_path, logs, clock, queue_lines=20_000)
+    for i in range(MAX_EVENTS):
+        ship.write(f"{i}")
+    ship.pump()
+
+    assert calls.get("PutLogEvents") == 1
+
+
 def test_throttling_is_retried_within_the_budget_and_nothing_is_spooled(
     logs: Any, tmp_path: Path
 ) -> None:
@@ -215,7 +243,7 @@ def test_with_the_network_down_lines_are_spooled_then_sent_in_order_without_dupl
     client = Switch(unreachable())
     ship = shipper(tmp_path, client, clock, budget_seconds=0.5)
     for i in range(40):
-        clock.now += 1
+        clock.now += 2
         ship.write(f"line {i}")
         if i % 5 == 4:
             ship.pump()
