@@ -194,7 +194,8 @@ def _timed(reporter: Reporter, args: argparse.Namespace) -> int:
         raise UsageError("spawn-report timed: give the command after --")
     started = time.monotonic()
     # The command gets Ctrl-C from the terminal itself; we wait for it to end, time it.
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A no-op handler rather than SIG_IGN, which the command would inherit across exec.
+    previous = signal.signal(signal.SIGINT, lambda _signum, _frame: None)
     try:
         try:
             child = subprocess.Popen(command)  # noqa: S603 - the user's own command

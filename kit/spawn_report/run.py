@@ -12,6 +12,7 @@ when one ended it, and `message` the last `TAIL_LINES` lines of stderr cut to
 from __future__ import annotations
 
 import os
+import selectors
 import signal as signals
 import subprocess
 import sys
@@ -60,47 +61,76 @@ def tail_message(lines: Sequence[str], limit: int = MESSAGE_MAX) -> str | None:
     return text or None
 
 
-class Tee:
-    """Copies one pipe to `out` as it comes and hands each line to `line` (decoded,
-    without its newline; a line longer than an event is handed in parts)."""
+class _Source:
+    """One pipe being copied: where its bytes go, and its unfinished line."""
 
-    def __init__(self, pipe: IO[bytes], out: IO[bytes] | None, line: Callable[[str], None]) -> None:
-        self._pipe = pipe
-        self._out = out
-        self._line = line
+    def __init__(self, pipe: IO[bytes], out: IO[bytes] | None, line: Callable[[str], None]):
+        self.pipe = pipe
+        self.out = out
+        self.line = line
+        self.pending = b""
+
+    def take(self, data: bytes) -> None:
+        if self.out is not None:
+            try:
+                self.out.write(data)
+                self.out.flush()
+            except (OSError, ValueError):
+                self.out = None  # a closed terminal never stops the job
+        self.pending += data
+        *lines, self.pending = self.pending.split(b"\n")
+        for raw in lines:
+            self.emit(raw)
+        while len(self.pending) > MAX_EVENT_BYTES:
+            self.emit(self.pending[:MAX_EVENT_BYTES])
+            self.pending = self.pending[MAX_EVENT_BYTES:]
+
+    def emit(self, raw: bytes) -> None:
+        text = raw.decode("utf-8", errors="replace")
+        self.line(text[:-1] if text.endswith("\r") else text)
+
+
+class Tee:
+    """Copies pipes to their terminals as bytes come, and hands each line to its
+    callback (decoded, without its newline; a line longer than an event in parts).
+
+    One thread reads every pipe, so lines are handed over in the order they were read:
+    a stdout line written before a stderr line comes first (when both are waiting at
+    once, the pipes are taken in the order given).
+    """
+
+    def __init__(
+        self, sources: Sequence[tuple[IO[bytes], IO[bytes] | None, Callable[[str], None]]]
+    ):
+        self._sources = [_Source(*source) for source in sources]
         self.thread = threading.Thread(target=self._run, name="spawn-report-tee", daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
-        fd = self._pipe.fileno()
-        pending = b""
-        while True:
-            try:
-                data = os.read(fd, READ_SIZE)
-            except OSError:
-                data = b""
-            if not data:
-                break
-            if self._out is not None:
+        selector = selectors.DefaultSelector()
+        for order, source in enumerate(self._sources):
+            selector.register(source.pipe, selectors.EVENT_READ, (order, source))
+        open_pipes = len(self._sources)
+        while open_pipes:
+            ready = sorted((key.data for key, _ in selector.select()), key=lambda d: d[0])
+            for _, source in ready:
                 try:
-                    self._out.write(data)
-                    self._out.flush()
-                except (OSError, ValueError):
-                    self._out = None  # a closed terminal never stops the job
-            pending += data
-            *lines, pending = pending.split(b"\n")
-            for raw in lines:
-                self._emit(raw)
-            while len(pending) > MAX_EVENT_BYTES:
-                self._emit(pending[:MAX_EVENT_BYTES])
-                pending = pending[MAX_EVENT_BYTES:]
-        if pending:
-            self._emit(pending)
-        self._pipe.close()
+                    data = os.read(source.pipe.fileno(), READ_SIZE)
+                except OSError:
+                    data = b""
+                if data:
+                    source.take(data)
+                    continue
+                selector.unregister(source.pipe)
+                open_pipes -= 1
+                if source.pending:
+                    source.emit(source.pending)
+                source.pipe.close()
+        selector.close()
 
-    def _emit(self, raw: bytes) -> None:
-        text = raw.decode("utf-8", errors="replace")
-        self._line(text[:-1] if text.endswith("\r") else text)
+
+def _ignore(_signum: int, _frame: Any) -> None:
+    """SIGINT while the job runs: the job has it too, and ends as it sees fit."""
 
 
 def shipper_for(reporter: Reporter, start: bool = True) -> LogShipper:
@@ -124,8 +154,11 @@ def shipper_for(reporter: Reporter, start: bool = True) -> LogShipper:
 def drain_logs(reporter: Reporter) -> None:
     """Send the job output earlier runs left in the spool (`spawn-report flush`)."""
     shipper = shipper_for(reporter, start=False)
-    if not shipper.drain_spool(reporter.settings.budget_seconds):
-        reporter.failures += 1
+    try:
+        if not shipper.drain_spool(reporter.settings.budget_seconds):
+            reporter.failures += 1
+    except OSError:
+        pass  # an unusable spool holds nothing; the metrics' flush said so already
 
 
 def record_exit(
@@ -167,7 +200,9 @@ def run_job(
 
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")  # a Python job's lines come as written
-    previous_int = signals.signal(signals.SIGINT, signals.SIG_IGN)
+    # Ctrl-C reaches the job from the terminal (its process group); we wait for it to
+    # end. A handler, not SIG_IGN: an ignored signal stays ignored across exec.
+    previous_int = signals.signal(signals.SIGINT, _ignore)
     child: subprocess.Popen[bytes] | None = None
 
     def forward(signum: int, _frame: Any) -> None:
@@ -188,16 +223,18 @@ def run_job(
         else:
             assert child.stdout is not None
             assert child.stderr is not None
-            tees = [Tee(child.stdout, out, ship.write), Tee(child.stderr, err, on_stderr)]
+            tee = Tee([(child.stdout, out, ship.write), (child.stderr, err, on_stderr)])
             returncode = child.wait()
-            for tee in tees:
-                # A background child of the job may keep a pipe open: don't wait on it.
-                tee.thread.join(JOIN_SECONDS)
+            # A background child of the job may keep a pipe open: don't wait on it.
+            tee.thread.join(JOIN_SECONDS)
             status, name = ended(returncode)
     finally:
         signals.signal(signals.SIGINT, previous_int)
         signals.signal(signals.SIGTERM, previous_term)
-    ship.close(min(CLOSE_BUDGET_SECONDS, reporter.settings.budget_seconds))
+    try:
+        ship.close(min(CLOSE_BUDGET_SECONDS, reporter.settings.budget_seconds))
+    except Exception as exc:  # the job's status is what counts; say why, carry on
+        reporter.err(f"job output not all sent: {type(exc).__name__}: {exc}")
     try:
         record_exit(reporter, status, name, list(tail))
     except ReportError as exc:  # --strict: the job's own status still wins

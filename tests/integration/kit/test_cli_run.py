@@ -5,6 +5,7 @@ spooled is sent later, in order, once."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -123,6 +124,31 @@ def test_sigterm_to_the_kit_reaches_the_job_and_is_recorded(
 
     assert process.wait(timeout=30) == 128 + signal.SIGTERM
     assert row(aws)["signal"] == {"S": "SIGTERM"}
+
+
+def test_ctrl_c_reaches_the_job_which_ends_as_it_chooses(aws: Aws, kit_env: dict[str, str]) -> None:
+    """SIGINT to the terminal's process group: the job still has Python's default
+    handler (an ignored SIGINT would be inherited), dies of it, and that is recorded."""
+    job = (
+        "import signal, time; print(signal.getsignal(signal.SIGINT) is "
+        "signal.default_int_handler, flush=True); time.sleep(60)"
+    )
+    process = subprocess.Popen(  # noqa: S603 - the kit's console script
+        [SPAWN_REPORT, "run", "--", sys.executable, "-c", job],
+        env=kit_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline() == b"True\n"
+    os.killpg(process.pid, signal.SIGINT)
+
+    # Python ends an uncaught KeyboardInterrupt by SIGINT to itself: 128 + 2, as a shell.
+    assert process.wait(timeout=30) == 128 + signal.SIGINT
+    item = row(aws)
+    assert (item["status"], item["signal"]) == ({"S": "failed"}, {"S": "SIGINT"})
+    assert item["message"]["S"].endswith("KeyboardInterrupt")
 
 
 def test_with_logs_unreachable_the_job_is_unchanged_and_the_spool_goes_later_in_order(

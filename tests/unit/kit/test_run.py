@@ -47,7 +47,7 @@ def test_the_tee_passes_bytes_untouched_and_hands_over_lines_and_long_parts() ->
     out = io.BytesIO()
     lines: list[str] = []
     data = b"one\r\ntwo\nbad \xff byte\n" + b"z" * (MAX_EVENT_BYTES + 10) + b"\nlast"
-    tee = Tee(os.fdopen(read, "rb"), out, lines.append)
+    tee = Tee([(os.fdopen(read, "rb"), out, lines.append)])
     with os.fdopen(write, "wb") as pipe:
         pipe.write(data)
     tee.thread.join(10)
@@ -63,10 +63,29 @@ def test_a_closed_terminal_never_stops_the_tee() -> None:
     out = io.BytesIO()
     out.close()
     lines: list[str] = []
-    tee = Tee(os.fdopen(read, "rb"), out, lines.append)
+    tee = Tee([(os.fdopen(read, "rb"), out, lines.append)])
     with os.fdopen(write, "wb") as pipe:
         pipe.write(b"a\nb\n")
     tee.thread.join(10)
 
     assert not tee.thread.is_alive()
     assert lines == ["a", "b"]
+
+
+def test_one_reader_keeps_the_order_lines_were_written_across_stdout_and_stderr() -> None:
+    out_read, out_write = os.pipe()
+    err_read, err_write = os.pipe()
+    lines: list[str] = []
+    os.write(out_write, b"first, on stdout\n")
+    os.write(err_write, b"second, on stderr\n")
+    tee = Tee(
+        [
+            (os.fdopen(out_read, "rb"), None, lambda x: lines.append("out " + x)),
+            (os.fdopen(err_read, "rb"), None, lambda x: lines.append("err " + x)),
+        ]
+    )
+    os.close(out_write)
+    os.close(err_write)
+    tee.thread.join(10)
+
+    assert lines == ["out first, on stdout", "err second, on stderr"]
