@@ -170,6 +170,7 @@ class LogShipper:
         self.stats = ShipStats()
         self._queue: queue.Queue[Event] = queue.Queue(maxsize=queue_lines)
         self._held: list[Event] = []
+        self._counting = threading.Lock()
         self._target: tuple[str, str] | None = None
         self._resolved = False
         self._client: Any = None
@@ -191,13 +192,14 @@ class LogShipper:
 
     def write(self, message: str, at: float | None = None) -> None:
         """Queue one line (never blocks; a full queue drops it and counts it)."""
-        self.stats.lines_written += 1
-        self.stats.bytes_written += len(message.encode("utf-8"))
         stamp = int((self.clock() if at is None else at) * 1000)
-        try:
-            self._queue.put_nowait(Event(stamp, message))
-        except queue.Full:
-            self.stats.dropped += 1
+        with self._counting:  # writers may be several threads (the job's pipes)
+            self.stats.lines_written += 1
+            self.stats.bytes_written += len(message.encode("utf-8"))
+            try:
+                self._queue.put_nowait(Event(stamp, message))
+            except queue.Full:
+                self.stats.dropped += 1
 
     def close(self, budget_seconds: float | None = None) -> ShipStats:
         """Stop the thread and send what waits (within `budget_seconds`); what cannot
