@@ -183,3 +183,18 @@ def test_with_logs_unreachable_the_job_is_unchanged_and_the_spool_goes_later_in_
     assert again.returncode == 0
 
     assert messages(aws) == [f"line {i}" for i in range(50)] + ["no newline"]
+
+
+def test_without_an_identity_the_job_still_runs_and_keeps_its_status(
+    aws: Aws, kit_env: dict[str, str]
+) -> None:
+    nobody = {k: v for k, v in kit_env.items() if k not in ("JOB_ARRAY_ID", "JOB_ARRAY_INDEX")}
+
+    ran = alone(
+        SPAWN_REPORT, "run", "--", sys.executable, "-c", "print('work'); exit(5)", env=nobody
+    )
+
+    assert (ran.returncode, ran.stdout) == (5, b"work\n")
+    assert b"job output not sent to CloudWatch Logs" in ran.stderr
+    assert b"Traceback" not in ran.stderr
+    assert rows(aws) == []
