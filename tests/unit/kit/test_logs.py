@@ -328,3 +328,23 @@ def test_no_identity_means_no_stream_said_once_and_lines_counted_dropped(tmp_pat
 
     assert said[0].startswith("job output not sent to CloudWatch Logs: no array id")
     assert ship.stats.dropped == 2
+
+
+def test_a_full_spool_drops_and_counts_instead_of_filling_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import spawn_report.logs
+
+    monkeypatch.setattr(spawn_report.logs, "SPOOL_MAX_BYTES", 10_000)
+    clock = Clock()
+    ship = shipper(tmp_path, unreachable(), clock, budget_seconds=0.2)
+    for i in range(500):
+        clock.now += 1
+        ship.write(f"line {i:04d} " + "y" * 20)
+        if i % 50 == 49:
+            ship.pump()
+    ship.close(budget_seconds=0.2)
+
+    kept = (tmp_path / "spool" / "logs" / "pending.jsonl").read_text().splitlines()
+    assert 0 < len(kept) == ship.stats.spooled < 500
+    assert ship.stats.spooled + ship.stats.dropped == 500
