@@ -21,6 +21,7 @@ BENCHMARKS = (
     "bench.progress",
     "bench.console",
     "bench.worker_kit",
+    "bench.logs",
     "bench.burst",
     "bench.cost",
     "bench.cold_import",

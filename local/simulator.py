@@ -35,12 +35,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from spawn_report import Identity, Reporter, ReportError, Settings
 
 from local import sim_launches
+from local.sim_logs import WorkerLogs
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_ec2.client import EC2Client
     from mypy_boto3_events.client import EventBridgeClient
     from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
+    from mypy_boto3_logs.client import CloudWatchLogsClient
     from mypy_boto3_sts.client import STSClient
 
 __all__ = ["DEFAULT_ARRAYS", "ArrayPlan", "FleetSimulator"]
@@ -179,6 +181,7 @@ class FleetSimulator:
         log: Callable[[str], None] = print,
         alarm_mode: str = "per-instance",
         launch_failures: bool = False,
+        logs: CloudWatchLogsClient | None = None,
     ) -> None:
         if not arrays:
             raise ValueError("FleetSimulator needs at least one ArrayPlan")
@@ -214,6 +217,13 @@ class FleetSimulator:
             flush_seconds=0.0,
             strict=True,
             background=False,
+        )
+        # With a logs client, workers' job output goes to CloudWatch Logs as
+        # `spawn-report run` sends it, and failures die of a real traceback.
+        self._logs = (
+            WorkerLogs(logs, Path(self._spool.name), lambda: self._clock().timestamp())
+            if logs is not None
+            else None
         )
 
     # ------------------------------------------------------------------ public API
@@ -371,6 +381,8 @@ class FleetSimulator:
                     self._boot(worker, now)
                 elif worker.ec2_state == "shutting-down":
                     worker.ec2_state = "terminated"
+                    if self._logs:
+                        self._logs.ended(worker, None)
                     self._state_change(worker, "terminated", now)
                 elif worker.ec2_state == "running" and self._work(worker, now):
                     to_terminate.append(worker)
@@ -379,6 +391,8 @@ class FleetSimulator:
                 self._log(f"simulator: {array.array_id} finished ({self._summary(array)})")
         if to_terminate:
             self._terminate(to_terminate, now)
+        if self._logs:
+            self._logs.pump()
 
     def _boot(self, worker: _Worker, now: datetime) -> None:
         """The instance reached `running`; its worker starts and reports in."""
@@ -387,6 +401,8 @@ class FleetSimulator:
         worker.status = "running"
         worker.last_tick = now
         self._report(worker)
+        if self._logs:
+            self._logs.started(worker)
 
     def _work(self, worker: _Worker, now: datetime) -> bool:
         """Advance one running worker; return True when its instance should go away."""
@@ -415,19 +431,26 @@ class FleetSimulator:
         advanced = target - worker.tasks_completed
         if advanced <= 0:
             return False
-        worker.error_count += sum(
-            1 for _ in range(advanced) if self._rng.random() < TASK_ERROR_PROBABILITY
-        )
+        errors = sum(1 for _ in range(advanced) if self._rng.random() < TASK_ERROR_PROBABILITY)
+        worker.error_count += errors
         worker.tasks_completed = target
+        if self._logs:
+            self._logs.progressed(worker, target, errors)
         if worker.fail_at is not None and target >= worker.fail_at:
             worker.status = "failed"
             worker.error_count += 1
-            self._report(worker, f"task {target} failed: exit status 1")
+            if self._logs:
+                self._logs.failed(worker)
+            else:
+                self._report(worker, f"task {target} failed: exit status 1")
             self._log(f"simulator: {worker.array_id}[{worker.index}] failed at task {target}")
             return True
         if target >= worker.tasks_total:
             worker.status = "completed"
-            self._report(worker)
+            if self._logs:
+                self._logs.completed(worker)
+            else:
+                self._report(worker)
             return True
         self._report(worker)
         return False
@@ -490,6 +513,8 @@ class FleetSimulator:
         # A spawn worker watches instance metadata for the notice and reports before it dies.
         worker.status = "failed"
         self._report(worker, "spot interruption notice received: instance terminating")
+        if self._logs:
+            self._logs.ended(worker, "spot interruption notice received: instance terminating")
         self._log(f"simulator: spot interruption for {name}")
 
     def _terminate(self, workers: list[_Worker], now: datetime) -> None:

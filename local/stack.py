@@ -573,6 +573,7 @@ class LocalStack:
             interruption_probability=0.005,
             alarm_mode=os.environ.get("ALARM_MODE", "per-instance"),
             launch_failures=True,
+            logs=self.session.client("logs"),
         )
         self._spawn("simulator", lambda: simulator.run(self.stop_event, 2.0))
 

@@ -68,6 +68,11 @@ ROW_FIELDS = {
     "message": nullable(TEXT),
     "lost_cause": nullable({"type": "string", "enum": list(LOST_CAUSES)}),
 }
+# How the job ended, when `spawn-report run` recorded it (SPEC §16); absent otherwise.
+ROW_ENDED = {
+    "exit_code": {"type": "integer", "minimum": 0, "maximum": 255},
+    "signal": {"type": "string", "pattern": "^SIG[A-Z][A-Z0-9+]*$"},
+}
 
 SCHEMAS: dict[str, Any] = {
     "Count": {"type": "integer", "minimum": 0},
@@ -146,10 +151,10 @@ SCHEMAS: dict[str, Any] = {
         {"array_id": TEXT, "instance_id": TEXT, "details": {"type": "object"}},
     ),
     "AlertList": obj({"alerts": {"type": "array", "items": ref("Alert")}}),
-    "Row": {**obj(ROW_FIELDS), "description": "A valid worker row (SPEC §4)."},
+    "Row": {**obj(ROW_FIELDS, ROW_ENDED), "description": "A valid worker row (SPEC §4)."},
     "Worker": {
         "oneOf": [
-            obj({**ROW_FIELDS, "stalled": {"type": "boolean"}}),
+            obj({**ROW_FIELDS, "stalled": {"type": "boolean"}}, ROW_ENDED),
             obj(
                 {
                     "task_index": {"description": "as found in the row, possibly not a number"},

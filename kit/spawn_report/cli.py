@@ -3,12 +3,13 @@
     spawn-report progress --status running --tasks 40 --total 100 [--every-n-tasks 10]
     spawn-report metric TaskRate 2.5 --unit Count/Second --dim Stage=render
     spawn-report timed Processing -- python process.py
+    spawn-report run -- python train.py
     spawn-report gpu --every 60 --optional &
     spawn-report flush
 
 Reporting never fails the job: a reporting failure (AWS down, a bad value, no identity)
 is one line on stderr and exit status 0, unless `--strict` is given (then 1, or 2 for
-a usage error). `timed` exits with the command's own status. `gpu` without
+a usage error). `timed` and `run` exit with the command's own status. `gpu` without
 `nvidia-smi` exits 1, or 0 with `--optional`. Ctrl-C flushes what it can (status 130).
 """
 
@@ -137,6 +138,13 @@ def parser() -> argparse.ArgumentParser:
     timed.add_argument("operation", help="its options (--strict ...) go before it")
     timed.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
 
+    run = commands.add_parser(
+        "run",
+        parents=[common],
+        help="run the job: its output to CloudWatch Logs, its exit state to the row",
+    )
+    run.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
+
     gpu = commands.add_parser("gpu", parents=[common], help="sample every GPU via nvidia-smi")
     gpu.add_argument("--every", type=_seconds, default=60.0, help="seconds between samples")
     gpu.add_argument("--count", type=_positive, help="stop after this many samples")
@@ -186,7 +194,8 @@ def _timed(reporter: Reporter, args: argparse.Namespace) -> int:
         raise UsageError("spawn-report timed: give the command after --")
     started = time.monotonic()
     # The command gets Ctrl-C from the terminal itself; we wait for it to end, time it.
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A no-op handler rather than SIG_IGN, which the command would inherit across exec.
+    previous = signal.signal(signal.SIGINT, lambda _signum, _frame: None)
     try:
         try:
             child = subprocess.Popen(command)  # noqa: S603 - the user's own command
@@ -207,6 +216,15 @@ def _timed(reporter: Reporter, args: argparse.Namespace) -> int:
         reporter.err(str(exc))
         return status or 1
     return status
+
+
+def _run(reporter: Reporter, args: argparse.Namespace) -> int:
+    from spawn_report.run import run_job
+
+    command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not command:
+        raise UsageError("spawn-report run: give the command after --")
+    return run_job(reporter, command)
 
 
 def _gpu(reporter: Reporter, args: argparse.Namespace) -> int:
@@ -239,7 +257,10 @@ def _flush(reporter: Reporter, args: argparse.Namespace) -> int:
     if args.background:
         reporter.run_flusher()
     else:
+        from spawn_report.run import drain_logs
+
         reporter.flush()
+        drain_logs(reporter)
     return 0
 
 
@@ -252,6 +273,7 @@ COMMANDS = {
     "progress": _progress,
     "metric": _metric,
     "timed": _timed,
+    "run": _run,
     "gpu": _gpu,
     "flush": _flush,
     "identity": _identity,

@@ -91,6 +91,9 @@ class CounterState:
         self.path = directory / STATE_FILE
         # When each worker read last reported (epoch seconds; None in older files).
         self.seen: dict[tuple[str, int], float | None] = {}
+        # The `tasks_total` each worker last declared, if any (`spawn-report run` keeps
+        # it in the final row it writes for the job).
+        self.declared: dict[tuple[str, int], int] = {}
 
     def read(self) -> dict[tuple[str, int], Totals]:
         """Every worker's totals; an unreadable file (or record) counts as never seen,
@@ -117,6 +120,9 @@ class CounterState:
                 and errors is not None
             ):
                 known[(array_id, index)] = Totals(tasks, errors)
+                total = _count(record.get("total"))
+                if total is not None:
+                    self.declared[(array_id, index)] = total
                 seen = record.get("t")
                 self.seen[(array_id, index)] = seen if isinstance(seen, (int, float)) else None
         return known
@@ -140,6 +146,7 @@ class CounterState:
                 "tasks": known[(a, i)].tasks,
                 "errors": known[(a, i)].errors,
                 "t": seen,
+                **({"total": self.declared[(a, i)]} if (a, i) in self.declared else {}),
             }
             for seen, (a, i) in sorted(recent, key=lambda item: item[1])
         ]

@@ -87,6 +87,8 @@ def build_row(
     tasks_total: int | None = None,
     error_count: int | None = None,
     message: str | None = None,
+    exit_code: int | None = None,
+    signal: str | None = None,
 ) -> dict[str, Any]:
     """The SPEC §4 row, checked by the backend's own validation; ReportError if invalid.
 
@@ -103,7 +105,13 @@ def build_row(
         "instance_id": instance_id,
         "hostname": hostname,
     }
-    optional = {"tasks_total": tasks_total, "error_count": error_count, "message": message}
+    optional = {
+        "tasks_total": tasks_total,
+        "error_count": error_count,
+        "message": message,
+        "exit_code": exit_code,
+        "signal": signal,
+    }
     row.update({k: v for k, v in optional.items() if v is not None})
     if isinstance(row.get("message"), str):
         row["message"] = row["message"][:MESSAGE_MAX]
@@ -202,6 +210,24 @@ class Reporter:
         session = self._session or boto3.session.Session()
         return session.client(service, region_name=region, config=config)  # type: ignore[call-overload]
 
+    def logs_client(self) -> Any:
+        """A CloudWatch Logs client (the kit's settings: one attempt, short timeouts)."""
+        return self._client("logs", self._region())
+
+    def last_report(self) -> tuple[counters.Totals, int | None] | None:
+        """This worker's tasks and errors as last reported through this spool, and the
+        `tasks_total` it declared; None when it never reported here."""
+        array_id, index = self.identity.array_id, self.identity.array_index
+        if array_id is None or index is None:
+            return None
+        try:
+            with self.spool.locked():
+                state = counters.CounterState(self.spool.directory)
+                totals = state.read().get((array_id, index))
+        except OSError:
+            return None
+        return None if totals is None else (totals, state.declared.get((array_id, index)))
+
     def _dynamodb_client(self) -> DynamoDBClient:
         if self._dynamodb is None:
             self._dynamodb = self._client("dynamodb", self._region())
@@ -229,6 +255,8 @@ class Reporter:
         error_count: int | None = None,
         message: str | None = None,
         every_n_tasks: int | None = None,
+        exit_code: int | None = None,
+        signal: str | None = None,
     ) -> bool:
         """Report the worker's SPEC §4 row, and the fleet-wide `Spawn/Workers`
         `TasksCompleted` and `ErrorCount` increments since its previous report (see
@@ -256,6 +284,8 @@ class Reporter:
                 tasks_total,
                 error_count,
                 message,
+                exit_code,
+                signal,
             )
         except ReportError as exc:
             self._failed(str(exc))
@@ -449,6 +479,8 @@ class Reporter:
             known.get(worker), int(row["tasks_completed"]), row.get("error_count")
         )
         stamp = self.clock() if t is None else float(t)
+        if isinstance(row.get("tasks_total"), int):
+            state.declared[worker] = int(row["tasks_total"])
         self.spool.append([*entries, *counters.entries(increments, stamp)])
         try:
             state.write(known, worker, stamp)

@@ -31,7 +31,7 @@ REQUIRED_FIELDS = (
     "instance_id",
     "hostname",
 )
-OPTIONAL_FIELDS = ("tasks_total", "error_count", "message")
+OPTIONAL_FIELDS = ("tasks_total", "error_count", "message", "exit_code", "signal")
 # Longest texts a valid row may carry: the backend keeps recent rows in one summary item,
 # which DynamoDB caps at 400 KB, so a longer value makes the row invalid instead of
 # making the summary unsavable. A hostname is at most 253 characters (DNS); array ids
@@ -45,6 +45,10 @@ MESSAGE_MAX = 500
 # once summed; a row carrying one is invalid rather than able to break every save.
 NUMBER_MAX = 10**12
 TIME_TEXT_MAX = 64
+# `spawn-report run` records how the job ended (SPEC §16): its exit status as a shell
+# gives it (0-255; 128 + n after signal n), and the signal's name when one ended it.
+EXIT_CODE_MAX = 255
+SIGNAL_MAX = 16
 LOST_CAUSES = ("spot_interruption", "instance_ended")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -82,6 +86,8 @@ class Row:
     error_count: int | None = None
     message: str | None = None
     lost_cause: str | None = None
+    exit_code: int | None = None
+    signal: str | None = None
 
     @property
     def second(self) -> int:
@@ -93,8 +99,9 @@ class Row:
         return "lost" if self.lost_cause else self.status
 
     def to_json(self) -> dict[str, Any]:
-        """The row as the API shows it (and as the summary item stores it)."""
-        return {
+        """The row as the API shows it (and as the summary item stores it); `exit_code`
+        and `signal` only when the row has them."""
+        shown = {
             "task_index": self.task_index,
             "status": self.shown_status,
             "tasks_completed": self.tasks_completed,
@@ -106,6 +113,9 @@ class Row:
             "message": self.message,
             "lost_cause": self.lost_cause,
         }
+        ended = {"exit_code": self.exit_code, "signal": self.signal}
+        shown.update({k: v for k, v in ended.items() if v is not None})
+        return shown
 
 
 @dataclass(frozen=True)
@@ -208,6 +218,13 @@ def validate_row(image: Mapping[str, Any]) -> Row | Invalid:
     message = image.get("message")
     if message is not None and not isinstance(message, str):
         return invalid(f"message {_short(message)} is not a string")
+    raw_exit = image.get("exit_code")
+    exit_code = None if raw_exit is None else _whole(raw_exit)
+    if raw_exit is not None and (exit_code is None or not 0 <= exit_code <= EXIT_CODE_MAX):
+        return invalid(f"exit_code {_short(raw_exit)} is not an integer 0-{EXIT_CODE_MAX}")
+    signal = image.get("signal")
+    if signal is not None and not _signal_name(signal):
+        return invalid(f"signal {_short(signal)} is not a signal name like SIGKILL")
     return Row(
         array_id=array_id,
         task_index=task_index,
@@ -220,6 +237,20 @@ def validate_row(image: Mapping[str, Any]) -> Row | Invalid:
         error_count=optional["error_count"],
         message=message,
         lost_cause=_lost_cause(image, status, texts["instance_id"]),
+        exit_code=exit_code,
+        signal=signal,
+    )
+
+
+def _signal_name(value: Any) -> bool:
+    """`SIG` and capitals, digits or `+` (`SIGKILL`, `SIGRTMIN+3`), at most SIGNAL_MAX."""
+    if not isinstance(value, str) or not 3 < len(value) <= SIGNAL_MAX:
+        return False
+    rest = value[3:]
+    return (
+        value.startswith("SIG")
+        and rest[:1].isalpha()
+        and all(c.isupper() or c.isdigit() or c == "+" for c in rest)
     )
 
 

@@ -139,3 +139,22 @@ def test_the_kit_installs_alone_with_boto3(python: str, tmp_path: Path) -> None:
         "from spawn_report import Reporter; import spawn_report.rows as r; print(r.STATUSES)",
     )
     assert library.stdout.strip() == "('running', 'completed', 'failed')"
+    # `run` on this Python, with AWS unreachable: the job's status and output are its own.
+    down = {**env, "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "SPAWN_REPORT_BUDGET_SECONDS": "0.5"}
+    job = subprocess.run(  # noqa: S603 - the installed console script
+        [
+            str(bin_dir / "spawn-report"),
+            "run",
+            "--",
+            str(bin_dir / "python"),
+            "-c",
+            "import sys; print('out'); print('err', file=sys.stderr); sys.exit(4)",
+        ],
+        env=down,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (job.returncode, job.stdout) == (4, "out\n")
+    assert job.stderr.startswith("err\n")

@@ -92,3 +92,57 @@ def test_a_row_the_backend_would_call_invalid_is_refused_with_its_reason(
 )
 def test_sampling_every_n_tasks(tasks: int | None, every: int | None, expected: bool) -> None:
     assert sampled(tasks, every) is expected
+
+
+def test_a_row_may_carry_how_the_job_ended_and_shows_it() -> None:
+    row = build_row(KEYS, "failed", 3, NOW, exit_code=137, signal="SIGKILL", message="Killed")
+
+    parsed = validate_row(row)
+
+    assert isinstance(parsed, Row)
+    assert (parsed.exit_code, parsed.signal) == (137, "SIGKILL")
+    assert parsed.to_json()["exit_code"] == 137
+    assert parsed.to_json()["signal"] == "SIGKILL"
+
+
+def test_a_row_without_an_exit_state_shows_no_such_fields() -> None:
+    parsed = validate_row(build_row(KEYS, "running", 3, NOW))
+
+    assert isinstance(parsed, Row)
+    assert "exit_code" not in parsed.to_json()
+    assert "signal" not in parsed.to_json()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("exit_code", -1),
+        ("exit_code", 256),
+        ("exit_code", "1"),
+        ("exit_code", 1.5),
+        ("exit_code", True),
+        ("signal", "KILL"),
+        ("signal", "sigkill"),
+        ("signal", "SIG"),
+        ("signal", 9),
+        ("signal", "SIG" + "X" * 20),
+    ],
+)
+def test_a_bad_exit_state_makes_the_row_invalid_and_says_which(field: str, value: object) -> None:
+    row = {**build_row(KEYS, "failed", 3, NOW), field: value}
+
+    parsed = validate_row(row)
+
+    assert isinstance(parsed, Invalid)
+    assert parsed.reason.startswith(f"{field} ")
+
+
+def test_exit_state_read_back_from_dynamodb_numbers_is_kept() -> None:
+    from decimal import Decimal
+
+    row = {**build_row(KEYS, "failed", 3, NOW), "exit_code": Decimal(1), "signal": "SIGRTMIN+3"}
+
+    parsed = validate_row(row)
+
+    assert isinstance(parsed, Row)
+    assert (parsed.exit_code, parsed.signal) == (1, "SIGRTMIN+3")
