@@ -12,6 +12,7 @@ from chalicelib.alerts.notifications import CONTRIBUTOR_CHANGE
 from chalicelib.api.arrays import arrays_api
 from chalicelib.api.fleet import api
 from chalicelib.api.history import history_api
+from chalicelib.api.logs import logs_api
 from chalicelib.container import Container, current, install
 from chalicelib.core.observability import configure_logging, logger
 from chalicelib.fleet.events import REBALANCE, SPOT_WARNING, MalformedEvent
@@ -27,6 +28,7 @@ app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context))
 app.register_blueprint(api)
 app.register_blueprint(arrays_api)
 app.register_blueprint(history_api)
+app.register_blueprint(logs_api)
 
 
 # EventBridge → SQS (infra/resources.json, rule spawn-ec2-lifecycle) → here, in batches,
