@@ -28,6 +28,7 @@ from chalicelib.api.params import array_id_param, cursor_key, path_param, reques
 from chalicelib.container import current
 from chalicelib.contract.rows import iso_ms, parse_utc
 from chalicelib.fleet.events import epoch_ms
+from chalicelib.progress.workers import row_status
 from chalicelib.worker_logs.bounds import (
     ERRORS_LIMIT_DEFAULT,
     ERRORS_LIMIT_MAX,
@@ -159,6 +160,8 @@ def worker_logs(array_id: str, task_index: str) -> dict[str, Any]:
             {"b": page.next.before_ms, "s": page.next.seen, "f": page.next.start_ms}, scope
         ),
     }
+    # The worker's status from the same row, so `logs --follow` knows when it ended.
+    document["status"] = None if row is None else row_status(row)
     if page.truncated:
         document["truncated"] = True
     return document

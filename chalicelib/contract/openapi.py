@@ -241,6 +241,7 @@ SCHEMAS: dict[str, Any] = {
         {
             "lines": {"type": "array", "items": obj({"at": TIME, "message": TEXT})},
             "next": ref("Cursor"),
+            "status": nullable({"type": "string", "enum": list(WORKER_STATUSES)}),
         },
         {"truncated": {"const": True, "description": "the call budget ran out mid-scan"}},
     ),

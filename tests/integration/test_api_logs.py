@@ -33,6 +33,7 @@ from chalicelib.worker_logs.reader import WorkerLogs
 from local.provision import Provisioned
 from testkit.faults import count_calls, throttle
 from tests import apigw
+from tests.contract import check_response
 from tests.integration.conftest import T0, Fleet, container
 
 ACCOUNT = "123456789012"
@@ -55,7 +56,10 @@ class World:
     now_ms: int
 
     def get(self, path: str, caller: str | None = ALICE) -> tuple[int, Any]:
-        return apigw.get(self.app, path, caller)
+        status, body = apigw.get(self.app, path, caller)
+        if status in (200, 400, 404):
+            check_response(path, status, body)  # the OpenAPI document's schemas
+        return status, body
 
     def row(self, array_id: str, index: int, instance_id: str, **extra: Any) -> None:
         values = {
@@ -340,7 +344,10 @@ def test_a_cursor_of_another_worker_is_400(world: World) -> None:
 def test_no_log_group_yet_is_an_empty_page(world: World) -> None:
     world.fleet.clients.logs.delete_log_group(logGroupName=GROUP)
     world.row(ARRAY, 0, world.instances[ARRAY][0])
-    assert world.get(logs_path(ARRAY, 0)) == (200, {"lines": [], "next": None})
+    assert world.get(logs_path(ARRAY, 0)) == (
+        200,
+        {"lines": [], "next": None, "status": "failed"},
+    )
     status, body = world.get(f"/arrays/{ARRAY}/errors")
     assert status == 200
     assert body["errors"] == []
