@@ -9,8 +9,11 @@ as API Gateway sends them with IAM auth (tests/apigw.py), so isolation is exerci
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import re
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +36,7 @@ from chalicelib.worker_logs.reader import WorkerLogs
 from local.provision import Provisioned
 from testkit.faults import count_calls, throttle
 from tests import apigw
+from tests.conftest import ROOT
 from tests.contract import check_response
 from tests.integration.conftest import T0, Fleet, container
 
@@ -385,3 +389,23 @@ def test_workers_show_exit_state_when_recorded(world: World) -> None:
     assert "exit_code" not in by_index[1]
     assert "signal" not in by_index[1]
     assert "exit_code" not in by_index[2]
+
+
+def test_every_log_route_requires_iam() -> None:
+    # A fresh interpreter: Chalice pops a blueprint route's authorizer when it registers it.
+    script = (
+        "import json\n"
+        "from chalice.app import Chalice\n"
+        "from chalicelib.api.logs import logs_api\n"
+        "app = Chalice(app_name='iam-check')\n"
+        "app.register_blueprint(logs_api)\n"
+        "print(json.dumps({path: [type(e.authorizer).__name__ for e in methods.values()]"
+        " for path, methods in app.routes.items()}))\n"
+    )
+    result = subprocess.run(  # noqa: S603 - our own script, run by this interpreter
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert json.loads(result.stdout) == {
+        "/arrays/{array_id}/workers/{task_index}/logs": ["IAMAuthorizer"],
+        "/arrays/{array_id}/errors": ["IAMAuthorizer"],
+    }
