@@ -31,8 +31,9 @@ from chalicelib.api.arrays import arrays_api
 from chalicelib.api.logs import logs_api
 from chalicelib.container import Container
 from chalicelib.core.settings import Settings
+from chalicelib.worker_logs import reader
 from chalicelib.worker_logs.bounds import LINE_MAX
-from chalicelib.worker_logs.reader import WorkerLogs
+from chalicelib.worker_logs.reader import Budget, Position, WorkerLogs
 from local.provision import Provisioned
 from testkit.faults import count_calls, throttle
 from tests import apigw
@@ -409,3 +410,38 @@ def test_every_log_route_requires_iam() -> None:
         "/arrays/{array_id}/workers/{task_index}/logs": ["IAMAuthorizer"],
         "/arrays/{array_id}/errors": ["IAMAuthorizer"],
     }
+
+
+def test_a_grep_cut_by_its_call_budget_says_so(world: World) -> None:
+    instance = world.instances[ARRAY][0]
+    stream = f"{ARRAY}/0/{instance}"
+    # One match an hour over 10 hours: the windows (15 min, 1 h, 4 h, ...) need 4 calls.
+    world.put(stream, [(world.now_ms - 3_600_000 * h, f"match {h}") for h in range(10)])
+    position = Position(world.now_ms, 0, world.now_ms - 12 * 3_600_000)
+    logs = WorkerLogs(world.fleet.clients.logs)
+
+    cut = logs.page([stream], position, 5, Budget(2), grep="match")
+    whole = logs.page([stream], position, 5, Budget(12), grep="match")
+
+    assert cut.truncated
+    assert cut.next is not None
+    assert not whole.truncated
+    assert [line.message for line in whole.lines] == [f"match {h}" for h in range(4, -1, -1)]
+
+
+def test_an_errors_scan_past_its_budget_is_incomplete(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    instance = world.instances[ARRAY][0]
+    world.put(f"{ARRAY}/0/{instance}", [(world.now_ms - i, f"ERROR {i}") for i in range(50)])
+    monkeypatch.setattr(reader, "EVENTS_PER_CALL", 10)
+    logs = WorkerLogs(world.fleet.clients.logs)
+
+    monkeypatch.setattr(reader, "ERRORS_CALLS_MAX", 2)
+    partial = logs.errors(ARRAY, world.now_ms - 60_000, world.now_ms, 10)
+    monkeypatch.setattr(reader, "ERRORS_CALLS_MAX", 20)
+    whole = logs.errors(ARRAY, world.now_ms - 60_000, world.now_ms, 10)
+
+    assert (partial.complete, partial.calls, partial.workers[0].count) == (False, 2, 20)
+    assert (whole.complete, whole.workers[0].count) == (True, 50)
+    assert whole.workers[0].last_message == "ERROR 0"
