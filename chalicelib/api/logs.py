@@ -78,7 +78,7 @@ def grep_param(params: dict[str, str]) -> str | None:
     """`grep`: 1-128 printable characters, no double quote or backslash (it is sent
     as one quoted phrase)."""
     raw = params.get("grep")
-    if raw is None or raw == "":
+    if raw is None:
         return None
     if (
         len(raw) > GREP_MAX
