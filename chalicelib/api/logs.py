@@ -3,9 +3,10 @@
 A worker's streams are found from its progress row (`chalicelib.worker_logs`); the
 lines come newest page first, oldest first within a page, and the cursor (signed, bound
 to the caller, the worker and the grep) pages back in time. Every read is bounded: a
-time window (`since`, default 24 h, at most 14 days back), a page size, a byte budget
-and a number of CloudWatch Logs calls. Another user's array is a 404; bad input a 400;
-CloudWatch Logs throttling past the client's retries a 429. Details: docs/logs.md.
+time window (`since`: at most 14 days back, the default for a tail; 24 h for a grep or
+errors), a page size, a byte budget and a number of CloudWatch Logs calls. Another
+user's array is a 404; bad input a 400; CloudWatch Logs throttling past the client's
+retries a 429. Details: docs/logs.md.
 """
 
 from __future__ import annotations
@@ -92,12 +93,13 @@ def grep_param(params: dict[str, str]) -> str | None:
     return raw
 
 
-def window_start(params: dict[str, str], now: datetime) -> int:
-    """`since` as epoch ms: default 24 h ago; 400 if malformed or more than 14 days ago."""
+def window_start(params: dict[str, str], now: datetime, default: timedelta | None = None) -> int:
+    """`since` as epoch ms: default `default` ago (24 h); 400 if malformed or more than
+    14 days ago."""
     oldest = epoch_ms(now - timedelta(days=WINDOW_MAX_DAYS))
     raw = params.get("since")
     if raw is None:
-        return epoch_ms(now - timedelta(hours=WINDOW_DEFAULT_HOURS))
+        return epoch_ms(now - (default or timedelta(hours=WINDOW_DEFAULT_HOURS)))
     start = parse_utc(raw)
     if start is None:
         raise BadRequestError("since must be an ISO-8601 UTC time, e.g. 2026-01-27T10:00:00Z")
@@ -135,7 +137,10 @@ def worker_logs(array_id: str, task_index: str) -> dict[str, Any]:
     limit = bounded_limit(params, LOG_LIMIT_DEFAULT, LOG_LIMIT_MAX)
     grep = grep_param(params)
     now = d.arrays.clock()
-    start = window_start(params, now)
+    # A tail reads back from the newest line whatever the window, so it looks as far
+    # back as allowed; a grep scans its window, so it looks back 24 h unless told.
+    tail_window = None if grep else timedelta(days=WINDOW_MAX_DAYS)
+    start = window_start(params, now, tail_window)
     visible_record(d.arrays, viewer, array_id)
     codec = CursorCodec(d.arrays.cursor_secret)
     scope = f"logs:{array_id}:{index}:{grep or ''}:{viewer.scope}"

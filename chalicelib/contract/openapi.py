@@ -345,8 +345,9 @@ PARAMETERS: dict[str, Any] = {
     "LogSince": {
         "name": "since",
         "in": "query",
-        "description": f"lines at or after this time (ISO-8601 UTC); default "
-        f"{log_bounds.WINDOW_DEFAULT_HOURS} h ago, at most {log_bounds.WINDOW_MAX_DAYS} days",
+        "description": "lines at or after this time (ISO-8601 UTC), at most "
+        f"{log_bounds.WINDOW_MAX_DAYS} days ago (the default of a tail); a grep and "
+        f"errors default to {log_bounds.WINDOW_DEFAULT_HOURS} h",
         "schema": TIME,
     },
     "Grep": {

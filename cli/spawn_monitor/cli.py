@@ -119,7 +119,11 @@ def parser() -> argparse.ArgumentParser:
     logs.add_argument("task_index", metavar="INDEX", type=int)
     logs.add_argument("--follow", action="store_true", help="keep printing until the worker ends")
     logs.add_argument("--grep", metavar="TEXT", help="only lines containing TEXT (case-sensitive)")
-    logs.add_argument("--since", metavar="D", help="from D ago (30m, 1h, 2d) or an ISO time (24h)")
+    logs.add_argument(
+        "--since",
+        metavar="D",
+        help="from D ago (30m, 1h, 2d) or an ISO time (14d; 24h with --grep)",
+    )
     logs.add_argument("--limit", type=int, default=100, help="lines, 1-1000 (100)")
     errors = command("errors", "error lines counted per worker of one array, most first")
     errors.add_argument("array_id", metavar="ARRAY_ID")

@@ -10,6 +10,7 @@ error lines counted per worker (`GET /arrays/{id}/errors`), the most first.
 from __future__ import annotations
 
 import re
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -139,7 +140,9 @@ def show_logs(
     path = logs_path(array_id, index)
     page = api.get(path, limit=limit, since=since, grep=grep)
     follower = Follower(out)
-    follower.print(page.get("lines") or [])
+    if not follower.print(page.get("lines") or []) and not follow:
+        window = f"since {since}" if since else "in the window"
+        sys.stderr.write(f"no log lines for worker {index} of {array_id} {window}\n")
     status = page.get("status")
     if not follow:
         return 0

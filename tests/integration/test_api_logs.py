@@ -205,11 +205,13 @@ def test_the_since_window_bounds_the_tail(world: World) -> None:
     )
 
     default = [m["message"] for p in world.lines(logs_path(ARRAY, 0)) for m in p]
+    grepped = [m["message"] for p in world.lines(logs_path(ARRAY, 0, "grep=ago")) for m in p]
     since = datetime.fromtimestamp((world.now_ms - 2 * 3_600_000) / 1000, UTC)
     recent = world.lines(logs_path(ARRAY, 0, f"since={since.isoformat()}".replace("+", "%2B")))
 
-    # Default window: 24 h back from now, which is a minute past now_ms.
-    assert default == [f"{h} hours ago" for h in range(23, -1, -1)]
+    # A tail looks back 14 days by default; a grep 24 h back from now (a minute past now_ms).
+    assert default == [f"{h} hours ago" for h in range(29, -1, -1)]
+    assert grepped == [f"{h} hours ago" for h in range(23, -1, -1)]
     assert [m["message"] for p in recent for m in p] == [
         "2 hours ago",
         "1 hours ago",
