@@ -20,15 +20,21 @@ WINDOW_MAX_DAYS = 14
 # A page of lines is at most this many bytes of messages; each line at most LINE_MAX.
 PAGE_BYTES_MAX = 1_000_000
 LINE_MAX = 8192
-# Logs calls per request (GetLogEvents / FilterLogEvents / DescribeLogStreams together).
-LOG_CALLS_MAX = 12
+# Logs calls per request (DescribeLogStreams, GetLogEvents, FilterLogEvents together):
+# enough for one call on each of STREAMS_MAX streams after the stream lookups.
+LOG_CALLS_MAX = 16
 ERRORS_CALLS_MAX = 20
 # Bytes of error lines one /errors request reads before it stops (`complete` false).
 ERRORS_BYTES_MAX = 5_000_000
 # Streams of one worker read per request (kit streams of retried tasks + the agent's).
 STREAMS_MAX = 10
-# GetLogEvents and FilterLogEvents return at most 10,000 events per call.
+# GetLogEvents and FilterLogEvents return at most 10,000 events per call, and at most
+# 1 MB (an event: its UTF-8 message + 26 bytes; one event at most 256 KB). A page with
+# fewer events than asked and room for another event is the start of the stream.
 EVENTS_PER_CALL = 10_000
+RESPONSE_BYTES = 1_048_576
+EVENT_OVERHEAD = 26
+EVENT_BYTES_MAX = 262_144
 # The first grep window, growing 4x backwards until the page is full.
 GREP_FIRST_WINDOW_MS = 15 * 60 * 1000
 GREP_MAX = 128

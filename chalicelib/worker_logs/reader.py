@@ -25,10 +25,13 @@ from chalicelib.worker_logs.bounds import (
     ERROR_RE,
     ERRORS_BYTES_MAX,
     ERRORS_CALLS_MAX,
+    EVENT_BYTES_MAX,
+    EVENT_OVERHEAD,
     EVENTS_PER_CALL,
     GREP_FIRST_WINDOW_MS,
     LINE_MAX,
     PAGE_BYTES_MAX,
+    RESPONSE_BYTES,
     STREAMS_MAX,
     grep_filter,
     kit_stream_prefix,
@@ -164,6 +167,14 @@ def _next(page: list[Line], position: Position, more: bool) -> Position | None:
     return Position(first, seen, position.start_ms)
 
 
+def _whole_window(events: list[dict[str, Any]], asked: int) -> bool:
+    """Whether a backward page is the start of the stream's window: fewer events than
+    asked, with room left in the response for another (CloudWatch cuts a page only at
+    the event count or the response size), so one call does for a short stream."""
+    size = sum(len(str(e.get("message", "")).encode()) + EVENT_OVERHEAD for e in events)
+    return len(events) < asked and size + EVENT_BYTES_MAX <= RESPONSE_BYTES
+
+
 class WorkerLogs:
     """Bounded reads of the workers' log group.
 
@@ -275,14 +286,15 @@ class WorkerLogs:
                     response = self._call(budget, "get_log_events", **request)
                     if response is None:
                         break
+                    raw = response.get("events", [])
                     got = [
                         e
-                        for e in response.get("events", [])
+                        for e in raw
                         if position.start_ms <= e.get("timestamp", -1) <= position.before_ms
                     ]
                     events = got + events
                     backward = response.get("nextBackwardToken")
-                    if not backward or backward == token:
+                    if _whole_window(raw, request["limit"]) or not backward or backward == token:
                         break
                     token = backward
                 else:

@@ -450,3 +450,18 @@ def test_an_errors_scan_past_its_budget_is_incomplete(
     assert (partial.complete, partial.calls, partial.workers[0].count) == (False, 2, 20)
     assert (whole.complete, whole.workers[0].count) == (True, 50)
     assert whole.workers[0].last_message == "ERROR 0"
+
+
+def test_a_task_retried_on_many_instances_reads_its_ten_newest_streams(world: World) -> None:
+    world.row(ARRAY, 0, "i-retry11")
+    for n in range(12):
+        # One line per instance, an hour apart: i-retry00 is the oldest.
+        world.put(f"{ARRAY}/0/i-retry{n:02d}", [(world.now_ms - (12 - n) * 3_600_000, f"run {n}")])
+    calls = count_calls(world.fleet.clients.logs)
+
+    status, body = world.get(logs_path(ARRAY, 0))
+
+    assert status == 200, body
+    assert [line["message"] for line in body["lines"]] == [f"run {n}" for n in range(2, 12)]
+    assert "truncated" not in body
+    assert calls == {"DescribeLogStreams": 1, "GetLogEvents": 10}

@@ -11,6 +11,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chalicelib.worker_logs import reader
 from chalicelib.worker_logs.reader import Budget, Position, WorkerLogs
 
 
@@ -58,6 +59,35 @@ def test_following_next_gives_every_line_once_in_order(
     world: tuple[dict[str, list[tuple[int, str]]], int, int],
 ) -> None:
     streams, limit, page_max = world
+    # The fake cuts pages at `page_max` events rather than at 1 MB: follow the tokens
+    # to the end instead of taking a short page for the stream's start.
+    reader.RESPONSE_BYTES, saved = 0, reader.RESPONSE_BYTES
+    try:
+        check_paging(streams, limit, page_max)
+    finally:
+        reader.RESPONSE_BYTES = saved
+
+
+def test_a_short_page_is_the_streams_start_in_one_call() -> None:
+    calls: list[dict[str, Any]] = []
+    fake = CloudWatchTail({"a/0/i-0": [(1000 + n, f"l{n}") for n in range(7)]}, page_max=100)
+    original = fake.get_log_events
+
+    def counted(**request: Any) -> dict[str, Any]:
+        calls.append(request)
+        return original(**request)
+
+    fake.get_log_events = counted  # type: ignore[method-assign]
+    page = WorkerLogs(fake).page(["a/0/i-0"], Position(1012, 0, 1000), 5, Budget(10))  # type: ignore[arg-type]
+    more = WorkerLogs(fake).page(["a/0/i-0"], page.next, 5, Budget(10))  # type: ignore[arg-type]
+    assert [line.message for line in page.lines + more.lines] == [
+        f"l{n}" for n in (2, 3, 4, 5, 6, 0, 1)
+    ]
+    assert more.next is None
+    assert len(calls) == 2
+
+
+def check_paging(streams: dict[str, list[tuple[int, str]]], limit: int, page_max: int) -> None:
     logs = WorkerLogs(CloudWatchTail(streams, page_max))  # type: ignore[arg-type]
     names = sorted(streams)
     position: Position | None = Position(1012, 0, 1000)
