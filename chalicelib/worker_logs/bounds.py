@@ -69,6 +69,14 @@ def parse_kit_stream(name: str, array_id: str) -> tuple[int, str] | None:
     return int(index), instance
 
 
+def cut(message: str, limit: int = LINE_MAX) -> str:
+    """A message cut to at most `limit` UTF-8 bytes (never in the middle of a character)."""
+    data = message.encode("utf-8", errors="replace")
+    if len(data) <= limit:
+        return message
+    return data[:limit].decode("utf-8", errors="ignore") + "…"
+
+
 def grep_filter(grep: str) -> str:
     """The filter pattern for a grep text: one exact phrase (case-sensitive)."""
     return f'"{grep}"'

@@ -14,7 +14,7 @@ which ignores regex patterns and `logStreamNamePrefix`, honest. Details: docs/lo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -22,22 +22,22 @@ from botocore.exceptions import ClientError
 from chalicelib.console.logs import WORKERS_GROUP
 from chalicelib.worker_logs.bounds import (
     ERROR_FILTER,
-    ERROR_RE,
     ERRORS_BYTES_MAX,
     ERRORS_CALLS_MAX,
     EVENT_BYTES_MAX,
     EVENT_OVERHEAD,
     EVENTS_PER_CALL,
     GREP_FIRST_WINDOW_MS,
-    LINE_MAX,
     PAGE_BYTES_MAX,
     RESPONSE_BYTES,
     STREAMS_MAX,
+    cut,
     grep_filter,
     kit_stream_prefix,
     parse_kit_stream,
     task_stream_prefix,
 )
+from chalicelib.worker_logs.errors import ErrorsReport, count_error
 
 if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient
@@ -47,7 +47,6 @@ THROTTLED = frozenset(
     {"ThrottlingException", "Throttling", "LimitExceededException", "ServiceUnavailableException"}
 )
 MISSING = "ResourceNotFoundException"
-ERROR_MESSAGE_MAX = 1000
 
 
 class LogsThrottled(RuntimeError):
@@ -60,14 +59,6 @@ class BudgetSpent(RuntimeError):
 
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def cut(message: str, limit: int = LINE_MAX) -> str:
-    """A message cut to at most `limit` UTF-8 bytes (never in the middle of a character)."""
-    data = message.encode("utf-8", errors="replace")
-    if len(data) <= limit:
-        return message
-    return data[:limit].decode("utf-8", errors="ignore") + "…"
 
 
 @dataclass(frozen=True)
@@ -106,33 +97,6 @@ class Budget:
         if self.calls <= 0:
             raise BudgetSpent("CloudWatch Logs calls for this request are used up")
         self.calls -= 1
-
-
-@dataclass
-class WorkerErrors:
-    task_index: int
-    instance_id: str
-    count: int = 0
-    last_key: tuple[int, str] = (-1, "")
-    last_message: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "task_index": self.task_index,
-            "instance_id": self.instance_id,
-            "count": self.count,
-            "last_message": self.last_message,
-        }
-
-
-@dataclass
-class ErrorsReport:
-    workers: list[WorkerErrors]
-    workers_with_errors: int
-    complete: bool
-    calls: int = 0
-    bytes_read: int = 0
-    by_worker: dict[tuple[int, str], WorkerErrors] = field(default_factory=dict)
 
 
 def _drop_seen(lines: list[Line], position: Position) -> list[Line]:
@@ -375,7 +339,7 @@ class WorkerLogs:
             if response is None:
                 break
             for event in response.get("events", []):
-                self._count(report, array_id, event, start_ms, end_ms)
+                count_error(report, array_id, event, start_ms, end_ms)
             token = response.get("nextToken")
             if not token:
                 break
@@ -385,20 +349,3 @@ class WorkerLogs:
         report.workers = ranked[:limit]
         report.workers_with_errors = len(ranked)
         return report
-
-    @staticmethod
-    def _count(
-        report: ErrorsReport, array_id: str, event: dict[str, Any], start_ms: int, end_ms: int
-    ) -> None:
-        parsed = parse_kit_stream(str(event.get("logStreamName", "")), array_id)
-        message = str(event.get("message", ""))
-        at = event.get("timestamp", -1)
-        if parsed is None or not start_ms <= at <= end_ms or not ERROR_RE.search(message):
-            return
-        report.bytes_read += len(message.encode("utf-8", errors="replace"))
-        worker = report.by_worker.setdefault(parsed, WorkerErrors(*parsed))
-        worker.count += 1
-        key = (at, str(event.get("eventId", "")))
-        if key >= worker.last_key:
-            worker.last_key = key
-            worker.last_message = cut(message.rstrip("\n"), ERROR_MESSAGE_MAX)
