@@ -13,6 +13,7 @@ from chalicelib.api.arrays import arrays_api
 from chalicelib.api.capacity import capacity_api
 from chalicelib.api.fleet import api
 from chalicelib.api.history import history_api
+from chalicelib.api.logs import logs_api
 from chalicelib.container import Container, current, install
 from chalicelib.core.observability import configure_logging, logger
 from chalicelib.fleet.events import REBALANCE, SPOT_WARNING, MalformedEvent
@@ -30,6 +31,7 @@ app.register_blueprint(api)
 app.register_blueprint(arrays_api)
 app.register_blueprint(history_api)
 app.register_blueprint(capacity_api)
+app.register_blueprint(logs_api)
 
 
 # EventBridge → SQS (infra/resources.json, rule spawn-ec2-lifecycle) → here, in batches,

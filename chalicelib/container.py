@@ -22,7 +22,7 @@ from chalicelib.alarms.per_instance import AlarmStore
 from chalicelib.alerts.feed import AlertHistory
 from chalicelib.alerts.notifications import Notifications
 from chalicelib.alerts.publish import AlertPublisher
-from chalicelib.api.deps import ArraysDeps, HistoryDeps
+from chalicelib.api.deps import ArraysDeps, HistoryDeps, LogsDeps
 from chalicelib.console.alarms import Topics
 from chalicelib.console.description import Deployment
 from chalicelib.console.setup import ConsoleSetup
@@ -42,6 +42,7 @@ from chalicelib.progress.aggregator import ProgressAggregator
 from chalicelib.progress.history import HistoryStore
 from chalicelib.progress.store import SummaryStore
 from chalicelib.progress.workers import ProgressRows
+from chalicelib.worker_logs.reader import WorkerLogs
 
 # Alarm API name -> its pacer; default: the account-wide budget in the stats table.
 PacerFactory = Callable[[str], Pacer]
@@ -338,6 +339,15 @@ class Container:
     @property
     def history_deps(self) -> HistoryDeps:
         return HistoryDeps(self.array_history, self.arrays_deps)
+
+    @cached_property
+    def worker_logs(self) -> WorkerLogs:
+        """Bounded reads of the workers' log group (SPEC §16)."""
+        return WorkerLogs(self.clients.logs)
+
+    @property
+    def logs_deps(self) -> LogsDeps:
+        return LogsDeps(self.arrays_deps, self.progress_rows, self.worker_logs)
 
     # --- console ------------------------------------------------------------------
 

@@ -18,6 +18,8 @@ from chalicelib.core.settings import Settings
 from chalicelib.fleet.registrations import ArrayRecord
 from chalicelib.progress.history import HistoryStore
 from chalicelib.progress.store import SummaryStore, utc_now
+from chalicelib.progress.workers import ProgressRows
+from chalicelib.worker_logs.reader import WorkerLogs
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -73,6 +75,16 @@ class HistoryDeps:
 
     history: HistoryStore
     arrays: ArraysDeps
+
+
+@dataclass(frozen=True)
+class LogsDeps:
+    """What the log routes need: the array routes' deps, the progress rows (a worker's
+    instances) and the workers' log group."""
+
+    arrays: ArraysDeps
+    rows: ProgressRows
+    logs: WorkerLogs
 
 
 def visible_record(d: ArraysDeps, viewer: Viewer, array_id: str) -> ArrayRecord | None:

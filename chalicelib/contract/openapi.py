@@ -27,6 +27,7 @@ from chalicelib.api.params import (
     WORKER_STATUSES,
 )
 from chalicelib.contract.rows import LOST_CAUSES, STATUSES
+from chalicelib.worker_logs import bounds as log_bounds
 
 VERSION = "1.0.0"
 TIME_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z$"
@@ -275,6 +276,32 @@ SCHEMAS: dict[str, Any] = {
         }
     ),
     "Capacity": obj({"capacity": {"type": "array", "items": ref("CapacityEntry")}}),
+    # SPEC §16: a worker's log lines, and an array's error lines counted per worker.
+    "LogPage": obj(
+        {
+            "lines": {"type": "array", "items": obj({"at": TIME, "message": TEXT})},
+            "next": ref("Cursor"),
+            "status": nullable({"type": "string", "enum": list(WORKER_STATUSES)}),
+        },
+        {"truncated": {"const": True, "description": "the call budget ran out mid-scan"}},
+    ),
+    "ErrorList": obj(
+        {
+            "errors": {
+                "type": "array",
+                "items": obj(
+                    {
+                        "task_index": COUNT,
+                        "instance_id": TEXT,
+                        "count": COUNT,
+                        "last_message": TEXT,
+                    }
+                ),
+            },
+            "workers_with_errors": COUNT,
+            "scanned": obj({"from": TIME, "to": TIME, "complete": {"type": "boolean"}}),
+        }
+    ),
 }
 
 PARAMETERS: dict[str, Any] = {
@@ -349,6 +376,38 @@ PARAMETERS: dict[str, Any] = {
         "description": "only points at or after this time (ISO-8601 UTC)",
         "schema": TIME,
     },
+    "TaskIndex": {
+        "name": "task_index",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 0, "maximum": 999_999_999},
+    },
+    "LogLimit": {
+        "name": "limit",
+        "in": "query",
+        "description": f"lines, default {log_bounds.LOG_LIMIT_DEFAULT}",
+        "schema": {"type": "integer", "minimum": 1, "maximum": log_bounds.LOG_LIMIT_MAX},
+    },
+    "ErrorsLimit": {
+        "name": "limit",
+        "in": "query",
+        "description": f"workers, default {log_bounds.ERRORS_LIMIT_DEFAULT}",
+        "schema": {"type": "integer", "minimum": 1, "maximum": log_bounds.ERRORS_LIMIT_MAX},
+    },
+    "LogSince": {
+        "name": "since",
+        "in": "query",
+        "description": "lines at or after this time (ISO-8601 UTC), at most "
+        f"{log_bounds.WINDOW_MAX_DAYS} days ago (the default of a tail); a grep and "
+        f"errors default to {log_bounds.WINDOW_DEFAULT_HOURS} h",
+        "schema": TIME,
+    },
+    "Grep": {
+        "name": "grep",
+        "in": "query",
+        "description": "only lines containing this exact text (case-sensitive)",
+        "schema": {"type": "string", "maxLength": log_bounds.GREP_MAX, "pattern": r'^[^"\\]+$'},
+    },
 }
 
 
@@ -419,6 +478,22 @@ PATHS: dict[str, dict[str, Any]] = {
             "Instance-hours, interruptions and launch failures by type and zone, 7 days",
             ref("Capacity"),
             ("InstanceType", "Region"),
+        )
+    },
+    "/arrays/{array_id}/workers/{task_index}/logs": {
+        "get": _operation(
+            "One worker's newest log lines, a page (oldest first within it)",
+            ref("LogPage"),
+            ("ArrayId", "TaskIndex", "LogLimit", "LogSince", "Grep", "Cursor"),
+            array=True,
+        )
+    },
+    "/arrays/{array_id}/errors": {
+        "get": _operation(
+            "Error lines per worker of one array",
+            ref("ErrorList"),
+            ("ArrayId", "ErrorsLimit", "LogSince"),
+            array=True,
         )
     },
 }

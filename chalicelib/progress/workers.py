@@ -69,7 +69,20 @@ def worker_json(image: Mapping[str, Any], now: datetime, stall_after: int) -> di
         }
     line_ms = epoch_ms(now) - stall_after * 1000
     stalled = parsed.shown_status == "running" and parsed.last_update_ms < line_ms
-    return {**parsed.to_json(), "stalled": stalled}
+    return {**parsed.to_json(), **exit_state(image), "stalled": stalled}
+
+
+def exit_state(image: Mapping[str, Any]) -> dict[str, Any]:
+    """The job's `exit_code` (int) and `signal` (str) where the kit's `run` recorded
+    them (SPEC §16); absent, or of another type, they are left out."""
+    found: dict[str, Any] = {}
+    code = image.get("exit_code")
+    if isinstance(code, Decimal | int) and not isinstance(code, bool) and code == int(code):
+        found["exit_code"] = int(code)
+    signal = image.get("signal")
+    if isinstance(signal, str) and 0 < len(signal) <= 32:
+        found["signal"] = signal
+    return found
 
 
 def row_status(image: Mapping[str, Any]) -> str:
@@ -153,6 +166,18 @@ class ProgressRows:
             )
             return False
         return any([self.mark_lost(a, task, instance_id, cause, at) for a, task in found])
+
+    def row(self, array_id: str, task_index: int) -> dict[str, Any] | None:
+        """One worker's row as stored (one eventually consistent GetItem), or None."""
+        response = self.dynamodb.get_item(
+            TableName=self.table,
+            Key={"array_id": {"S": array_id}, "task_index": {"N": str(task_index)}},
+        )
+        item = response.get("Item")
+        if item is None:
+            return None
+        self.items_read += 1
+        return {k: _deserialize(v) for k, v in item.items()}
 
     def rows_on_instance(self, instance_id: str) -> list[tuple[str, int]]:
         """The (array_id, task_index) of every row naming `instance_id`: one Query on

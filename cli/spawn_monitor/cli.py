@@ -143,6 +143,24 @@ def parser() -> argparse.ArgumentParser:
     capacity.add_argument(
         "--json", action="store_true", help="print JSON (schema: docs/capacity.md)"
     )
+    logs = command("logs", "one worker's newest log lines, kept after its instance is gone")
+    logs.add_argument("array_id", metavar="ARRAY_ID")
+    logs.add_argument("task_index", metavar="INDEX", type=int)
+    logs.add_argument("--follow", action="store_true", help="keep printing until the worker ends")
+    logs.add_argument("--grep", metavar="TEXT", help="only lines containing TEXT (case-sensitive)")
+    logs.add_argument(
+        "--since",
+        metavar="D",
+        help="from D ago (30m, 1h, 2d) or an ISO time (14d; 24h with --grep)",
+    )
+    logs.add_argument("--limit", type=int, default=100, help="lines, 1-1000 (100)")
+    errors = command("errors", "error lines counted per worker of one array, most first")
+    errors.add_argument("array_id", metavar="ARRAY_ID")
+    errors.add_argument(
+        "--since", metavar="D", help="from D ago (30m, 1h, 2d) or an ISO time (24h)"
+    )
+    errors.add_argument("--limit", type=int, default=50, help="workers, 1-100 (50)")
+    errors.add_argument("--json", action="store_true", help="print the GET /errors JSON")
     doctor = command("doctor", "check the deployment; each problem with its fix; cost estimate")
     doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
     ui = command("ui", "local web view on 127.0.0.1 that proxies and signs the API")
@@ -177,6 +195,31 @@ def run(args: argparse.Namespace, console: Console) -> int:
         from spawn_monitor.capacity import run_capacity
 
         return run_capacity(api, session, args, console)
+
+    if args.command in ("logs", "errors"):
+        from spawn_monitor import logs
+
+        try:
+            since = logs.since_time(args.since)
+        except ValueError as exc:
+            raise ApiError(str(exc)) from None
+        if args.command == "logs":
+            return logs.show_logs(
+                api,
+                args.array_id,
+                args.task_index,
+                sys.stdout,
+                since=since,
+                grep=args.grep,
+                limit=args.limit,
+                follow=args.follow,
+            )
+        found = api.get(array_path(args.array_id, "errors"), limit=args.limit, since=since)
+        if args.json:
+            _print_json(found)
+        else:
+            console.print(logs.errors_table(found, args.array_id))
+        return 0
 
     from spawn_monitor import views
 

@@ -6,7 +6,7 @@ of its running workers to name them. spawn's guide clears the screen every 10 s 
 Scans the table; this reads a few items whatever the array's size.
 
 Once the array has ended it names its failed and lost workers (index, instance,
-message): the first `ENDED_SHOWN` of each, read through `/workers?status=`, then
+message, last log line): the first `ENDED_SHOWN` of each, read through `/workers?status=`, then
 "and N more" from the summary's counts. Exit status: 0 when every worker completed, 1
 when the array ended with failed or lost workers; `--once` prints one frame (and the
 ending, once ended) and exits the same way (0 while still running). Ctrl-C is handled by
@@ -27,6 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from spawn_monitor.api import Api, NotFound, array_path
+from spawn_monitor.logs import last_line
 from spawn_monitor.views import count, outcome, text, watch_frame
 
 HISTORY_WINDOW = timedelta(minutes=15)
@@ -64,7 +65,12 @@ def unfinished(
             rows = api.iter_pages(
                 array_path(array_id, "workers"), "workers", status=status, limit=shown
             )
-            found[status] = (list(islice(rows, shown)), total)
+            # Each with its last log line (one small read each; SPEC §16).
+            named: list[Mapping[str, Any]] = [
+                {**row, "last_line": last_line(api, array_id, row.get("task_index"))}
+                for row in islice(rows, shown)
+            ]
+            found[status] = (named, total)
     return found
 
 
@@ -75,13 +81,18 @@ def ending(
     parts: list[RenderableType] = []
     for status, (rows, total) in found.items():
         table = Table(title=f"{status.capitalize()} workers ({total})", title_justify="left")
-        for header in ("task", "instance", "message"):
-            table.add_column(header, no_wrap=header != "message", overflow="fold")
+        for header in ("task", "instance", "message", "last line"):
+            table.add_column(header, no_wrap=header in ("task", "instance"), overflow="fold")
         for row in rows:
             message = row.get("message")
             if message is None and status == "lost":
                 message = row.get("lost_cause")
-            table.add_row(text(row.get("task_index")), text(row.get("instance_id")), text(message))
+            table.add_row(
+                text(row.get("task_index")),
+                text(row.get("instance_id")),
+                text(message),
+                text(row.get("last_line")),
+            )
         parts.append(table)
         if total > len(rows):
             more = total - len(rows)

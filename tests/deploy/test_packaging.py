@@ -172,6 +172,13 @@ def test_policy_is_least_privilege() -> None:
     assert scoped <= {
         json.dumps("arn:*:logs:*:*:log-group:/aws/lambda/spawn-fleet-monitor-*"),
         json.dumps("arn:*:logs:*:*:log-group:/aws/spawn/*"),
+        # The API reads the workers' group only (SPEC §16).
+        json.dumps(
+            [
+                "arn:*:logs:*:*:log-group:/aws/spawn/workers",
+                "arn:*:logs:*:*:log-group:/aws/spawn/workers:*",
+            ]
+        ),
     }, scoped
     resources = json.dumps(statements)
     for resource in TEMPLATE.values():

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
 POLICY = json.loads(CATALOGUE.read_text())
 # Read-only operations by name; anything else is a write.
-READS = ("Get", "Describe", "List", "Query", "Scan", "BatchGetItem")
+READS = ("Get", "Describe", "List", "Query", "Scan", "BatchGetItem", "Filter")
 
 
 def allowed(policy: dict[str, Any], action: str) -> bool:
@@ -124,6 +124,15 @@ def test_the_api_handler_reads_and_signs_cursors_only(needed: dict[str, set[str]
     [secret] = [s for s in policy["Statement"] if "secretsmanager:GetSecretValue" in s["Action"]]
     cursor_secret = "arn:*:secretsmanager:*:*:secret:spawn-fleet-monitor/cursor-secret-*"
     assert secret["Resource"] == cursor_secret
+
+
+def test_the_api_handler_reads_only_the_workers_log_group() -> None:
+    policy = committed(API_HANDLER)
+    reads = {"logs:DescribeLogStreams", "logs:GetLogEvents", "logs:FilterLogEvents"}
+    [statement] = [s for s in policy["Statement"] if reads & set(_list(s["Action"]))]
+    assert set(_list(statement["Action"])) == reads
+    group = "arn:*:logs:*:*:log-group:/aws/spawn/workers"
+    assert sorted(_list(statement["Resource"])) == [group, f"{group}:*"]
 
 
 def test_only_the_code_that_starts_enrichment_may_start_it(needed: dict[str, set[str]]) -> None:

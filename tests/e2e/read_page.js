@@ -91,5 +91,17 @@ function readArray() {
     })),
     workersChart: readChart("history-chart"),
     tasksChart: readChart("tasks-chart"),
+    log: readLog(),
+  };
+}
+
+function readLog() {
+  const panel = document.getElementById("log-panel");
+  if (!panel || panel.hidden) return null;
+  return {
+    title: document.getElementById("log-title").textContent,
+    lines: texts("#log-lines .log-line"),
+    more: !document.getElementById("log-more").hidden,
+    box: box(document.getElementById("log-lines")),
   };
 }

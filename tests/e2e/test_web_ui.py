@@ -9,6 +9,7 @@ installed the test is skipped, and the run's summary says so in capitals.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -168,6 +169,12 @@ def _populate(stack: Stack) -> Arrays:
         datetime.now(UTC) + timedelta(seconds=5),
     )
     eventually(lambda: stack.get(f"/arrays/{arrays.active}/progress")[1]["workers"]["lost"] == 1)
+    # The lost worker's log, as the kit writes it: 150 lines, the last a traceback's.
+    write_log(
+        stack,
+        f"{arrays.active}/9/{arrays.instance}",
+        [f"step {n}" for n in range(149)] + ["RuntimeError: CUDA out of memory"],
+    )
 
     def both_kinds() -> bool:
         kinds = {a["kind"] for a in _alerts(stack) if a.get("instance_id") == arrays.instance}
@@ -178,6 +185,20 @@ def _populate(stack: Stack) -> Arrays:
     history = f"/arrays/{arrays.active}/history"
     eventually(lambda: len(stack.get(history)[1]["points"]) >= 4, timeout=30)
     return arrays
+
+
+def write_log(stack: Stack, stream: str, messages: list[str]) -> None:
+    """Log events in the workers' group, one a millisecond up to now, oldest first."""
+    logs = stack.client("logs")
+    for create, name in (
+        (logs.create_log_group, {}),
+        (logs.create_log_stream, {"logStreamName": stream}),
+    ):
+        with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+            create(logGroupName="/aws/spawn/workers", **name)
+    now = int(time.time() * 1000)
+    events = [{"timestamp": now - len(messages) + n, "message": m} for n, m in enumerate(messages)]
+    logs.put_log_events(logGroupName="/aws/spawn/workers", logStreamName=stream, logEvents=events)
 
 
 def _alerts(stack: Stack) -> list[dict[str, Any]]:
@@ -323,6 +344,29 @@ def test_the_web_view_reads_at_a_glance_at_1400_and_420_px(
     assert [w["status"] for w in lost["workers"]] == ["lost"]
     assert arrays.instance in lost["workers"][0]["text"]
     browser.save_screenshot(str(SCREENSHOTS / "web-ui-array.png"))
+
+    # The lost worker's row opens its log tail: the last 100 lines, then 50 more.
+    browser.execute_script(
+        "document.querySelector('#workers tbody tr.opens-log .log-open').click()"
+    )
+
+    def log_lines(n: int) -> Any:
+        def shown(d: Any) -> dict[str, Any] | None:
+            log = read(d, "readArray")["log"]
+            return log if log and len(log["lines"]) == n else None
+
+        return shown
+
+    tail = wait.until(log_lines(100))
+    assert tail["lines"][-1].endswith("RuntimeError: CUDA out of memory"), tail["lines"][-1]
+    assert tail["lines"][0].endswith(" step 50"), tail["lines"][0]
+    assert tail["more"]
+    assert "task 9" in tail["title"]
+    browser.execute_script("document.getElementById('log-more').click()")
+    everything = wait.until(log_lines(150))
+    assert everything["lines"][0].endswith(" step 0")
+    assert everything["lines"][50:] == tail["lines"]
+    assert not everything["more"]
 
     # A 420 px phone: rows stack, nothing scrolls sideways, the key fields stay in view.
     browser.execute_cdp_cmd(

@@ -31,6 +31,12 @@ class PagedApi(Api):
             }
         if path.endswith("/history"):
             return {"points": []}
+        if path.endswith("/logs"):
+            index = int(path.split("/")[-2])
+            if index == 1:
+                return {"lines": [], "next": None, "status": "failed"}
+            message = f"RuntimeError: CUDA out of memory (task {index})"
+            return {"lines": [{"at": "2026-12-04T02:00:00Z", "message": message}], "next": None}
         chosen = [w for w in self.rows if w["status"] == params.get("status")]
         start = int(params.get("cursor") or 0)
         page = chosen[start : start + 2]
@@ -80,6 +86,18 @@ def test_an_ended_array_names_its_failed_and_lost_workers() -> None:
     assert "oom" in shown
     assert "spot_interruption" in shown
     assert "more" not in shown
+
+
+def test_the_ending_shows_each_workers_last_log_line() -> None:
+    api = PagedApi(_workers(failed=2, lost=1))
+    status, shown = _run(api)
+    assert status == 1
+    assert "last line" in shown
+    assert "CUDA out of memory (task 2)" in shown  # failed
+    assert "CUDA out of memory (task 3)" in shown  # lost
+    assert "(task 1)" not in shown  # no lines: the cell stays empty
+    logs = [(path, p) for path, p in api.requests if path.endswith("/logs")]
+    assert [p["limit"] for _, p in logs] == [1, 1, 1]
 
 
 def test_many_are_bounded_and_the_rest_counted_reading_only_the_pages_shown() -> None:

@@ -9,7 +9,7 @@ const WORKER_TABS = ["running", "completed", "failed", "lost", "invalid"];
 const SVG = "http://www.w3.org/2000/svg";
 const COLOURS = { completed: "#2e9d57", failed: "#d64545", lost: "#a347ba", running: "#3b7dd8", total: "#8a93a3" };
 const SEGMENT_LABELS = { completed: "completed", failed: "failed", lost: "lost", remaining: "remaining" };
-const state = { refreshMs: 5000, timer: null, status: "running", pickStatus: true, cursor: null, arrayId: null };
+const state = { refreshMs: 5000, timer: null, status: "running", pickStatus: true, cursor: null, arrayId: null, log: null };
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -454,7 +454,9 @@ function workerRow(worker) {
   const message = status === "invalid" ? worker.invalid_reason
     : status === "lost" ? [worker.lost_cause && `lost: ${String(worker.lost_cause).replace(/_/g, " ")}`, worker.message].filter(Boolean).join("; ") || "—"
       : worker.message;
-  return el("tr", { "data-status": status, "data-task-index": String(worker.task_index) },
+  const exit = worker.signal ? `killed by ${worker.signal}` : worker.exit_code != null ? `exit ${worker.exit_code}` : null;
+  if (exit) cell.append(" ", el("span", { class: "exit" }, `(${exit})`));
+  const row = el("tr", { "data-status": status, "data-task-index": String(worker.task_index) },
     td("task", { class: "num key" }, worker.task_index),
     cell,
     td("tasks", { class: "num key" }, tasks),
@@ -463,6 +465,34 @@ function workerRow(worker) {
     td("host", { class: "minor" }, worker.hostname),
     td("message", { class: "msg wide" }, message),
   );
+  if (status === "failed" || status === "lost") {
+    // A failed or lost worker's row opens its log tail (SPEC §16).
+    const open = el("button", { type: "button", class: "log-open", "data-log": String(worker.task_index) }, "log");
+    cell.append(" ", open);
+    row.classList.add("opens-log");
+    row.addEventListener("click", () => openLog(state.arrayId, worker.task_index, false).catch(showError));
+  }
+  return row;
+}
+
+// ---- a worker's log tail ----------------------------------------------------------
+
+async function openLog(arrayId, index, more) {
+  const base = `/arrays/${encodeURIComponent(arrayId)}/workers/${encodeURIComponent(index)}/logs?limit=100`;
+  if (!more || !state.log || state.log.index !== index) state.log = { arrayId, index, cursor: null };
+  const page = await api(more && state.log.cursor ? `${base}&cursor=${encodeURIComponent(state.log.cursor)}` : base);
+  const lines = (page.lines || []).map((line) =>
+    el("div", { class: "log-line" }, el("span", { class: "log-at" }, utc(line.at)), " ", String(line.message)));
+  const box = document.getElementById("log-lines");
+  if (more) box.prepend(...lines); else box.replaceChildren(...lines);
+  state.log.cursor = page.next;
+  const panel = document.getElementById("log-panel");
+  document.getElementById("log-title").textContent = `Log of task ${index}${page.status ? ` (${page.status})` : ""}`;
+  document.getElementById("log-more").hidden = !page.next;
+  document.getElementById("no-log").hidden = box.children.length > 0;
+  panel.hidden = false;
+  panel.dataset.lines = String(box.children.length);
+  if (!more) panel.scrollIntoView({ block: "nearest" });
 }
 
 async function loadWorkers(arrayId, append) {
@@ -533,7 +563,10 @@ async function renderArray(arrayId, now) {
 async function refresh() {
   const match = location.hash.match(/^#\/arrays\/(.+)$/);
   const arrayId = match ? decodeURIComponent(match[1]) : null;
-  if (arrayId !== state.arrayId) { state.pickStatus = true; state.arrayId = arrayId; }
+  if (arrayId !== state.arrayId) {
+    state.pickStatus = true; state.arrayId = arrayId; state.log = null;
+    document.getElementById("log-panel").hidden = true;
+  }
   document.getElementById("fleet-view").hidden = Boolean(arrayId);
   document.getElementById("array-view").hidden = !arrayId;
   const now = Date.now();
@@ -573,6 +606,13 @@ async function start() {
     showError(error);
   }
   document.getElementById("more-workers").addEventListener("click", () => loadWorkers(state.arrayId, true).catch(showError));
+  document.getElementById("log-more").addEventListener("click", (event) => {
+    event.preventDefault();
+    if (state.log) openLog(state.log.arrayId, state.log.index, true).catch(showError);
+  });
+  document.getElementById("log-close").addEventListener("click", () => {
+    document.getElementById("log-panel").hidden = true; state.log = null;
+  });
   window.addEventListener("hashchange", refresh);
   await refresh();
   state.timer = setInterval(refresh, state.refreshMs);
