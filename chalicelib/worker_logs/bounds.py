@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from chalicelib.contract.rows import log_stream_array
+
 # What one request may cost: CloudWatch Logs calls, lines, bytes and time.
 LOG_LIMIT_DEFAULT = 100
 LOG_LIMIT_MAX = 1000
@@ -49,13 +51,13 @@ ERROR_FILTER = "%" + "|".join(ERROR_WORDS) + "%"
 
 
 def kit_stream_prefix(array_id: str) -> str:
-    """The prefix of every kit stream of an array."""
-    return f"{array_id}/"
+    """The prefix of every kit stream of an array (a `:` in its id is written `%3A`)."""
+    return f"{log_stream_array(array_id)}/"
 
 
 def task_stream_prefix(array_id: str, task_index: int) -> str:
     """The prefix of the kit streams of one task (one per instance that ran it)."""
-    return f"{array_id}/{task_index}/"
+    return f"{kit_stream_prefix(array_id)}{task_index}/"
 
 
 def parse_kit_stream(name: str, array_id: str) -> tuple[int, str] | None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from spawn_report.rows import log_stream_array
 from spawn_report.spool import Spool
 
 GROUP = "/aws/spawn/workers"
@@ -55,8 +56,9 @@ class Event(NamedTuple):
 
 
 def stream_name(array_id: str, task_index: int, instance_id: str) -> str:
-    """The agreed stream of one worker: `{array_id}/{task_index}/{instance_id}`."""
-    return f"{array_id}/{task_index}/{instance_id}"
+    """The agreed stream of one worker: `{array_id}/{task_index}/{instance_id}`, the
+    array id written as `log_stream_array` says (a `:` is not allowed in stream names)."""
+    return f"{log_stream_array(array_id)}/{task_index}/{instance_id}"
 
 
 def event_bytes(message: str) -> int:

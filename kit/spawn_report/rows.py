@@ -54,6 +54,16 @@ LOST_CAUSES = ("spot_interruption", "instance_ended")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
+def log_stream_array(array_id: str) -> str:
+    """An array id as the first part of its workers' log stream names (SPEC §16).
+
+    CloudWatch Logs refuses `:` in a stream name (and `*`, which no array id holds), and
+    an array id may hold `:`; it is written `%3A`. No array id holds `%`, so two ids
+    never share a stream name. Kit and backend both name streams through this.
+    """
+    return array_id.replace(":", "%3A")
+
+
 def iso(moment: datetime) -> str:
     """ISO-8601 UTC with a trailing `Z`, as the SPEC wants every time."""
     return (

@@ -25,6 +25,7 @@ import pytest
 from boto3.dynamodb.types import TypeSerializer
 from botocore.config import Config
 from chalice.app import Chalice
+from spawn_report.logs import stream_name
 
 from chalicelib import container as wiring
 from chalicelib.api.arrays import arrays_api
@@ -162,6 +163,25 @@ def test_the_tail_pages_back_through_every_line_of_a_retried_task(world: World) 
     newest = pages[0]
     assert [line["message"] for line in newest] == [f"new {i}" for i in range(130, 170)]
     assert newest[-1]["at"].endswith("Z")
+
+
+def test_an_array_id_with_a_colon_reads_the_stream_the_kit_names(world: World) -> None:
+    array_id = "job:render-20260127"
+    tags = {
+        "spawn:managed": "true",
+        "spawn:job-array-id": array_id,
+        "spawn:job-array-size": "1",
+        "spawn:iam-user": ALICE,
+    }
+    (instance,) = world.fleet.launch(1, tags)
+    world.fleet.lifecycle.handle([world.fleet.event(instance, "running", T0)])
+    world.row(array_id, 0, instance)
+    world.put(stream_name(array_id, 0, instance), [(world.now_ms, "from the kit")])
+
+    status, body = world.get(logs_path(array_id, 0))
+
+    assert status == 200, body
+    assert [line["message"] for line in body["lines"]] == ["from the kit"]
 
 
 def test_an_agent_stream_is_found_by_instance_id(world: World) -> None:

@@ -106,6 +106,11 @@ def test_the_stream_is_array_index_instance() -> None:
     assert stream_name("render-1", 7, "i-0abc") == "render-1/7/i-0abc"
 
 
+def test_a_colon_in_the_array_id_never_reaches_the_stream_name() -> None:
+    # CloudWatch Logs refuses `:` in stream names; array ids may hold one.
+    assert stream_name("job:render-1", 7, "i-0abc") == "job%3Arender-1/7/i-0abc"
+
+
 def test_a_burst_of_10001_events_makes_two_batches_of_at_most_10000() -> None:
     events = [Event(int(T0 * 1000), f"line {i}") for i in range(10_001)]
 
