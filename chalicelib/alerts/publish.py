@@ -29,7 +29,14 @@ SUBJECT_MAX = 100
 NO_ARRAY = "none"
 SEVERITIES = frozenset({"info", "warning", "critical"})
 EVENT_TYPES = frozenset(
-    {"spot_interruption", "array_finished", "array_failing", "workers_stalled", "fleet_unhealthy"}
+    {
+        "spot_interruption",
+        "array_finished",
+        "array_failing",
+        "workers_stalled",
+        "fleet_unhealthy",
+        "array_budget",
+    }
 )
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e]+")
 
