@@ -24,9 +24,10 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from chalicelib.alerts.publish import Alert
+from chalicelib.contract.catalog import COST
 from chalicelib.progress.summary import Summary
 
-NAMESPACE = "Spawn/Cost"
+NAMESPACE = COST
 WARNING_SHARE = 0.9
 LEVELS = ("warning", "critical")
 
@@ -106,10 +107,3 @@ def cost_figures(view: Mapping[str, Any]) -> dict[str, tuple[MetricUnit, float]]
     cost = _cost(view)
     usd = None if cost is None else _number(cost.get("usd"))
     return {} if usd is None else {"ArrayCostUSD": (MetricUnit.NoUnit, round(usd, 6))}
-
-
-def fleet_cost_figures(document: Mapping[str, Any]) -> dict[str, tuple[MetricUnit, float]]:
-    """`Spawn/Cost FleetCostRateUSDPerHour` of the fleet snapshot; empty without a cost."""
-    cost = document.get("cost")
-    rate = _number(cost.get("usd_per_hour")) if isinstance(cost, Mapping) else None
-    return {} if rate is None else {"FleetCostRateUSDPerHour": (MetricUnit.NoUnit, round(rate, 6))}
