@@ -24,6 +24,7 @@ from chalicelib.api.params import (
     request_viewer,
 )
 from chalicelib.container import current
+from chalicelib.progress.billed import billed_view
 from chalicelib.progress.summary import Summary, progress_view
 from chalicelib.progress.workers import ProgressRows
 
@@ -50,13 +51,14 @@ def array_progress(array_id: str) -> dict[str, Any]:
     if summary is None and record is None:
         raise NotFoundError(f"array {array_id} is unknown")
     interruptions = d.arrays.arrays_interruptions([array_id]).get(array_id, 0)
-    return progress_view(
+    view = progress_view(
         summary or Summary.new(array_id),
         record.info if record else None,
         d.clock(),
         d.settings.stall_after_seconds,
         interruptions,
     )
+    return billed_view(view, d.billed)
 
 
 @arrays_api.route("/arrays", methods=["GET"], authorizer=_iam)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chalice.app import NotFoundError
 
@@ -48,6 +48,7 @@ class ArraysDeps:
         cursor_secret: HMAC key for cursors; the same in every process of a stage.
         arrays: array registrations from the instances' spawn tags.
         clock: the current time (default: `utc_now`).
+        billed: an array's Cost Explorer figure, once known (`BilledCosts.stored`).
     """
 
     store: SummaryStore
@@ -56,6 +57,7 @@ class ArraysDeps:
     cursor_secret: bytes
     arrays: ArrayDirectory
     clock: Callable[[], datetime] = utc_now
+    billed: Callable[[str], dict[str, Any] | None] | None = None
 
 
 @dataclass(frozen=True)
