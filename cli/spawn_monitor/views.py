@@ -19,6 +19,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from spawn_monitor.cost_view import cost_cell, cost_line, has_cost
+
 BAR_WIDTH = 40
 RATE_WINDOW_SECONDS = 600
 # Colours of the statuses, in the order the bar draws them, and the bar's character for
@@ -184,6 +186,9 @@ def arrays_table(arrays: Sequence[Mapping[str, Any]]) -> Table:
     for status in [*shown, "total"]:
         table.add_column(status, justify="right")
     table.add_column("eta / finished", justify="right", no_wrap=True)
+    costs = has_cost(arrays)
+    if costs:
+        table.add_column("cost / rate / projected / budget", justify="right", no_wrap=True)
     for progress in arrays:
         workers = progress.get("workers") or {}
         stalled = count(workers, "stalled")
@@ -198,6 +203,7 @@ def arrays_table(arrays: Sequence[Mapping[str, Any]]) -> Table:
             ),
             str(count(workers, "total")),
             ended_cell(progress),
+            *([cost_cell(progress)] if costs else []),
         )
     return table
 
@@ -349,6 +355,9 @@ def watch_frame(
             style="bold green" if state == 0 else "bold red",
         )
     parts: list[RenderableType] = [title, line, counts, figures]
+    spent = cost_line(progress)
+    if spent is not None:
+        parts.append(spent)
     if stalled_n:
         parts.append(workers_table(stalled, f"Stalled workers, of {stalled_n}", short=True))
     recent = progress.get("recent") or []
