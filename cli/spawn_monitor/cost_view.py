@@ -78,7 +78,7 @@ def cost_line(progress: Mapping[str, Any]) -> Text | None:
         line.append(f"   projected {_money(projected)}")
     budget = _usd(cost.get("budget_usd"))
     if budget is not None and budget > 0:
-        line.append(f"   budget {_money(budget)} ({usd / budget * 100:.0f} % used)")
+        line.append(f"   budget {_money(budget)} ({math.floor(usd / budget * 100)} % used)")
     on_demand = _usd(cost.get("on_demand_equivalent_usd"))
     if on_demand is not None and on_demand > usd:
         line.append(f"   on-demand would be {_money(on_demand)}", style="grey50")
