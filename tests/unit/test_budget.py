@@ -79,3 +79,18 @@ def test_fleet_cost_figures_need_a_numeric_rate() -> None:
     assert fleet_cost_figures({"cost": None}) == {}
     assert fleet_cost_figures({"cost": {"usd_per_hour": float("inf")}}) == {}
     assert fleet_cost_figures({"cost": {"usd_per_hour": 3}})["FleetCostRateUSDPerHour"][1] == 3.0
+
+
+def test_the_demos_train_budget_is_reached_to_90_percent_by_the_60_second_minimum() -> None:
+    """local.sim_budget's claim: 6 on-demand g4dn.xlarge at $0.526/h billed at least 60 s
+    each reach 90 % of their summed `spawn:cost-limit`, so every round warns."""
+    from local.sim_budget import TRAIN_COST_LIMIT_USD
+    from local.simulator import DEFAULT_ARRAYS
+
+    [train] = [plan for plan in DEFAULT_ARRAYS if plan.cost_limit_usd is not None]
+    budget = train.size * TRAIN_COST_LIMIT_USD
+    floor = train.size * 0.526 * 60 / 3600
+    assert floor >= 0.9 * budget
+    most = train.size * 0.526 * train.task_seconds * 1.3 / 3600
+    assert budget_levels({"usd": floor, "budget_usd": budget}) == ["warning"]
+    assert budget_levels({"usd": most, "budget_usd": budget}) == ["warning", "critical"]
