@@ -2,10 +2,9 @@
 
 Pure, no AWS. `array_budget` fires once per threshold per array: `warning` when the
 actual or projected cost reaches 90 % of `budget_usd`, `critical` when the actual cost
-reaches 100 %; a jump past both sends both, warning first. The thresholds sent are kept
-in the summary (`Summary.budget_alerted`), saved with the tick's conditional write like
-the finished and failing flags, so retries and duplicate ticks send nothing twice. A
-view without `cost` (or without a budget) sends nothing.
+reaches 100 %; a jump past both sends both, warning first. The levels sent are kept in
+the summary (`Summary.budget_alerted`), saved with the tick's conditional write, so
+retries and duplicate ticks send nothing twice. No `cost` or budget: nothing is sent.
 
 Example:
     >>> alerts, flagged = budget_alerts_due(summary, view, now)

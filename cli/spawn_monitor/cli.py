@@ -103,7 +103,9 @@ def parser() -> argparse.ArgumentParser:
         "--kind", choices=ALERT_KINDS, help="only alarm changes, or only alerts the system sent"
     )
     alerts.add_argument(
-        "--event-type", metavar="TYPE", help="only alerts sent of this type, e.g. spot_interruption"
+        "--event-type",
+        metavar="TYPE",
+        help="only alerts sent of this type, e.g. spot_interruption or array_budget",
     )
     alerts.add_argument("--array", metavar="ARRAY_ID", help="only entries of this array")
     alerts.add_argument("--severity", choices=ALERT_SEVERITIES, help="only this severity")
