@@ -100,6 +100,13 @@ def billed_by_array(pages: Iterable[Mapping[str, Any]]) -> dict[str, Decimal]:
     return dict(sums)
 
 
+def _number(value: Any) -> float | None:
+    """A finite number as a float, else None (bools and strings included)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
 def error_percent(estimate: float | None, billed: float) -> float | None:
     """(estimate - billed) / billed * 100, or None without an estimate or a bill."""
     if estimate is None or billed <= 0:
@@ -111,11 +118,10 @@ def with_billed(view: dict[str, Any], billed: Mapping[str, Any] | None) -> dict[
     """The progress body with `billed_usd` and `billed_error_percent` in its `cost`,
     once known. A body without `cost` is returned unchanged."""
     cost = view.get("cost")
-    if not isinstance(cost, dict) or not billed:
+    billed_usd = _number(billed.get("billed_usd")) if billed else None
+    if not isinstance(cost, dict) or billed is None or billed_usd is None:
         return view
-    usd = cost.get("usd")
-    estimate = float(usd) if isinstance(usd, int | float) and math.isfinite(usd) else None
-    billed_usd = float(billed["billed_usd"])
+    estimate = _number(cost.get("usd"))
     return {
         **view,
         "cost": {
@@ -134,7 +140,12 @@ def billed_view(
     finished array whose body has a `cost`, the only ones the job stores."""
     if billed is None or view.get("finished_at") is None or not isinstance(view.get("cost"), dict):
         return view
-    return with_billed(view, billed(str(view["array_id"])))
+    try:
+        found = billed(str(view["array_id"]))
+    except (ClientError, BotoCoreError) as exc:  # an optional figure: the body stands
+        logger.warning("billed figure unreadable", extra={"error": type(exc).__name__})
+        return view
+    return with_billed(view, found)
 
 
 class BilledCosts:
@@ -259,7 +270,7 @@ class BilledCosts:
                 view = progress_view(summary, self.array_info(array_id), now, self.stall_after)
                 cost = view.get("cost")
                 usd = cost.get("usd") if isinstance(cost, Mapping) else None
-                estimate = float(usd) if isinstance(usd, int | float) else None
+                estimate = _number(usd)
                 billed_usd = float(round(billed[array_id], 6))
                 documents[billed_key(array_id)] = {
                     "array_id": array_id,
