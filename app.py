@@ -153,6 +153,16 @@ def array_dashboards(event: Any) -> None:
             current().console.sync_array_dashboards(current().now())
 
 
+# Cost Explorer's figures for finished arrays (SPEC §14): CE bills each request and
+# updates about daily, so once a day, a bounded number of requests.
+@app.schedule(Rate(1, unit=Rate.DAYS), name="billed_costs")
+def billed_costs(event: Any) -> None:
+    with _alone("billed_costs", event) as mine:
+        if mine:
+            report = current().billed_costs.run(current().now())
+            log.info("billed costs", extra=report.__dict__)
+
+
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="progress_tick")
 def progress_tick(event: Any) -> None:
     with _alone("progress_tick", event) as mine:

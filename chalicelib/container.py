@@ -39,6 +39,7 @@ from chalicelib.fleet.reconcile import ReconcileReport, reconcile
 from chalicelib.fleet.registry import Registry
 from chalicelib.fleet.stats import Stats
 from chalicelib.progress.aggregator import ProgressAggregator
+from chalicelib.progress.billed import BilledCosts
 from chalicelib.progress.history import HistoryStore
 from chalicelib.progress.store import SummaryStore
 from chalicelib.progress.workers import ProgressRows
@@ -308,6 +309,19 @@ class Container:
         return HistoryStore(self.clients.dynamodb, self.settings.stats_table)
 
     @cached_property
+    def billed_costs(self) -> BilledCosts:
+        """Cost Explorer's figure for finished arrays (the daily `billed_costs` job)."""
+        return BilledCosts(
+            self.clients.ce,
+            self.summary_store,
+            self.stats,
+            self.stats.array_info,
+            lookback_days=self.settings.billed_lookback_days,
+            max_calls=self.settings.billed_max_calls,
+            stall_after=self.settings.stall_after_seconds,
+        )
+
+    @cached_property
     def progress(self) -> ProgressAggregator:
         return ProgressAggregator(
             self.clients.dynamodb,
@@ -334,6 +348,7 @@ class Container:
             self.stats,
             self.now,
             self.launch_failures,
+            billed=self.billed_costs.stored,
         )
 
     @property

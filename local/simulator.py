@@ -36,6 +36,7 @@ from spawn_report import Identity, Reporter, ReportError, Settings
 
 from local import sim_launches
 from local.sim_logs import WorkerLogs
+from local.sim_budget import TRAIN_COST_LIMIT_USD, cost_limit_tags
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -90,7 +91,8 @@ class ArrayPlan:
     """One job array the simulator launches every round.
 
     `task_seconds` is roughly how long each member takes to finish all of its tasks
-    (each worker's duration is jittered around it).
+    (each worker's duration is jittered around it). `cost_limit_usd` is spawn's
+    per-instance cap, tagged `spawn:cost-limit` (`local.sim_budget`).
     """
 
     name: str
@@ -98,6 +100,7 @@ class ArrayPlan:
     instance_type: str
     spot: bool
     task_seconds: float
+    cost_limit_usd: float | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -106,13 +109,22 @@ class ArrayPlan:
             raise ValueError(f"ArrayPlan.size must be >= 1, got {self.size}")
         if self.task_seconds <= 0:
             raise ValueError(f"ArrayPlan.task_seconds must be > 0, got {self.task_seconds}")
+        if self.cost_limit_usd is not None and not self.cost_limit_usd > 0:
+            raise ValueError(f"ArrayPlan.cost_limit_usd must be > 0, got {self.cost_limit_usd}")
 
 
 #: Two arrays that keep a demo visibly busy with one step every ~2 s: a spot array that
 #: sees interruptions and an on-demand array that does not.
 DEFAULT_ARRAYS: tuple[ArrayPlan, ...] = (
     ArrayPlan(name="render", size=12, instance_type="c5.xlarge", spot=True, task_seconds=60.0),
-    ArrayPlan(name="train", size=6, instance_type="g4dn.xlarge", spot=False, task_seconds=60.0),
+    ArrayPlan(
+        name="train",
+        size=6,
+        instance_type="g4dn.xlarge",
+        spot=False,
+        task_seconds=60.0,
+        cost_limit_usd=TRAIN_COST_LIMIT_USD,
+    ),
 )
 
 
@@ -272,6 +284,7 @@ class FleetSimulator:
             {"Key": "spawn:job-array-name", "Value": plan.name},
             {"Key": "spawn:job-array-size", "Value": str(plan.size)},
             {"Key": "spawn:iam-user", "Value": self._caller_arn()},
+            *cost_limit_tags(plan.cost_limit_usd),
         ]
         # Some members' launches fail (local/sim_launches.py): they stay pending.
         failing = (

@@ -29,8 +29,15 @@ SUBJECT_MAX = 100
 NO_ARRAY = "none"
 SEVERITIES = frozenset({"info", "warning", "critical"})
 EVENT_TYPES = frozenset(
-    {"spot_interruption", "array_finished", "array_failing", "workers_stalled", "fleet_unhealthy"}
-    | {"array_launch_failures"}
+    {
+        "spot_interruption",
+        "array_finished",
+        "array_failing",
+        "workers_stalled",
+        "fleet_unhealthy",
+        "array_budget",
+        "array_launch_failures",
+    }
 )
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e]+")
 

@@ -24,6 +24,7 @@ from chalicelib.api.params import (
     request_viewer,
 )
 from chalicelib.container import current
+from chalicelib.progress.billed import billed_view
 from chalicelib.progress.summary import Summary, progress_view
 from chalicelib.progress.workers import ProgressRows
 
@@ -58,7 +59,7 @@ def array_progress(array_id: str) -> dict[str, Any]:
         interruptions,
     )
     view["launch_failures"] = launch_failures_view(d, array_id)
-    return view
+    return billed_view(view, d.billed)
 
 
 @arrays_api.route("/arrays", methods=["GET"], authorizer=_iam)

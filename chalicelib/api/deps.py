@@ -57,6 +57,7 @@ class ArraysDeps:
         arrays: array registrations from the instances' spawn tags.
         clock: the current time (default: `utc_now`).
         launch_failures: each array's failed launches (None: shown as none).
+        billed: an array's Cost Explorer figure, once known (`BilledCosts.stored`).
     """
 
     store: SummaryStore
@@ -66,6 +67,7 @@ class ArraysDeps:
     arrays: ArrayDirectory
     clock: Callable[[], datetime] = utc_now
     launch_failures: LaunchFailureCounts | None = None
+    billed: Callable[[str], dict[str, Any] | None] | None = None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from chalicelib.contract import catalog
 from chalicelib.contract.catalog import (
     ARRAYS,
     BILLING,
+    COST,
     EC2,
     FLEET,
     GPU,
@@ -257,6 +258,15 @@ def fleet_dashboard(
         ),
         _metric_widget(
             grid,
+            "Fleet cost rate (USD per hour, live estimate)",
+            [_series(COST, "FleetCostRateUSDPerHour", label="USD/h")],
+            region,
+            width=6,
+            stat="Maximum",
+            period=60,
+        ),
+        _metric_widget(
+            grid,
             "Tasks completed (all workers)",
             [_series(WORKER_METRICS, "TasksCompleted")],
             region,
@@ -469,6 +479,15 @@ def array_dashboard(array_id: str, region: str) -> dict[str, Any]:
             [_series(INTERRUPTIONS, "Count", of)],
             region,
             width=12,
+        ),
+        _metric_widget(
+            grid,
+            "Cost so far (USD, live estimate)",
+            [_series(COST, "ArrayCostUSD", of, label="USD")],
+            region,
+            width=12,
+            stat="Maximum",
+            period=60,
         ),
     ]
     return checked({"widgets": widgets})

@@ -30,6 +30,7 @@ PERFORMANCE = "Spawn/Performance"
 LOG_METRICS = "Spawn/LogMetrics"
 EC2 = "AWS/EC2"
 BILLING = "AWS/Billing"
+COST = "Spawn/Cost"
 
 
 class UnpublishedMetric(ValueError):
@@ -85,6 +86,9 @@ PUBLISHED: tuple[Metric, ...] = (
         )
     ),
     Metric(ARRAYS, "PercentComplete", ARRAY, "Percent", BACKEND, "finished workers / total"),
+    # SPEC §14: the live estimate (CloudWatch has no currency unit: USD, unit None).
+    Metric(COST, "ArrayCostUSD", ARRAY, "None", BACKEND, "an array's cost so far, USD"),
+    Metric(COST, "FleetCostRateUSDPerHour", (), "None", BACKEND, "the fleet's cost rate, USD/h"),
     Metric(INTERRUPTIONS, "Count", (), "Count", BACKEND, "spot interruption warnings"),
     Metric(INTERRUPTIONS, "Count", ARRAY, "Count", BACKEND, "spot interruptions per array"),
     Metric(INTERRUPTIONS, "RebalanceRecommendations", (), "Count", BACKEND, "rebalance advice"),

@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.config import Config
 
 if TYPE_CHECKING:
+    from mypy_boto3_ce import CostExplorerClient
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_ec2 import EC2Client
@@ -68,6 +69,11 @@ class Clients:
         if self.region == BILLING_REGION:
             return self.cloudwatch
         return self._session.client("cloudwatch", region_name=BILLING_REGION, config=self._config)
+
+    @cached_property
+    def ce(self) -> CostExplorerClient:
+        """Cost Explorer, whose one endpoint is in us-east-1, whatever the region."""
+        return self._session.client("ce", region_name=BILLING_REGION, config=self._config)
 
     @cached_property
     def dynamodb(self) -> DynamoDBClient:

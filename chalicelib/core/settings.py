@@ -60,6 +60,8 @@ class Settings:
     recount_every_seconds: int = 3600
     unhealthy_percent_threshold: float = 5.0
     daily_cost_limit_usd: float = 1000.0
+    billed_lookback_days: int = 14
+    billed_max_calls: int = 5
     log_retention_days: int = 14
     alert_retention_days: int = 30
     enable_recover_action: bool = False

@@ -9,6 +9,7 @@ wildcard composite alarm") and docs/api.md.
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from chalicelib.alarms.per_instance import ALARM_KINDS
 from chalicelib.alerts.publish import Alert, AlertPublisher
+from chalicelib.contract.catalog import COST
 from chalicelib.core.observability import emit
 from chalicelib.fleet.capacity import CapacityLedger
 from chalicelib.fleet.events import epoch_ms, iso
@@ -100,6 +102,16 @@ def owner_snapshots(
     return documents
 
 
+def fleet_cost_figures(document: Mapping[str, Any]) -> dict[str, tuple[MetricUnit, float]]:
+    """`Spawn/Cost FleetCostRateUSDPerHour` from the snapshot's `cost` (SPEC §14); empty
+    while the snapshot has none or its rate is not a number."""
+    cost = document.get("cost")
+    rate = cost.get("usd_per_hour") if isinstance(cost, Mapping) else None
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate):
+        return {}
+    return {"FleetCostRateUSDPerHour": (MetricUnit.NoUnit, round(float(rate), 6))}
+
+
 def _count(rows: list[Mapping[str, Any]], key: str) -> dict[str, int]:
     return dict(sorted(Counter(str(r.get(key) or "unknown") for r in rows).items()))
 
@@ -165,6 +177,7 @@ class FleetHealth:
                 )
             )
             document["unhealthy"]["alerted"] = True
+        emit(COST, fleet_cost_figures(document))
         self.stats.put_document(SNAPSHOT, document)
         self.store_owner_snapshots(rows, now)
         return document

@@ -29,6 +29,8 @@ from chalicelib.core.observability import emit
 from chalicelib.core.settings import Settings
 from chalicelib.fleet.events import epoch_ms
 from chalicelib.fleet.registry import Registry, array_has_live_instances
+from chalicelib.progress.budget import NAMESPACE as COST_NAMESPACE
+from chalicelib.progress.budget import budget_alerts_due, cost_figures
 from chalicelib.progress.history import HistoryStore
 from chalicelib.progress.store import ConflictError, SummaryStore, utc_now
 from chalicelib.progress.summary import (
@@ -368,20 +370,22 @@ class ProgressAggregator:
         if self.history is not None:
             self.history.record(progress_view(summary, info, now, stall_after), now)
         published: dict[str, tuple[MetricUnit, float]] | None = None
-        sent: set[str] = set()
+        sent: set[tuple[str, str]] = set()
         for _ in range(SAVE_ATTEMPTS):
             view = progress_view(summary, info, now, stall_after)
             figures = _figures(view)
             # A retry after a conflict publishes again only if the figures moved.
             if figures != published:
                 emit(NAMESPACE, figures, {"ArrayId": summary.array_id})
+                emit(COST_NAMESPACE, cost_figures(view), {"ArrayId": summary.array_id})
                 published = figures
                 report.published += 1
             due, updated = alerts_due(summary, view, self.settings.failed_alert_percent, now)
-            for alert in due:
-                if alert.event_type not in sent:
+            budget_due, updated = budget_alerts_due(updated, view, now)
+            for alert in [*due, *budget_due]:
+                if (alert.event_type, alert.severity) not in sent:
                     self.alerts.publish(alert)
-                    sent.add(alert.event_type)
+                    sent.add((alert.event_type, alert.severity))
                     report.alerts += 1
             done = finished(view)
             finished_at = finished_at_ms(summary) if done else None

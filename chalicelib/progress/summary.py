@@ -110,6 +110,7 @@ class Summary:
             waits until the array has been quiet for a while (see `quiet_since`).
         version: bumped by every save (optimistic concurrency).
         finished_alerted / failing_alerted / stalled_alerted: alerts already sent.
+        budget_alerted: the `array_budget` levels already sent (chalicelib.progress.budget).
         final_published: the finished figures are published; nothing changed since.
         instances_gone: no instance of the array is left in EC2 (checked at most every
             few minutes, `gone_checked_ms`, while no worker is reporting): the array is
@@ -137,6 +138,7 @@ class Summary:
     finished_alerted: bool = False
     failing_alerted: bool = False
     stalled_alerted: bool = False
+    budget_alerted: tuple[str, ...] = ()
     final_published: bool = False
     instances_gone: bool = False
     gone_checked_ms: int | None = None

@@ -105,7 +105,7 @@ def parser() -> argparse.ArgumentParser:
     alerts.add_argument(
         "--event-type",
         metavar="TYPE",
-        help="only alerts sent of this type, e.g. spot_interruption, array_launch_failures",
+        help="only alerts sent of this type, e.g. spot_interruption, array_budget",
     )
     alerts.add_argument("--array", metavar="ARRAY_ID", help="only entries of this array")
     alerts.add_argument("--severity", choices=ALERT_SEVERITIES, help="only this severity")

@@ -46,6 +46,7 @@ from botocore.exceptions import (
 from rich.console import Console
 
 from spawn_monitor.api import Api, ApiError, is_loopback, locate
+from spawn_monitor.doctor_cost import feature_estimate, feature_usage, tag_check
 from spawn_monitor.doctor_report import report
 from spawn_monitor.doctor_trail import NAME as NAME_TRAIL
 from spawn_monitor.doctor_trail import trail_check
@@ -97,6 +98,7 @@ OWN_NAMESPACES = (
     "Spawn/Workers",
     "Spawn/GPU",
     "Spawn/Performance",
+    "Spawn/Cost",
 )
 
 
@@ -222,6 +224,7 @@ class Doctor:
         self.functions: list[str] = []
         # False once AWS cannot be read at all (no region, credentials or endpoint).
         self.aws_ok = True
+        self.tag_active = False
 
     def client(self, service: str) -> Any:
         return self.session.client(service)  # type: ignore[call-overload]
@@ -248,6 +251,7 @@ class Doctor:
             self.check_worker_metrics,
             lambda: self.check_logs(functions),
             self.check_trail,
+            self.check_cost_tag,
         )
         for check in checks:
             try:
@@ -624,6 +628,20 @@ class Doctor:
             else:
                 self.add(f"logs {function}", "ok", "logged in the last 10 minutes")
 
+    def check_cost_tag(self) -> None:
+        """Whether Cost Explorer groups the bill by array (`spawn_monitor.doctor_cost`)."""
+        if self.local:
+            self.add("cost tag", "skip", "the local stack (moto) has no ListCostAllocationTags")
+            return
+        try:
+            status, detail, fix = tag_check(self.session.client("ce", region_name="us-east-1"))
+        except (ClientError, BotoCoreError) as exc:
+            detail, fix = aws_problem(exc)
+            self.add("cost tag", "warn", f"cost allocation tags unreadable: {detail}", fix)
+            return
+        self.tag_active = status == "ok"
+        self.add("cost tag", status, detail, fix)
+
     def usage(self, functions: list[str]) -> Usage:
         cloudwatch = self.client("cloudwatch")
         kinds = {"standard": 0, "high_resolution": 0, "anomaly": 0, "query": 0}
@@ -693,6 +711,7 @@ def run_doctor(
         except (ClientError, BotoCoreError) as exc:
             checks.append(Check("cost", "warn", f"could not count usage: {aws_problem(exc)[0]}"))
     failed = any(c.status == "fail" for c in checks)
+    feature = feature_usage(doctor.tag_active, doctor.running.values())
     if as_json:
         document = {
             "ok": not failed,
@@ -701,9 +720,13 @@ def run_doctor(
                 "usage": asdict(usage),
                 "usd_per_month": estimate(usage),
                 "prices": asdict(PRICES),
+                "cost_per_array": {
+                    "usage": {**asdict(feature), "price_cache_writes": feature.price_cache_writes},
+                    "usd_per_month": feature_estimate(feature),
+                },
             },
         }
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
     else:
-        report(checks, usage, console)
+        report(checks, usage, console, feature)
     return 1 if failed else 0

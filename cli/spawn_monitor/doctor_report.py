@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from rich.table import Table
 from rich.text import Text
 
+from spawn_monitor.doctor_cost import FeatureUsage, feature_estimate
 from spawn_monitor.pricing import PRICES, Usage, estimate
 
 if TYPE_CHECKING:
@@ -24,7 +25,9 @@ ICONS = {
 }
 
 
-def report(checks: list[Check], usage: Usage, console: Console) -> None:
+def report(
+    checks: list[Check], usage: Usage, console: Console, feature: FeatureUsage | None = None
+) -> None:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column("", no_wrap=True)
     table.add_column("check", no_wrap=True)
@@ -71,6 +74,16 @@ def report(checks: list[Check], usage: Usage, console: Console) -> None:
     console.print(
         Text(f"  prices: {PRICES.source}, as of {PRICES.as_of}; free tier: {PRICES.free_tier}")
     )
+    if feature is not None:
+        extra = feature_estimate(feature)
+        console.print(
+            Text(
+                f"Cost per array adds, besides: ${extra['total']:.2f}/month "
+                f"({feature.ce_requests} Cost Explorer requests at $0.01, "
+                f"{feature.price_cache_writes} price cache writes for {feature.price_pairs} "
+                "instance type and zone pairs; its Spawn/Cost series are in custom metrics)"
+            )
+        )
     failed = sum(1 for c in checks if c.status == "fail")
     console.print(
         Text(

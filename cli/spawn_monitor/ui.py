@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from spawn_monitor.api import Api, ApiError
 
-STATIC_FILES = ("index.html", "app.js", "style.css")
+STATIC_FILES = ("index.html", "app.js", "cost.js", "style.css")
 # What writing to a connection the browser has dropped raises.
 DROPPED = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
 API_PREFIX = "/api/"

@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from spawn_monitor import launch_view
+from spawn_monitor.cost_view import cost_cell, cost_line, has_cost
 
 BAR_WIDTH = 40
 RATE_WINDOW_SECONDS = 600
@@ -186,6 +187,9 @@ def arrays_table(arrays: Sequence[Mapping[str, Any]]) -> Table:
     for status in [*shown, "total"]:
         table.add_column(status, justify="right")
     table.add_column("eta / finished", justify="right", no_wrap=True)
+    costs = has_cost(arrays)
+    if costs:
+        table.add_column("cost / rate / projected / budget", justify="right", no_wrap=True)
     for progress in arrays:
         workers = progress.get("workers") or {}
         stalled = count(workers, "stalled")
@@ -200,6 +204,7 @@ def arrays_table(arrays: Sequence[Mapping[str, Any]]) -> Table:
             ),
             str(count(workers, "total")),
             ended_cell(progress),
+            *([cost_cell(progress)] if costs else []),
         )
     return table
 
@@ -354,6 +359,9 @@ def watch_frame(
     parts: list[RenderableType] = [title, line, counts, figures]
     if (failed_launches := launch_view.array_line(progress)) is not None:
         parts.insert(3, failed_launches)
+    spent = cost_line(progress)
+    if spent is not None:
+        parts.append(spent)
     if stalled_n:
         parts.append(workers_table(stalled, f"Stalled workers, of {stalled_n}", short=True))
     recent = progress.get("recent") or []

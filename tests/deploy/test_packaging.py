@@ -76,7 +76,7 @@ def test_merge_template_reaches_the_chalice_resources(packaged_resources: dict[s
         if r["Type"] == "AWS::Serverless::Function"
         and any(e["Type"] in ("Schedule", "CloudWatchEvent", "SNS") for e in _events(r))
     ]
-    assert len(asynchronous) == 11  # five schedules, four EventBridge rules, two topics
+    assert len(asynchronous) == 12  # six schedules, four EventBridge rules, two topics
     for name in asynchronous:
         config = packaged_resources[name]["Properties"]["EventInvokeConfig"]
         assert config["DestinationConfig"]["OnFailure"]["Type"] == "SQS", name
@@ -135,6 +135,8 @@ UNSCOPABLE_ACTIONS = {
     "logs:DeleteQueryDefinition": "console setup removes spawn/ queries it no longer describes",
     "observabilityadmin:GetTelemetryEnrichmentStatus": "ALARM_MODE=fleet-query's precondition",
     "observabilityadmin:StartTelemetryEnrichment": "ENABLE_TELEMETRY_ENRICHMENT=true turns it on",
+    "ce:ListCostAllocationTags": "billed_costs reads the bill only once its tag is active",
+    "ce:GetCostAndUsage": "billed_costs reads the finished arrays' bill, grouped by tag",
 }
 
 

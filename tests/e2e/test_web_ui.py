@@ -298,6 +298,12 @@ def _check_array(stack: Stack, arrays: Arrays, view: dict[str, Any]) -> None:
     assert tasks["points"] >= 4
     assert len(tasks["y"]) >= 3
     assert facts["interruptions"] != "—"
+    # Cost so far, rate, projected against the budget, once the API carries a cost.
+    body = stack.get(f"/arrays/{arrays.active}/progress")[1]
+    if isinstance(body.get("cost"), dict):
+        assert re.match(r"\$\d[\d,]*\.\d+ so far", facts["cost"]), facts
+    else:
+        assert "cost" not in facts, facts
 
 
 def test_the_web_view_reads_at_a_glance_at_1400_and_420_px(

@@ -189,3 +189,24 @@ def test_reads_are_bounded_queries_filtered_or_not(fleet: Fleet) -> None:
     # The one match is older than the budget: it is not reached, in at most 5 Queries.
     assert feed.latest(5, only=AlertFilter(array_id=OTHER)) == []
     assert calls == {"Query": FILTER_BUDGET // 100}
+
+
+def test_budget_alerts_are_one_feed_entry_per_level_and_filter_by_type(
+    fleet: Fleet, app: Chalice
+) -> None:
+    """`array_budget` (SPEC §14): warning and critical sent in one tick share type, array
+    and time; their dedupe keys keep them two entries, warning below critical."""
+    from chalicelib.progress.budget import budget_alerts_due
+    from chalicelib.progress.summary import Summary
+
+    view = {"array_id": ARRAY, "name": "render", "cost": {"usd": 12.0, "budget_usd": 10.0}}
+    due, _ = budget_alerts_due(Summary.new(ARRAY), view, T0)
+    for alert in due:
+        fleet.wiring.alerts.publish(alert)
+    fleet.wiring.alerts.publish(due[0])  # a retried send: the same entry
+    status, body = get(app, "/alerts?event_type=array_budget")
+    assert status == 200, body
+    assert [(e["severity"], e["array_id"]) for e in body["alerts"]] == [
+        ("critical", ARRAY),
+        ("warning", ARRAY),
+    ]

@@ -209,3 +209,30 @@ def test_alarms_of_an_instance_that_just_stopped_are_due_for_deletion_not_a_fail
     )
     later, _ = alarms_at(datetime.now(UTC) + timedelta(minutes=10))
     assert later == "fail"  # no longer in transit: leaked
+
+
+def test_the_cost_tag_check_reads_cost_explorer_and_says_how_to_activate(
+    session: boto3.Session,
+) -> None:
+    from botocore.awsrequest import AWSResponse
+
+    status = {"value": "Inactive"}
+
+    # moto has no ListCostAllocationTags: answered before the call is sent.
+    def answer(**_: object) -> tuple[AWSResponse, dict[str, object]]:
+        tags = [{"TagKey": "spawn:job-array-id", "Status": status["value"]}]
+        return AWSResponse("", 200, {}, None), {"CostAllocationTags": tags}
+
+    session.events.register("before-call.ce.ListCostAllocationTags", answer)
+    inactive = doctor(session)
+    inactive.check_cost_tag()
+    [check] = inactive.checks
+    assert (check.name, check.status, inactive.tag_active) == ("cost tag", "warn", False)
+    assert "update-cost-allocation-tags-status" in check.fix
+    status["value"] = "Active"
+    active = doctor(session)
+    active.check_cost_tag()
+    assert (active.checks[0].status, active.tag_active) == ("ok", True)
+    local = Doctor(session, ApiError("not needed"), "s", local=True, clock=lambda: NOW)
+    local.check_cost_tag()
+    assert local.checks[0].status == "skip"

@@ -72,3 +72,30 @@ def test_tick_publishes_figures_stores_the_snapshot_and_alerts_once(
     bodies = [json.loads(m["Body"]) for m in messages]
     assert [b["MessageAttributes"]["event_type"]["Value"] for b in bodies] == ["fleet_unhealthy"]
     assert bodies[0]["Subject"].startswith("Fleet unhealthy: 1 of 10")
+
+
+def test_the_fleet_cost_rate_is_published_from_the_snapshots_cost(
+    fleet: Fleet, health: FleetHealth, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cost engine (issue #22's core) adds `cost` to the snapshot; until then, and
+    for a rate that is not a number, nothing is published."""
+    from chalicelib.fleet import health as health_module
+
+    real = health_module.snapshot
+    rates: list[Any] = [2.5, None, "bad"]
+
+    def with_cost(*args: Any) -> dict[str, Any]:
+        document = real(*args)
+        rate = rates.pop(0)
+        if rate is not None:
+            document["cost"] = {"usd_per_hour": rate, "usd_today": 1.0, "usd_month_to_date": 9.0}
+        return document
+
+    monkeypatch.setattr(health_module, "snapshot", with_cost)
+    for _ in range(3):
+        health.tick()
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    cost = [d for d in emf if d["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Spawn/Cost"]
+    assert [d["FleetCostRateUSDPerHour"] for d in cost] == [[2.5]]
+    assert cost[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [[]]
+    assert len(emf) == 4  # Spawn/Fleet on every tick, besides

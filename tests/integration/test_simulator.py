@@ -182,7 +182,14 @@ def assert_ec2_event(event: dict[str, Any], detail_type: str, instance_id: str) 
 
 
 RENDER = ArrayPlan(name="render", size=4, instance_type="c5.xlarge", spot=True, task_seconds=6.0)
-TRAIN = ArrayPlan(name="train", size=3, instance_type="m5.large", spot=False, task_seconds=6.0)
+TRAIN = ArrayPlan(
+    name="train",
+    size=3,
+    instance_type="m5.large",
+    spot=False,
+    task_seconds=6.0,
+    cost_limit_usd=0.25,
+)
 
 
 def test_launch_tags_every_member_with_spawn_tags_and_its_own_index(aws: Aws) -> None:
@@ -212,6 +219,8 @@ def test_launch_tags_every_member_with_spawn_tags_and_its_own_index(aws: Aws) ->
             assert tags["Name"] == f"{plan.name}-{tags['spawn:job-array-index']}"
             assert instance["InstanceType"] == plan.instance_type
             assert instance.get("InstanceLifecycle") == ("spot" if plan.spot else None)
+            # spawn's per-instance cap, on the arrays that have one (SPEC §14 budget_usd).
+            assert tags.get("spawn:cost-limit") == ("0.25" if plan is TRAIN else None)
 
 
 def test_state_change_events_reach_the_bus_in_ec2_shape(aws: Aws) -> None:
@@ -398,6 +407,7 @@ def test_run_logs_aws_errors_and_keeps_stepping(aws: Aws) -> None:
         ({"size": 0}, "size"),
         ({"task_seconds": 0.0}, "task_seconds"),
         ({"name": ""}, "name"),
+        ({"cost_limit_usd": 0.0}, "cost_limit_usd"),
     ],
 )
 def test_array_plan_rejects_nonsense(kwargs: dict[str, Any], message: str) -> None:

@@ -92,6 +92,7 @@ def test_the_fleet_dashboard_has_the_guides_widgets_on_real_metrics() -> None:
         "spot interruptions and rebalance",
         "unhealthy",
         "estimated charges",
+        "fleet cost rate",
         "p50",
         "p90",
         "p99",
@@ -126,6 +127,7 @@ def test_an_array_dashboard_shows_only_that_array() -> None:
         "Tasks completed",
         "Failed workers (% of finished workers)",
         "Spot interruptions",
+        "Cost so far (USD, live estimate)",
     ]
     for widget in body["widgets"]:
         for line in widget["properties"].get("metrics", []):
@@ -185,3 +187,13 @@ def test_a_widget_cannot_name_an_unpublished_metric() -> None:
         dashboards._series("Spawn/Fleet", "ActiveInstance")
     with pytest.raises(catalog.UnpublishedMetric):
         dashboards._insights("q", "AVG", "AWS/EC2", "CPUUtilization", ("AutoScalingGroupName",), "")
+
+
+def test_cost_widgets_read_the_spawn_cost_metrics() -> None:
+    named = {
+        name: {(r.namespace, r.name, tuple(sorted(r.dimensions or ()))) for r in references(body)}
+        for name, body in bodies().items()
+    }
+    assert ("Spawn/Cost", "FleetCostRateUSDPerHour", ()) in named["spawn-fleet"]
+    array = named[array_dashboard_name("v2.train:run_7")]
+    assert ("Spawn/Cost", "ArrayCostUSD", ("ArrayId",)) in array

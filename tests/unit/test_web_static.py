@@ -27,4 +27,5 @@ def test_values_from_the_api_are_never_parsed_as_html() -> None:
 
 def test_the_page_loads_only_its_own_files() -> None:
     page = static_file("index.html").decode()
-    assert set(re.findall(r'(?:src|href)="(/[^"]*)"', page)) == {"/style.css", "/app.js"}
+    loaded = set(re.findall(r'(?:src|href)="(/[^"]*)"', page))
+    assert loaded == {"/style.css", "/app.js", "/cost.js"}

@@ -42,6 +42,8 @@ SETTING_MEANINGS = {
     "RECOUNT_EVERY_SECONDS": "how often each array is recounted from its rows",
     "UNHEALTHY_PERCENT_THRESHOLD": "`spawn-fleet-unhealthy`'s threshold (percent of the fleet)",
     "DAILY_COST_LIMIT_USD": "`spawn-daily-cost-limit`'s threshold (estimated charges, USD)",
+    "BILLED_LOOKBACK_DAYS": "days of Cost Explorer's bill the daily `billed_costs` job reads",
+    "BILLED_MAX_CALLS": "Cost Explorer requests a `billed_costs` run may make ($0.01 each)",
     "LOG_RETENTION_DAYS": "must equal the stages' `log_retention_in_days` (a test checks)",
     "ALERT_RETENTION_DAYS": "alert history TTL",
     "ENABLE_RECOVER_ACTION": "add EC2's recover action to the system-check alarm",

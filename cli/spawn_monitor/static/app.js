@@ -510,6 +510,14 @@ function fact(term, value, key) {
   return [el("div", { class: "fact" }, el("dt", {}, term), el("dd", { "data-fact": key }, value))];
 }
 
+// Cost so far, rate, projected against the budget (cost.js); nothing without a cost.
+function costFact(progress) {
+  const cost = costSummary(progress);
+  if (!cost) return [];
+  return [el("div", { class: "fact cost" }, el("dt", {}, "cost"),
+    el("dd", { "data-fact": "cost", "data-level": cost.level, class: cost.level }, cost.text))];
+}
+
 async function renderArray(arrayId, now) {
   const path = `/arrays/${encodeURIComponent(arrayId)}`;
   const [progress, history, alerts] = await Promise.all([
@@ -536,6 +544,7 @@ async function renderArray(arrayId, now) {
     ...fact("interruptions", interruptions(progress) ?? "—", "interruptions"),
     ...fact("lost", "lost" in w ? count(w, "lost") : "—", "lost"),
     ...fact("progress", `${percent(progress)}, ${barCaption(progress)}`, "progress"),
+    ...costFact(progress),
   );
   document.getElementById("array-bar").replaceChildren(bar(progress));
   document.getElementById("array-legend").replaceChildren(...legend(progress).childNodes);
