@@ -35,8 +35,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from spawn_report import Identity, Reporter, ReportError, Settings
 
 from local import sim_launches
-from local.sim_logs import WorkerLogs
 from local.sim_budget import TRAIN_COST_LIMIT_USD, cost_limit_tags
+from local.sim_logs import WorkerLogs
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
