@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chalice.app import NotFoundError
 
 from chalicelib.core.access import Viewer
 from chalicelib.core.settings import Settings
+from chalicelib.cost.store import CostStore
 from chalicelib.fleet.registrations import ArrayRecord
 from chalicelib.progress.history import HistoryStore
 from chalicelib.progress.store import SummaryStore, utc_now
@@ -48,6 +49,7 @@ class ArraysDeps:
         cursor_secret: HMAC key for cursors; the same in every process of a stage.
         arrays: array registrations from the instances' spawn tags.
         clock: the current time (default: `utc_now`).
+        costs: the arrays' cost documents (default: none; `cost` then reads as zero).
     """
 
     store: SummaryStore
@@ -56,6 +58,11 @@ class ArraysDeps:
     cursor_secret: bytes
     arrays: ArrayDirectory
     clock: Callable[[], datetime] = utc_now
+    costs: CostStore | None = None
+
+    def array_costs(self, array_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The stored cost documents of these arrays (one BatchGetItem per 100)."""
+        return {} if self.costs is None else self.costs.array_costs(array_ids)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from chalicelib.alarms.fleet_query import query_selects
 from chalicelib.alarms.modes import AlarmModes
 from chalicelib.alarms.per_instance import AlarmStore, Watched, alarm_names
 from chalicelib.core.settings import Settings
+from chalicelib.cost.runs import RunLog
 from chalicelib.fleet.events import (
     MalformedEvent,
     StateChange,
@@ -96,6 +97,7 @@ class Lifecycle:
         workers: the progress table, to mark lost the worker of an instance that
             terminated without a final report (optional).
         modes: the alarm mode in force (optional: without it, per-instance alarms).
+        runs: where billable runs are noted (optional; `chalicelib.cost.runs`).
     """
 
     settings: Settings
@@ -105,6 +107,7 @@ class Lifecycle:
     arrays: Stats | None = None
     workers: ProgressRows | None = None
     modes: AlarmModes | None = None
+    runs: RunLog | None = None
 
     def handle(self, messages: Sequence[Message]) -> BatchOutcome:
         parsed, malformed = parse_messages(messages)
@@ -140,6 +143,14 @@ class Lifecycle:
                 to_put.append((action, change))
             elif action:
                 to_delete[instance_id] = alarm_names(instance_id)
+
+        if self.runs is not None:
+            # Every change in the batch, stale ones too: a run's end is a fact whatever
+            # order it arrives in (see chalicelib.cost.runs).
+            noted = [(c.instance_id, c.state, c.epoch_ms) for _, c in parsed]
+            up = [i for i, f in facts.items() if f.state == "running"]
+            for instance_id in self.runs.note_changes(self.ec2, noted, up):
+                outcome.failed.extend(ids_by_instance[instance_id])
 
         alarm_calls = to_put or to_delete
         if alarm_calls and self.modes is not None and self.modes.query_alarms_in_force():
