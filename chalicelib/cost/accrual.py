@@ -84,6 +84,32 @@ def _float(value: Any) -> float | None:
     return number if math.isfinite(number) and number >= 0 else None
 
 
+# Registry fields that price an instance; `cost_facts` holds them as first captured.
+DRIVERS = (
+    "managed",
+    "array_id",
+    "owner",
+    "instance_type",
+    "availability_zone",
+    "lifecycle",
+    "platform",
+    "tenancy",
+    "public_ipv4",
+    "cost_limit_usd",
+)
+
+
+def priced_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The row with its price drivers filled from `cost_facts` where the registry has
+    none (a `running` it refused as late still left them there)."""
+    captured = row.get("cost_facts") or {}
+    filled = dict(row)
+    for key in DRIVERS:
+        if filled.get(key) is None and captured.get(key) is not None:
+            filled[key] = captured[key]
+    return filled
+
+
 def instance_cost(
     row: Mapping[str, Any],
     book: PriceBook,
@@ -238,7 +264,8 @@ def accrue(
     owner_rate: dict[str, float] = defaultdict(float)
     owner_today: dict[str, float] = defaultdict(float)
     owner_month: dict[str, float] = defaultdict(float)
-    for row in rows:
+    for raw in rows:
+        row = priced_row(raw)
         if not row.get("managed"):
             continue
         tally = instance_cost(row, book, now_ms)

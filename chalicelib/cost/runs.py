@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
 
 from chalicelib.core.batching import chunked, conditional_check_failed
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 FILTER_VALUES_MAX = 200
+_serialize = TypeSerializer().serialize
 # The time EC2 gives in a StateTransitionReason ("User initiated (2026-12-04 02:13:16 GMT)").
 _REASON_TIME = re.compile(r"\((\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}) (?:GMT|UTC)\)")
 
@@ -86,8 +88,10 @@ class RunLog:
         state: str,
         at_ms: int,
         volumes: Sequence[Mapping[str, Any]] | None = None,
+        drivers: Mapping[str, Any] | None = None,
     ) -> bool:
-        """Add one state change's time (and, at running, the volumes) to the row.
+        """Add one state change's time to the row, and at running the volumes and the
+        price drivers (`registry.cost_drivers`), kept as first captured.
 
         Only an existing row is touched (the registry wrote it first), so a late event
         for an instance whose row expired creates nothing. Returns whether it wrote.
@@ -105,10 +109,17 @@ class RunLog:
             # Storage is billed until the instance (and its volumes) is gone.
             expression += ", #cost_terminations :at"
             names["#cost_terminations"] = "cost_terminations"
+        sets = []
         if volumes is not None:
-            expression += " SET #cost_volumes = :volumes"
+            sets.append("#cost_volumes = if_not_exists(#cost_volumes, :volumes)")
             names["#cost_volumes"] = "cost_volumes"
             values[":volumes"] = {"L": [_volume_item(v) for v in volumes]}
+        if drivers:
+            sets.append("#cost_facts = if_not_exists(#cost_facts, :facts)")
+            names["#cost_facts"] = "cost_facts"
+            values[":facts"] = {"M": {k: _serialize(v) for k, v in drivers.items()}}
+        if sets:
+            expression += " SET " + ", ".join(sets)
         try:
             self.dynamodb.update_item(
                 TableName=self.table,
@@ -125,11 +136,16 @@ class RunLog:
         return True
 
     def note_changes(
-        self, ec2: EC2Client | None, changes: Iterable[tuple[str, str, int]], running: Iterable[str]
+        self,
+        ec2: EC2Client | None,
+        changes: Iterable[tuple[str, str, int]],
+        running: Iterable[str],
+        drivers: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> set[str]:
         """Note many changes (instance id, state, epoch ms), with the volumes of the
-        instances in `running` read in one `DescribeVolumes` per 200. Returns the
-        instances whose note failed (their messages should be delivered again)."""
+        instances in `running` (running in EC2) read in one `DescribeVolumes` per 200,
+        and each instance's price `drivers`. Returns the instances whose note failed
+        (their messages should be delivered again)."""
         volumes: dict[str, list[dict[str, Any]]] = {}
         failed: set[str] = set()
         running = sorted(set(running))
@@ -146,6 +162,7 @@ class RunLog:
                     state,
                     at_ms,
                     volumes.get(instance_id, []) if instance_id in running else None,
+                    (drivers or {}).get(instance_id) if state == "running" else None,
                 )
             except ClientError:
                 logger.exception("run not recorded", extra={"instance_id": instance_id})

@@ -28,7 +28,13 @@ from chalicelib.fleet.events import (
     latest_per_instance,
     parse_state_change,
 )
-from chalicelib.fleet.registry import LIVE_STATES, InstanceFacts, Registry, describe
+from chalicelib.fleet.registry import (
+    LIVE_STATES,
+    InstanceFacts,
+    Registry,
+    cost_drivers,
+    describe,
+)
 from chalicelib.fleet.stats import Stats
 from chalicelib.progress.workers import ProgressRows
 
@@ -121,6 +127,9 @@ class Lifecycle:
         # Tags are read for launching instances too, so a pending managed instance is
         # recorded as managed and counts in `/fleet` (one call for the whole batch).
         coming_up = [i for i, c in latest.items() if c.state in LIVE_STATES]
+        if self.runs is not None:
+            # A run that ended within the batch is priced from what EC2 says of it too.
+            coming_up += [c.instance_id for _, c in parsed if c.state == "running"]
         facts = describe(self.ec2, coming_up) if coming_up else {}
         if self.arrays is not None:
             # Name, declared size and owner of each array coming up, so progress can
@@ -149,7 +158,8 @@ class Lifecycle:
             # order it arrives in (see chalicelib.cost.runs).
             noted = [(c.instance_id, c.state, c.epoch_ms) for _, c in parsed]
             up = [i for i, f in facts.items() if f.state == "running"]
-            for instance_id in self.runs.note_changes(self.ec2, noted, up):
+            drivers = {i: cost_drivers(f, self.settings) for i, f in facts.items()}
+            for instance_id in self.runs.note_changes(self.ec2, noted, up, drivers):
                 outcome.failed.extend(ids_by_instance[instance_id])
 
         alarm_calls = to_put or to_delete

@@ -33,6 +33,7 @@ from chalicelib.fleet.registry import (
     LIVE_STATES,
     InstanceFacts,
     Registry,
+    cost_drivers,
     describe,
     describe_managed_running,
 )
@@ -209,7 +210,8 @@ def reconcile(
             for f in missed
             if f.state == "running" and f.launch_time
         ]
-        runs.note_changes(ec2, started, [i for i, _, _ in started])
+        drivers = {f.instance_id: cost_drivers(f, settings) for f in missed}
+        runs.note_changes(ec2, started, [i for i, _, _ in started], drivers)
     corrected += _correct_ghosts(ec2, registry, rows, running, now, workers, runs)
     report = ReconcileReport(
         running=len(running),

@@ -350,6 +350,15 @@ def _facts_values(facts: InstanceFacts) -> dict[str, Any]:
     }
 
 
+def cost_drivers(facts: InstanceFacts, settings: Settings) -> dict[str, Any]:
+    """What prices an instance and whose it is (`chalicelib.cost.runs` keeps it on the
+    row even when the registry refuses a late `running`)."""
+    return {
+        "managed": facts.managed(settings),
+        **{k: v for k, v in _facts_values(facts).items() if v is not None},
+    }
+
+
 def _cost_limit(value: str | None) -> str | None:
     """The `spawn:cost-limit` tag as a decimal string, or None when absent or not a
     positive number (kept as a string: the registry's serializer takes no floats)."""
