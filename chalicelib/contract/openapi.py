@@ -53,6 +53,7 @@ TIME = ref("Time")
 TEXT = {"type": "string"}
 COUNTS_BY = {"type": "object", "additionalProperties": COUNT}
 PERCENT = {"type": "number", "minimum": 0, "maximum": 100}
+USD = {"type": "number", "minimum": 0}
 ROW_FIELDS = {
     "task_index": COUNT,
     # A running row whose instance ended without a final report shows as lost (SPEC §7).
@@ -105,7 +106,28 @@ SCHEMAS: dict[str, Any] = {
             "interruptions": obj({"last_hour": COUNT, "last_24h": COUNT, "total": COUNT}),
             "active_arrays": {"type": "array", "items": TEXT},
             "updated_at": nullable(TIME),
-        }
+        },
+        {"cost": ref("FleetCost")},
+    ),
+    "FleetCost": obj({"usd_per_hour": USD, "usd_today": USD, "usd_month_to_date": nullable(USD)}),
+    "ArrayCost": obj(
+        {
+            "usd": USD,
+            "usd_per_hour": USD,
+            "projected_usd": nullable(USD),
+            "budget_usd": nullable(USD),
+            "by_lifecycle": obj({"spot": USD, "on_demand": USD}),
+            "on_demand_equivalent_usd": USD,
+            "breakdown": obj({"compute": USD, "storage": USD, "ipv4": USD}),
+            "price_source": {
+                "type": "string",
+                "description": "every source that priced part of the figure, joined by "
+                "`+` (price-list, spot-history, snapshot:DATE), then any "
+                "`unpriced:REASON`; `none` before the first priced run",
+            },
+            "as_of": nullable(TIME),
+        },
+        {"unpriced": {"type": "object", "additionalProperties": COUNT}},
     ),
     "Alert": {
         "description": "One entry of the alert feed: an alarm change or an alert sent.",
@@ -199,6 +221,7 @@ SCHEMAS: dict[str, Any] = {
             "finished_at": nullable(TIME),
             "duration_seconds": nullable(COUNT),
             "interruptions": nullable(COUNT),
+            "cost": ref("ArrayCost"),
         }
     ),
     "Tasks": obj(

@@ -157,7 +157,8 @@ class Lifecycle:
             # Every change in the batch, stale ones too: a run's end is a fact whatever
             # order it arrives in (see chalicelib.cost.runs).
             noted = [(c.instance_id, c.state, c.epoch_ms) for _, c in parsed]
-            up = [i for i, f in facts.items() if f.state == "running"]
+            ran = {i for i, state, _ in noted if state == "running"}
+            up = [i for i, f in facts.items() if f.state == "running" and i in ran]
             drivers = {i: cost_drivers(f, self.settings) for i, f in facts.items()}
             for instance_id in self.runs.note_changes(self.ec2, noted, up, drivers):
                 outcome.failed.extend(ids_by_instance[instance_id])
