@@ -16,6 +16,7 @@ while the product prices what its events and its reconciler told it. The rules:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -57,7 +58,7 @@ def compute_bill(instance: TrueInstance, on_demand: bool = False) -> float:
             continue
         # Walk the run through each price change inside it.
         points = sorted({start, end, *(t for t, _ in instance.spot_prices if start < t < end)})
-        for a, b in zip(points, points[1:], strict=False):
+        for a, b in itertools.pairwise(points):
             total += _spot_price(instance.spot_prices, a) * (b - a) / 3600
         if seconds < 60:
             total += _spot_price(instance.spot_prices, end) * (60 - seconds) / 3600

@@ -49,7 +49,7 @@ class Tally:
     def usd(self) -> float:
         return self.compute + self.storage + self.ipv4
 
-    def add(self, other: Tally) -> None:
+    def absorb(self, other: Tally) -> None:
         for name in (
             "spot",
             "on_demand",
@@ -64,7 +64,7 @@ class Tally:
         self.instances += other.instances
         self.running += other.running
         self.sources |= other.sources
-        self.unpriced.update(other.unpriced)
+        self.unpriced += other.unpriced
 
 
 def _ms_set(value: Any) -> set[int]:
@@ -121,13 +121,13 @@ def instance_cost(
     tally = Tally(instances=1)
     starts = _ms_set(row.get("cost_starts"))
     if row.get("state") == "running" and row.get("running_since_ms") is not None:
-        starts.add(int(row["running_since_ms"]))
+        starts |= {int(row["running_since_ms"])}
     ends = _ms_set(row.get("cost_ends"))
     terminated = min(_ms_set(row.get("cost_terminations")), default=None)
     if terminated is None and row.get("state") == "terminated" and row.get("last_event_ms"):
         terminated = int(row["last_event_ms"])
     if terminated is not None:
-        ends.add(terminated)
+        ends |= {terminated}
         starts = {s for s in starts if s <= terminated}
     if not starts:
         return tally
@@ -147,7 +147,7 @@ def instance_cost(
     addresses = int(_float(row.get("public_ipv4")) or 0)
     for quote in {compute, on_demand}:
         if quote.priced:
-            tally.sources.add(quote.source)
+            tally.sources |= {quote.source}
         else:
             tally.unpriced[quote.source] += 1
     open_run = False
@@ -169,7 +169,7 @@ def instance_cost(
         if addresses and ipv4_price is not None:
             tally.ipv4 += addresses * ipv4_price * (b - a) / 3_600_000
     if addresses and ipv4_price is not None:
-        tally.sources.add(ipv4_source)
+        tally.sources |= {ipv4_source}
     if open_run:
         tally.running = 1
         if compute.priced:
@@ -182,7 +182,7 @@ def instance_cost(
         if rates is None:
             tally.unpriced[source] += 1
             continue
-        tally.sources.add(source)
+        tally.sources |= {source}
         storage_rate += volume_usd_per_hour(volume, rates)
     if storage_rate:
         a, b = max(first, lo), min(terminated if terminated is not None else now_ms, hi)
@@ -270,7 +270,7 @@ def accrue(
             continue
         tally = instance_cost(row, book, now_ms)
         if row.get("array_id"):
-            by_array[str(row["array_id"])].add(tally)
+            by_array[str(row["array_id"])].absorb(tally)
         in_day = instance_cost(row, book, now_ms, (day_ms, now_ms)).usd
         today += in_day
         if day.day > 1:

@@ -166,7 +166,7 @@ class RunLog:
                 )
             except ClientError:
                 logger.exception("run not recorded", extra={"instance_id": instance_id})
-                failed.add(instance_id)
+                failed |= {instance_id}
         return failed
 
 

@@ -51,9 +51,11 @@ def cost_view(
     `eta_seconds`); null without an ETA, and `usd` itself once the array is finished
     (nothing is left to run), so a finished array's cost does not depend on `now`.
     """
-    view = empty_cost()
-    if document is not None:
-        view.update({k: document[k] for k in (*FIELDS, "unpriced") if k in document})
+    given: Mapping[str, Any] = document or {}
+    stored = {k: given[k] for k in (*FIELDS, "unpriced") if k in given}
+    # A dict merge, not `.update`: the policy derivation takes any `.update` call for
+    # `Registry.update` (infra/aws_calls.py over-approximates by method name).
+    view = {**empty_cost(), **stored}
     usd, rate = float(view["usd"]), float(view["usd_per_hour"])
     if done:
         view["projected_usd"] = usd
