@@ -54,6 +54,8 @@ STOP_SECONDS = 10.0
 LOCAL_DEFAULTS = {
     "ALARM_API_TPS": "50",
     "API_ISOLATION": "off",
+    # moto has no Price List API and a fixed spot price table: the shipped snapshot prices.
+    "PRICES_FROM": "snapshot",
     "CONSOLE_SKIP_CALLS": ",".join(
         (
             "PutCompositeAlarm",

@@ -132,6 +132,8 @@ def instance_cost(
     if not starts:
         return tally
     lo, hi = window if window is not None else (0, now_ms)
+    if min(starts) >= hi or (terminated is not None and terminated <= lo):
+        return tally  # nothing of it falls in the window
     platform = str(row.get("platform") or "Linux/UNIX")
     tenancy = str(row.get("tenancy") or "default")
     instance_type = row.get("instance_type")

@@ -76,4 +76,16 @@ SETTING_MEANINGS = {
         "stack's moto; `GetTelemetryEnrichmentStatus` and `DescribeAlarmContributors` "
         "there are reported as unchecked)"
     ),
+    "ARRAY_BUDGET_USD": (
+        "an array's budget in USD when none of its members carries `spawn:cost-limit` "
+        "(0: none)"
+    ),
+    "PRICING_REGION": (
+        "where the Price List API is called (its endpoints: us-east-1, eu-central-1, "
+        "ap-south-1)"
+    ),
+    "PRICES_FROM": (
+        "`api` (Price List API and spot price history, the snapshot as fallback) or "
+        "`snapshot` (the shipped price snapshot only: the local stack)"
+    ),
 }
