@@ -123,9 +123,9 @@ def monthly_added(instances: int, writes_per_hour: float, reads_per_hour: float)
     tick_writes = arrays * writes_per_hour * HOURS
     tick_reads = arrays * reads_per_hour * HOURS
     notes = instances * REPLACED_PER_DAY * 2 * (HOURS / 24)
-    return (tick_writes + notes) * prices["write_request_units_per_million"] / 1e6 + (
-        tick_reads * prices["read_request_units_per_million"] / 1e6
-    )
+    write_price = float(prices["write_request_units_per_million"])
+    read_price = float(prices["read_request_units_per_million"])
+    return (tick_writes + notes) * write_price / 1e6 + tick_reads * read_price / 1e6
 
 
 def run(instances: int | None = None) -> list[Figure]:

@@ -201,6 +201,7 @@ class LocalStack:
         self.provisioned = provision(self.session)
         self._install_emf_bridge()
         module = importlib.import_module("app")
+        self._install_spot_market()
         self._wire(module)
         self._serve_api(module.app)
         if self.config.control_port is not None:
@@ -558,6 +559,23 @@ class LocalStack:
         self.control_endpoint = f"http://{host!s}:{port}"
         self._spawn("control", self._control.serve_forever)
 
+    def _install_spot_market(self) -> None:
+        """Spot prices from `local.sim_prices` (moto's cannot be set), moved while the
+        simulator runs; on-demand and EBS prices stay the shipped snapshot's."""
+        from chalicelib.container import current
+        from chalicelib.cost.prices import PriceBook
+        from local.sim_prices import SpotMarket
+
+        wiring = current()
+        self.spot_market = SpotMarket()
+        wiring.price_book = PriceBook(
+            REGION,
+            ec2=self.spot_market,  # type: ignore[arg-type]
+            dynamodb=wiring.clients.dynamodb,
+            table=wiring.settings.stats_table,
+            clock=wiring.clock,
+        )
+
     def _start_simulator(self) -> None:
         import random
 
@@ -574,6 +592,14 @@ class LocalStack:
             alarm_mode=os.environ.get("ALARM_MODE", "per-instance"),
         )
         self._spawn("simulator", lambda: simulator.run(self.stop_event, 2.0))
+
+        def move_spot_prices() -> None:
+            from datetime import UTC, datetime
+
+            while not self.stop_event.wait(2.0):
+                self.spot_market.step(datetime.now(UTC))
+
+        self._spawn("spot-market", move_spot_prices)
 
     def stop(self) -> None:
         self.stop_event.set()

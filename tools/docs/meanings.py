@@ -77,12 +77,10 @@ SETTING_MEANINGS = {
         "there are reported as unchecked)"
     ),
     "ARRAY_BUDGET_USD": (
-        "an array's budget in USD when none of its members carries `spawn:cost-limit` "
-        "(0: none)"
+        "an array's budget in USD when none of its members carries `spawn:cost-limit` (0: none)"
     ),
     "PRICING_REGION": (
-        "where the Price List API is called (its endpoints: us-east-1, eu-central-1, "
-        "ap-south-1)"
+        "where the Price List API is called (its endpoints: us-east-1, eu-central-1, ap-south-1)"
     ),
     "PRICES_FROM": (
         "`api` (Price List API and spot price history, the snapshot as fallback) or "
