@@ -24,6 +24,7 @@ BENCHMARKS = (
     "bench.logs",
     "bench.burst",
     "bench.cost",
+    "bench.cost_per_array",
     "bench.cold_import",
     "bench.load",
 )
@@ -48,6 +49,7 @@ def main(names: list[str]) -> int:
     }.items():
         os.environ[key] = value
     os.environ.pop("AWS_ENDPOINT_URL", None)
+    names = [n.replace("-", "_") for n in names]  # `cost-per-array` is `bench.cost_per_array`
     selected = [b for b in BENCHMARKS if not names or b.rsplit(".", 1)[1] in names]
     failed = 0
     for name in selected:

@@ -30,6 +30,9 @@ from chalicelib.core.clients import BILLING_REGION, Clients
 from chalicelib.core.pacing import Pacer
 from chalicelib.core.schedules import ScheduleLease
 from chalicelib.core.settings import Settings, get_settings
+from chalicelib.cost.prices import PriceBook
+from chalicelib.cost.runs import RunLog
+from chalicelib.cost.store import CostStore, CostTick
 from chalicelib.fleet.capacity import CapacityLedger
 from chalicelib.fleet.health import FleetHealth
 from chalicelib.fleet.interruptions import Interruptions
@@ -149,6 +152,7 @@ class Container:
             self.progress_rows,
             self.alarm_modes,
             capacity=self.capacity,
+            runs=self.run_log,
         )
 
     @cached_property
@@ -187,6 +191,7 @@ class Container:
             threshold=self.settings.unhealthy_percent_threshold,
             clock=self.now,
             capacity=self.capacity,
+            costs=self.cost_tick,
         )
 
     @cached_property
@@ -220,7 +225,34 @@ class Container:
             backlog=backlog,
             modes=self.alarm_modes,
             arrays=self.stats,
+            runs=self.run_log,
         )
+
+    # --- cost ---------------------------------------------------------------------
+
+    @cached_property
+    def run_log(self) -> RunLog:
+        return RunLog(self.clients.dynamodb, self.settings.instances_table)
+
+    @cached_property
+    def price_book(self) -> PriceBook:
+        api = self.settings.prices_from == "api"
+        return PriceBook(
+            self.clients.region,
+            pricing=self.clients.pricing(self.settings.pricing_region) if api else None,
+            ec2=self.clients.ec2 if api else None,
+            dynamodb=self.clients.dynamodb,
+            table=self.settings.stats_table,
+            clock=self.clock,
+        )
+
+    @cached_property
+    def cost_store(self) -> CostStore:
+        return CostStore(self.clients.dynamodb, self.settings.stats_table)
+
+    @cached_property
+    def cost_tick(self) -> CostTick:
+        return CostTick(self.cost_store, self.price_book, self.settings.array_budget_usd or None)
 
     # --- alarms -------------------------------------------------------------------
 
@@ -319,6 +351,7 @@ class Container:
             lookback_days=self.settings.billed_lookback_days,
             max_calls=self.settings.billed_max_calls,
             stall_after=self.settings.stall_after_seconds,
+            costs=self.cost_store.array_costs,
         )
 
     @cached_property
@@ -333,6 +366,7 @@ class Container:
             history=self.array_history,
             ec2=self.clients.ec2,
             registry=self.registry,
+            costs=self.cost_store,
         )
 
     # --- api ----------------------------------------------------------------------
@@ -348,6 +382,7 @@ class Container:
             self.stats,
             self.now,
             self.launch_failures,
+            costs=self.cost_store,
             billed=self.billed_costs.stored,
         )
 

@@ -54,6 +54,8 @@ STOP_SECONDS = 10.0
 LOCAL_DEFAULTS = {
     "ALARM_API_TPS": "50",
     "API_ISOLATION": "off",
+    # moto has no Price List API and a fixed spot price table: the shipped snapshot prices.
+    "PRICES_FROM": "snapshot",
     "CONSOLE_SKIP_CALLS": ",".join(
         (
             "PutCompositeAlarm",
@@ -202,6 +204,7 @@ class LocalStack:
         self.provisioned = provision(self.session)
         self._install_emf_bridge()
         module = importlib.import_module("app")
+        self._install_spot_market()
         self._wire(module)
         self._serve_api(module.app)
         if self.config.control_port is not None:
@@ -559,6 +562,23 @@ class LocalStack:
         self.control_endpoint = f"http://{host!s}:{port}"
         self._spawn("control", self._control.serve_forever)
 
+    def _install_spot_market(self) -> None:
+        """Spot prices from `local.sim_prices` (moto's cannot be set), moved while the
+        simulator runs; on-demand and EBS prices stay the shipped snapshot's."""
+        from chalicelib.container import current
+        from chalicelib.cost.prices import PriceBook
+        from local.sim_prices import SpotMarket
+
+        wiring = current()
+        self.spot_market = SpotMarket()
+        wiring.price_book = PriceBook(
+            REGION,
+            ec2=self.spot_market,  # type: ignore[arg-type]
+            dynamodb=wiring.clients.dynamodb,
+            table=wiring.settings.stats_table,
+            clock=wiring.clock,
+        )
+
     def _start_simulator(self) -> None:
         import random
 
@@ -577,6 +597,14 @@ class LocalStack:
             logs=self.session.client("logs"),
         )
         self._spawn("simulator", lambda: simulator.run(self.stop_event, 2.0))
+
+        def move_spot_prices() -> None:
+            from datetime import UTC, datetime
+
+            while not self.stop_event.wait(2.0):
+                self.spot_market.step(datetime.now(UTC))
+
+        self._spawn("spot-market", move_spot_prices)
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -57,6 +57,7 @@ def array_progress(array_id: str) -> dict[str, Any]:
         d.clock(),
         d.settings.stall_after_seconds,
         interruptions,
+        d.array_costs([array_id]).get(array_id),
     )
     view["launch_failures"] = launch_failures_view(d, array_id)
     return billed_view(view, d.billed)
@@ -78,18 +79,27 @@ def list_arrays() -> dict[str, Any]:
     if viewer.everything:
         summaries, after = d.store.list_page(limit, start)
         counted = d.arrays.arrays_interruptions(s.array_id for s in summaries)
+        costs = d.array_costs(s.array_id for s in summaries)
         views = []
         for summary in summaries:
             record = d.arrays.array_record(summary.array_id)
             info = record.info if record else None
             views.append(
-                progress_view(summary, info, now, stall_after, counted.get(summary.array_id, 0))
+                progress_view(
+                    summary,
+                    info,
+                    now,
+                    stall_after,
+                    counted.get(summary.array_id, 0),
+                    costs.get(summary.array_id),
+                )
             )
     else:
         # The caller's own arrays, including those whose workers have not reported yet.
         records, after = d.arrays.arrays_of(viewer.owner, limit, start)
         found = d.store.get_many([r.array_id for r in records])
         counted = d.arrays.arrays_interruptions(r.array_id for r in records)
+        costs = d.array_costs(r.array_id for r in records)
         views = [
             progress_view(
                 found.get(r.array_id) or Summary.new(r.array_id),
@@ -97,6 +107,7 @@ def list_arrays() -> dict[str, Any]:
                 now,
                 stall_after,
                 counted.get(r.array_id, 0),
+                costs.get(r.array_id),
             )
             for r in records
         ]

@@ -15,6 +15,7 @@ from chalice.app import NotFoundError
 
 from chalicelib.core.access import Viewer
 from chalicelib.core.settings import Settings
+from chalicelib.cost.store import CostStore
 from chalicelib.fleet.registrations import ArrayRecord
 from chalicelib.progress.history import HistoryStore
 from chalicelib.progress.store import SummaryStore, utc_now
@@ -58,6 +59,7 @@ class ArraysDeps:
         clock: the current time (default: `utc_now`).
         launch_failures: each array's failed launches (None: shown as none).
         billed: an array's Cost Explorer figure, once known (`BilledCosts.stored`).
+        costs: the arrays' cost documents (default: none; `cost` then reads as zero).
     """
 
     store: SummaryStore
@@ -68,6 +70,11 @@ class ArraysDeps:
     clock: Callable[[], datetime] = utc_now
     launch_failures: LaunchFailureCounts | None = None
     billed: Callable[[str], dict[str, Any] | None] | None = None
+    costs: CostStore | None = None
+
+    def array_costs(self, array_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The stored cost documents of these arrays (one BatchGetItem per 100)."""
+        return {} if self.costs is None else self.costs.array_costs(array_ids)
 
 
 @dataclass(frozen=True)

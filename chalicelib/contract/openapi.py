@@ -56,6 +56,7 @@ TIME = ref("Time")
 TEXT = {"type": "string"}
 COUNTS_BY = {"type": "object", "additionalProperties": COUNT}
 PERCENT = {"type": "number", "minimum": 0, "maximum": 100}
+USD = {"type": "number", "minimum": 0}
 ROW_FIELDS = {
     "task_index": COUNT,
     # A running row whose instance ended without a final report shows as lost (SPEC §7).
@@ -116,6 +117,33 @@ SCHEMAS: dict[str, Any] = {
         },
         {
             "launch_failures": obj({"last_hour": COUNTS_BY, "last_24h": COUNTS_BY}),
+            "cost": ref("FleetCost"),
+        },
+    ),
+    "FleetCost": obj({"usd_per_hour": USD, "usd_today": USD, "usd_month_to_date": nullable(USD)}),
+    "ArrayCost": obj(
+        {
+            "usd": USD,
+            "usd_per_hour": USD,
+            "projected_usd": nullable(USD),
+            "budget_usd": nullable(USD),
+            "by_lifecycle": obj({"spot": USD, "on_demand": USD}),
+            "on_demand_equivalent_usd": USD,
+            "breakdown": obj({"compute": USD, "storage": USD, "ipv4": USD}),
+            "price_source": {
+                "type": "string",
+                "description": "every source that priced part of the figure, joined by "
+                "`+` (price-list, spot-history, snapshot:DATE), then any "
+                "`unpriced:REASON`; `none` before the first priced run",
+            },
+            "as_of": nullable(TIME),
+        },
+        {
+            "unpriced": {"type": "object", "additionalProperties": COUNT},
+            # Once Cost Explorer has the finished array's bill (SPEC §14, docs/cost-alerts.md).
+            "billed_usd": USD,
+            "billed_error_percent": {"type": "number"},
+            "billed_as_of": TIME,
         },
     ),
     "Alert": {
@@ -210,6 +238,7 @@ SCHEMAS: dict[str, Any] = {
             "finished_at": nullable(TIME),
             "duration_seconds": nullable(COUNT),
             "interruptions": nullable(COUNT),
+            "cost": ref("ArrayCost"),
         },
         {"launch_failures": ref("ArrayLaunchFailures")},
     ),

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_logs import CloudWatchLogsClient
     from mypy_boto3_observabilityadmin import CloudWatchObservabilityAdminServiceClient
+    from mypy_boto3_pricing import PricingClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
@@ -69,6 +70,11 @@ class Clients:
         if self.region == BILLING_REGION:
             return self.cloudwatch
         return self._session.client("cloudwatch", region_name=BILLING_REGION, config=self._config)
+
+    def pricing(self, region: str) -> PricingClient:
+        """The Price List API, whose endpoints are in a few regions only
+        (`PRICING_REGION`)."""
+        return self._session.client("pricing", region_name=region, config=self._config)
 
     @cached_property
     def ce(self) -> CostExplorerClient:

@@ -27,6 +27,10 @@ LOG_RETENTION_CHOICES = frozenset(
 
 # SPEC §5: a pair of alarms per instance, or two Metrics Insights alarms for the fleet.
 ALARM_MODES = ("per-instance", "fleet-query")
+# SPEC §14: the Price List API's endpoints; `snapshot` prices from the shipped snapshot
+# only (the local stack: moto has no Price List API).
+PRICING_REGIONS = ("us-east-1", "eu-central-1", "ap-south-1")
+PRICE_SOURCES = ("api", "snapshot")
 
 
 class SettingsError(ValueError):
@@ -77,6 +81,9 @@ class Settings:
     console_skip_calls: tuple[str, ...] = ()
     count_untagged_launch_failures: bool = True
     launch_failure_alert_delay_seconds: float = 60.0
+    array_budget_usd: float = 0.0
+    pricing_region: str = "us-east-1"
+    prices_from: str = "api"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -148,6 +155,14 @@ class Settings:
                 "setting BILLING_ALARM_TOPIC must be `auto` or the ARN of an SNS topic in "
                 "us-east-1, where billing alarms live"
             )
+        if self.pricing_region not in PRICING_REGIONS:
+            raise SettingsError(
+                "setting PRICING_REGION must be one of "
+                + ", ".join(PRICING_REGIONS)
+                + " (where the Price List API has endpoints)"
+            )
+        if self.prices_from not in PRICE_SOURCES:
+            raise SettingsError("setting PRICES_FROM must be one of " + " or ".join(PRICE_SOURCES))
         for call in self.console_skip_calls:
             if not _API_NAME.fullmatch(call):
                 raise SettingsError(f"setting CONSOLE_SKIP_CALLS: {call!r} is not an API name")

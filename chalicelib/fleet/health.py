@@ -22,6 +22,7 @@ from chalicelib.alarms.per_instance import ALARM_KINDS
 from chalicelib.alerts.publish import Alert, AlertPublisher
 from chalicelib.contract.catalog import COST
 from chalicelib.core.observability import emit
+from chalicelib.cost.store import CostTick
 from chalicelib.fleet.capacity import CapacityLedger
 from chalicelib.fleet.events import epoch_ms, iso
 from chalicelib.fleet.registry import Registry
@@ -32,6 +33,7 @@ NAMESPACE = "Spawn/Fleet"
 EMPTY_TOTALS = {"last_hour": 0, "last_24h": 0, "total": 0}
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
+NO_COST = {"usd_per_hour": 0.0, "usd_today": 0.0, "usd_month_to_date": 0.0}
 
 
 def is_unhealthy(row: Mapping[str, Any]) -> bool:
@@ -120,6 +122,7 @@ def empty_snapshot() -> dict[str, Any]:
     """What `GET /fleet` answers before the first tick."""
     document = snapshot([], EMPTY_TOTALS, datetime.now(UTC))
     document["updated_at"] = None
+    document["cost"] = dict(NO_COST)
     return document
 
 
@@ -132,6 +135,8 @@ class FleetHealth:
         stats: the stats table (interruption totals, the snapshot).
         alerts: sends `fleet_unhealthy` when the threshold is crossed.
         threshold: `UNHEALTHY_PERCENT_THRESHOLD`.
+        costs: prices the rows and stores each array's cost; its fleet figures go in
+            the snapshot as `cost` (optional: without it, no `cost`).
     """
 
     registry: Registry
@@ -140,6 +145,7 @@ class FleetHealth:
     threshold: float
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     capacity: CapacityLedger | None = None
+    costs: CostTick | None = None
 
     def tick(self) -> dict[str, Any]:
         now = self.clock()
@@ -147,6 +153,11 @@ class FleetHealth:
         if self.capacity is not None:  # live runs' instance-hours, bounded per tick
             self.capacity.accrue_due(rows, now)
         document = snapshot(rows, self.stats.interruption_totals(now), now)
+        owner_costs: dict[str, dict[str, Any]] = {}
+        if self.costs is not None:
+            accrual = self.costs.run(rows, now)
+            document["cost"] = accrual.fleet
+            owner_costs = accrual.owners
         running = document["instances"]["running"]
         unhealthy = document["unhealthy"]
         emit(
@@ -179,14 +190,22 @@ class FleetHealth:
             document["unhealthy"]["alerted"] = True
         emit(COST, fleet_cost_figures(document))
         self.stats.put_document(SNAPSHOT, document)
-        self.store_owner_snapshots(rows, now)
+        self.store_owner_snapshots(rows, now, owner_costs if self.costs is not None else None)
         return document
 
-    def store_owner_snapshots(self, rows: list[dict[str, Any]], now: datetime) -> None:
+    def store_owner_snapshots(
+        self,
+        rows: list[dict[str, Any]],
+        now: datetime,
+        costs: Mapping[str, dict[str, Any]] | None = None,
+    ) -> None:
         """Store each owner's snapshot and remove those of owners no row names any more."""
         owners = sorted({str(r["owner"]) for r in rows if r.get("owner")})
         totals = self.stats.owner_interruptions(owners)
         documents = owner_snapshots(rows, totals, now)
+        if costs is not None:
+            for owner, document in documents.items():
+                document["cost"] = costs.get(owner) or dict(NO_COST)
         listed = self.stats.get_document(SNAPSHOT_OWNERS) or {}
         vanished = set(listed.get("owners", [])) - set(owners)
         self.stats.write_documents(

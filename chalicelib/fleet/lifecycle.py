@@ -21,6 +21,7 @@ from chalicelib.alarms.fleet_query import query_selects
 from chalicelib.alarms.modes import AlarmModes
 from chalicelib.alarms.per_instance import AlarmStore, Watched, alarm_names
 from chalicelib.core.settings import Settings
+from chalicelib.cost.runs import RunLog
 from chalicelib.fleet.capacity import CapacityLedger
 from chalicelib.fleet.events import (
     MalformedEvent,
@@ -28,7 +29,13 @@ from chalicelib.fleet.events import (
     latest_per_instance,
     parse_state_change,
 )
-from chalicelib.fleet.registry import LIVE_STATES, InstanceFacts, Registry, describe
+from chalicelib.fleet.registry import (
+    LIVE_STATES,
+    InstanceFacts,
+    Registry,
+    cost_drivers,
+    describe,
+)
 from chalicelib.fleet.stats import Stats
 from chalicelib.progress.workers import ProgressRows
 
@@ -98,6 +105,7 @@ class Lifecycle:
             terminated without a final report (optional).
         modes: the alarm mode in force (optional: without it, per-instance alarms).
         capacity: counts ended runs' time by type and zone (optional).
+        runs: where billable runs are noted (optional; `chalicelib.cost.runs`).
     """
 
     settings: Settings
@@ -108,6 +116,7 @@ class Lifecycle:
     workers: ProgressRows | None = None
     modes: AlarmModes | None = None
     capacity: CapacityLedger | None = None
+    runs: RunLog | None = None
 
     def handle(self, messages: Sequence[Message]) -> BatchOutcome:
         parsed, malformed = parse_messages(messages)
@@ -121,6 +130,9 @@ class Lifecycle:
         # Tags are read for launching instances too, so a pending managed instance is
         # recorded as managed and counts in `/fleet` (one call for the whole batch).
         coming_up = [i for i, c in latest.items() if c.state in LIVE_STATES]
+        if self.runs is not None:
+            # A run that ended within the batch is priced from what EC2 says of it too.
+            coming_up += [c.instance_id for _, c in parsed if c.state == "running"]
         facts = describe(self.ec2, coming_up) if coming_up else {}
         if self.arrays is not None:
             # Name, declared size and owner of each array coming up, so progress can
@@ -143,6 +155,16 @@ class Lifecycle:
                 to_put.append((action, change))
             elif action:
                 to_delete[instance_id] = alarm_names(instance_id)
+
+        if self.runs is not None:
+            # Every change in the batch, stale ones too: a run's end is a fact whatever
+            # order it arrives in (see chalicelib.cost.runs).
+            noted = [(c.instance_id, c.state, c.epoch_ms) for _, c in parsed]
+            ran = {i for i, state, _ in noted if state == "running"}
+            up = [i for i, f in facts.items() if f.state == "running" and i in ran]
+            drivers = {i: cost_drivers(f, self.settings) for i, f in facts.items()}
+            for instance_id in self.runs.note_changes(self.ec2, noted, up, drivers):
+                outcome.failed.extend(ids_by_instance[instance_id])
 
         alarm_calls = to_put or to_delete
         if alarm_calls and self.modes is not None and self.modes.query_alarms_in_force():

@@ -27,11 +27,13 @@ from chalicelib.alarms.per_instance import (
     plan,
 )
 from chalicelib.core.settings import Settings
+from chalicelib.cost.runs import RunLog, transition_ms
 from chalicelib.fleet.events import STATE_RANK, StateChange, epoch_ms
 from chalicelib.fleet.registry import (
     LIVE_STATES,
     InstanceFacts,
     Registry,
+    cost_drivers,
     describe,
     describe_managed_running,
 )
@@ -116,6 +118,7 @@ def reconcile(
     backlog: int | None = None,
     modes: AlarmModes | None = None,
     arrays: Stats | None = None,
+    runs: RunLog | None = None,
 ) -> ReconcileReport:
     """Make alarms and registry match EC2; returns what changed. `workers` (the progress
     table) is where the workers of instances found ended are marked lost. `backlog` is
@@ -123,7 +126,7 @@ def reconcile(
     lifecycle (see the module docstring); None leaves nothing (grace off). `modes`
     switches between alarm modes; None keeps per-instance alarms. `arrays` is where the
     arrays of instances it adopts or finds running are registered, as the lifecycle
-    would have done."""
+    would have done. `runs` is where the billable runs events missed are noted."""
     existing = alarms.list_names()
     # Pending ones come in the same listings: recorded (with their tags) when their
     # events were missed, as the lifecycle records them; alarms are for running ones.
@@ -200,7 +203,16 @@ def reconcile(
         missed.append(facts)
     if arrays is not None:
         arrays.register_arrays(missed, settings)
-    corrected += _correct_ghosts(ec2, registry, rows, running, now, workers)
+    if runs is not None:
+        # A run whose running event was lost began at EC2's LaunchTime (its last start).
+        started = [
+            (f.instance_id, "running", epoch_ms(datetime.fromisoformat(f.launch_time)))
+            for f in missed
+            if f.state == "running" and f.launch_time
+        ]
+        drivers = {f.instance_id: cost_drivers(f, settings) for f in missed}
+        runs.note_changes(ec2, started, [i for i, _, _ in started], drivers)
+    corrected += _correct_ghosts(ec2, registry, rows, running, now, workers, runs)
     report = ReconcileReport(
         running=len(running),
         alarms_created_for=len(alarm_plan.create),
@@ -318,6 +330,7 @@ def _correct_ghosts(
     running: dict[str, InstanceFacts],
     now: datetime,
     workers: ProgressRows | None,
+    runs: RunLog | None = None,
 ) -> int:
     """Managed rows not in the running listing whose state EC2 no longer agrees with."""
     ghosts = [
@@ -341,4 +354,8 @@ def _correct_ghosts(
         if state not in STATE_RANK or state == "running" or state == rows[instance_id]["state"]:
             continue
         corrected += _record(registry, instance_id, state, now, workers=workers)
+        if runs is not None:
+            # The run ended when EC2 says it did, else (gone from EC2) by now.
+            reason = transition_ms(facts.state_reason if facts is not None else None)
+            runs.note(instance_id, state, reason or epoch_ms(now))
     return corrected

@@ -34,6 +34,8 @@ ARRAY_SIZE_TAG = "spawn:job-array-size"
 ARRAY_INDEX_TAG = "spawn:job-array-index"
 # The launching principal's ARN, written by spawn on every instance (SPEC §7).
 OWNER_TAG = "spawn:iam-user"
+# spawn's per-instance spending cap in USD (SPEC §14: an array's budget is their sum).
+COST_LIMIT_TAG = "spawn:cost-limit"
 # EC2 accepts at most 200 values in one filter.
 FILTER_VALUES_MAX = 200
 GONE_RETENTION_SECONDS = 7 * 24 * 3600
@@ -55,6 +57,13 @@ class InstanceFacts:
     availability_zone: str | None = None
     lifecycle: str = "on-demand"
     launch_time: str | None = None
+    # What else drives the price (SPEC §14): EC2's PlatformDetails, the tenancy, and
+    # how many public IPv4 addresses it has.
+    platform: str | None = None
+    tenancy: str | None = None
+    public_ipv4: int = 0
+    # EC2's StateTransitionReason, e.g. "User initiated (2026-12-04 02:13:16 GMT)".
+    state_reason: str | None = None
 
     def managed(self, settings: Settings) -> bool:
         """Carries a managed tag set to `true` and is not opted out (SPEC §2)."""
@@ -103,6 +112,11 @@ def facts_from(instance: Mapping[str, Any]) -> InstanceFacts:
         availability_zone=instance.get("Placement", {}).get("AvailabilityZone"),
         lifecycle="spot" if instance.get("InstanceLifecycle") == "spot" else "on-demand",
         launch_time=iso(launch) if launch is not None else None,
+        platform=instance.get("PlatformDetails")
+        or ("Windows" if instance.get("Platform") == "windows" else "Linux/UNIX"),
+        tenancy=instance.get("Placement", {}).get("Tenancy") or "default",
+        public_ipv4=1 if instance.get("PublicIpAddress") else 0,
+        state_reason=instance.get("StateTransitionReason") or None,
     )
 
 
@@ -328,5 +342,28 @@ def _facts_values(facts: InstanceFacts) -> dict[str, Any]:
         "lifecycle": facts.lifecycle,
         "launch_time": facts.launch_time,
         "owner": facts.owner,
+        "platform": facts.platform,
+        "tenancy": facts.tenancy,
+        "public_ipv4": facts.public_ipv4,
+        "cost_limit_usd": _cost_limit(facts.tags.get(COST_LIMIT_TAG)),
         **facts.membership(),
     }
+
+
+def cost_drivers(facts: InstanceFacts, settings: Settings) -> dict[str, Any]:
+    """What prices an instance and whose it is (`chalicelib.cost.runs` keeps it on the
+    row even when the registry refuses a late `running`)."""
+    return {
+        "managed": facts.managed(settings),
+        **{k: v for k, v in _facts_values(facts).items() if v is not None},
+    }
+
+
+def _cost_limit(value: str | None) -> str | None:
+    """The `spawn:cost-limit` tag as a decimal string, or None when absent or not a
+    positive number (kept as a string: the registry's serializer takes no floats)."""
+    try:
+        number = float(value) if value is not None else 0.0
+    except ValueError:
+        return None
+    return value.strip() if value is not None and 0 < number < float("inf") else None

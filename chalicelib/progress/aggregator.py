@@ -27,6 +27,7 @@ from chalicelib.alerts.publish import AlertPublisher
 from chalicelib.contract.rows import Row, validate_row
 from chalicelib.core.observability import emit
 from chalicelib.core.settings import Settings
+from chalicelib.cost.store import CostStore
 from chalicelib.fleet.events import epoch_ms
 from chalicelib.fleet.registry import Registry, array_has_live_instances
 from chalicelib.progress.budget import NAMESPACE as COST_NAMESPACE
@@ -114,6 +115,8 @@ class ProgressAggregator:
         ec2: an EC2 client, to learn whether any instance of an array is left; without
             one an array is over only when every worker finished or was lost.
         registry: the instances table, for why a worker was lost (interrupted or not).
+        costs: the arrays' cost documents, read once per array a tick, so the view
+            the alerts see carries `cost` (default: none).
 
     Example:
         >>> aggregator.handle_stream(event)   # the stream Lambda
@@ -132,8 +135,10 @@ class ProgressAggregator:
         history: HistoryStore | None = None,
         ec2: EC2Client | None = None,
         registry: Registry | None = None,
+        costs: CostStore | None = None,
     ) -> None:
         self.rows = ProgressRows(dynamodb, settings.progress_table)
+        self.costs = costs
         self.history = history
         self.store = store
         self.settings = settings
@@ -371,8 +376,9 @@ class ProgressAggregator:
             self.history.record(progress_view(summary, info, now, stall_after), now)
         published: dict[str, tuple[MetricUnit, float]] | None = None
         sent: set[tuple[str, str]] = set()
+        cost = None if self.costs is None else self.costs.array_cost(summary.array_id)
         for _ in range(SAVE_ATTEMPTS):
-            view = progress_view(summary, info, now, stall_after)
+            view = progress_view(summary, info, now, stall_after, cost=cost)
             figures = _figures(view)
             # A retry after a conflict publishes again only if the figures moved.
             if figures != published:

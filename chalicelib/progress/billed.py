@@ -159,6 +159,8 @@ class BilledCosts:
         lookback_days: `BILLED_LOOKBACK_DAYS`, the window asked for, ending today.
         max_calls: `BILLED_MAX_CALLS`, Cost Explorer requests per run (each $0.01).
         stall_after: `STALL_AFTER_SECONDS`, for the view the estimate is read from.
+        costs: the arrays' cost documents (`CostStore.array_costs`), whose `usd` is the
+            live estimate set beside the bill.
 
     Example:
         >>> BilledCosts(ce, store, stats, stats.array_info).run(now).arrays_stored
@@ -174,6 +176,7 @@ class BilledCosts:
         lookback_days: int = 14,
         max_calls: int = 5,
         stall_after: int = 600,
+        costs: Callable[[Iterable[str]], Mapping[str, Mapping[str, Any]]] | None = None,
     ) -> None:
         self.ce = ce
         self.store = store
@@ -182,6 +185,7 @@ class BilledCosts:
         self.lookback_days = max(1, lookback_days)
         self.max_calls = max(2, max_calls)
         self.stall_after = stall_after
+        self.costs = costs
 
     def stored(self, array_id: str) -> dict[str, Any] | None:
         """The billed document of one array, or None (one GetItem)."""
@@ -259,6 +263,7 @@ class BilledCosts:
         documents: dict[str, dict[str, Any]] = {}
         for chunk in chunked(sorted(billed), 100):
             summaries = self.store.get_many(list(chunk))
+            costs = {} if self.costs is None else self.costs(chunk)
             for array_id in chunk:
                 summary = summaries.get(array_id)
                 if summary is None or summary.finished_at_ms is None:
@@ -267,7 +272,13 @@ class BilledCosts:
                 if (summary.first_update_ms or 0) < window_start_ms:
                     report.skipped["before_window"] = report.skipped.get("before_window", 0) + 1
                     continue
-                view = progress_view(summary, self.array_info(array_id), now, self.stall_after)
+                view = progress_view(
+                    summary,
+                    self.array_info(array_id),
+                    now,
+                    self.stall_after,
+                    cost=costs.get(array_id),
+                )
                 cost = view.get("cost")
                 usd = cost.get("usd") if isinstance(cost, Mapping) else None
                 estimate = _number(usd)

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 from chalicelib.alerts.publish import Alert
 from chalicelib.contract.rows import MESSAGE_MAX, Invalid, Row, epoch_ms, iso, iso_ms, validate_row
+from chalicelib.cost.view import cost_view
 
 RECENT_ROWS = 5
 # Completion-rate samples for the ETA: at most one closed sample per 30 s over the last
@@ -496,6 +497,7 @@ def progress_view(
     now: datetime,
     stall_after: int,
     interruptions: int | None = None,
+    cost: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The SPEC §7 `GET /arrays/{array_id}/progress` body.
 
@@ -510,6 +512,7 @@ def progress_view(
         now: the time `stalled` and the ETA are measured at.
         stall_after: `STALL_AFTER_SECONDS`.
         interruptions: this array's spot interruptions, if the caller read them.
+        cost: the array's stored cost document (`chalicelib.cost.store`), if read.
     """
     name, size = registry_info or (None, None)
     counts = summary.counts
@@ -575,6 +578,7 @@ def progress_view(
         "eta": None if eta_seconds is None else _eta_at(now, eta_seconds),
         "eta_seconds": eta_seconds,
         "interruptions": interruptions,
+        "cost": cost_view(cost, eta_seconds, done, now),
         "recent": [row.to_json() for row in summary.recent],
     }
 

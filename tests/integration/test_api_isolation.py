@@ -366,8 +366,9 @@ def test_an_owners_listing_reads_one_page_whatever_others_have(world: World) -> 
     assert [a["array_id"] for a in body["arrays"]] == ALICE_ARRAYS[:2]
     assert body["next"] is not None
     # One Query of the owner index (3 registrations), one BatchGetItem of 2 summaries,
-    # one of their interruption counters (each array's shards).
-    assert calls == {"Query": 1, "BatchGetItem": 2}
+    # one of their interruption counters (each array's shards), one of their cost
+    # documents (chalicelib.cost.store).
+    assert calls == {"Query": 1, "BatchGetItem": 3}
 
 
 def test_an_encoded_path_parameter_is_decoded_once_at_the_edge(world: World) -> None:

@@ -73,9 +73,11 @@ def test_the_checker_reports_summaries_drifting_without_the_recount() -> None:
 def test_make_chaos_exits_non_zero_and_prints_the_seed_on_a_violation() -> None:
     """Dropped state changes are healed by the reconciler alone: without it, alarms leak,
     and `make chaos` says which check failed, with the leaked alarms, and how to replay.
-    (This one replay also stands for the in-process checker test it replaced.)"""
+    (This one replay also stands for the in-process checker test it replaced. The seed
+    picks a replay whose drops leak alarms; the faults are drawn per AWS call, so a
+    handler making more calls, as the cost capture does, shifts them.)"""
     done = subprocess.run(
-        [sys.executable, "-m", "chaos", "--seed", "5", "--instances", "40", "--skip", "reconciler"],
+        [sys.executable, "-m", "chaos", "--seed", "6", "--instances", "40", "--skip", "reconciler"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -83,8 +85,8 @@ def test_make_chaos_exits_non_zero_and_prints_the_seed_on_a_violation() -> None:
         check=False,
     )
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "chaos seed 5" in done.stdout
+    assert "chaos seed 6" in done.stdout
     [alarms] = [line for line in done.stdout.splitlines() if "] alarm set = running" in line]
     assert alarms.lstrip().startswith("[VIOLATED] alarm set = running managed instances")
     assert "leaked: " in alarms
-    assert "replay with: make chaos SEED=5" in done.stdout
+    assert "replay with: make chaos SEED=6" in done.stdout

@@ -183,7 +183,8 @@ def test_tag_reads_are_batched_for_a_burst(fleet: Fleet) -> None:
     instances = fleet.launch(150)
     calls = count_calls(fleet.ec2)
     fleet.lifecycle.handle([fleet.event(i, "running") for i in instances])
-    assert calls == {"DescribeInstances": 1}
+    # Tags, and the volumes that price the runs (chalicelib.cost.runs), once each.
+    assert calls == {"DescribeInstances": 1, "DescribeVolumes": 1}
     assert fleet.alarmed_instances() == set(instances)
 
 

@@ -355,6 +355,7 @@ def test_the_view_has_exactly_the_spec_fields() -> None:
         "eta",
         "eta_seconds",
         "interruptions",
+        "cost",
         "recent",
     }
     assert body["name"] == "render"

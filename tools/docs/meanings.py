@@ -86,4 +86,14 @@ SETTING_MEANINGS = {
         "`array_launch_failures` waits this long after a window's first failure of a "
         "code, so it carries the burst's count"
     ),
+    "ARRAY_BUDGET_USD": (
+        "an array's budget in USD when none of its members carries `spawn:cost-limit` (0: none)"
+    ),
+    "PRICING_REGION": (
+        "where the Price List API is called (its endpoints: us-east-1, eu-central-1, ap-south-1)"
+    ),
+    "PRICES_FROM": (
+        "`api` (Price List API and spot price history, the snapshot as fallback) or "
+        "`snapshot` (the shipped price snapshot only: the local stack)"
+    ),
 }
