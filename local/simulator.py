@@ -48,8 +48,9 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_ARRAYS", "ArrayPlan", "FleetSimulator"]
 
-#: An AMI that moto ships with in us-east-1 (any valid id works against real AWS too).
-DEFAULT_IMAGE_ID = "ami-12c6146b"
+#: A Linux AMI that moto ships with in us-east-1, as spawn's workers run (moto marks
+#: ami-12c6146b Windows, which the cost engine would price as Windows).
+DEFAULT_IMAGE_ID = "ami-1e749f67"
 
 #: PutEvents accepts at most 10 entries per call (EventBridge quota).
 PUT_EVENTS_BATCH = 10

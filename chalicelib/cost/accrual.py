@@ -202,7 +202,7 @@ def instance_cost(
 def array_figures(tally: Tally, default_budget: float | None) -> dict[str, Any]:
     """The stored cost document of one array (without `as_of`, which the store adds
     when these figures change)."""
-    budget = round(tally.budget, 2) if tally.budgeted else default_budget
+    budget = round(tally.budget, 6) if tally.budgeted else default_budget
     return {
         "usd": _round(tally.usd),
         "usd_per_hour": _round(tally.usd_per_hour),

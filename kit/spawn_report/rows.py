@@ -124,8 +124,9 @@ class Row:
             "lost_cause": self.lost_cause,
         }
         ended = {"exit_code": self.exit_code, "signal": self.signal}
-        shown.update({k: v for k, v in ended.items() if v is not None})
-        return shown
+        # A merge, not `.update`: the policy derivation takes any `.update` call for
+        # `Registry.update` (infra/aws_calls.py matches methods by name).
+        return {**shown, **{k: v for k, v in ended.items() if v is not None}}
 
 
 @dataclass(frozen=True)

@@ -137,6 +137,9 @@ UNSCOPABLE_ACTIONS = {
     "observabilityadmin:StartTelemetryEnrichment": "ENABLE_TELEMETRY_ENRICHMENT=true turns it on",
     "ce:ListCostAllocationTags": "billed_costs reads the bill only once its tag is active",
     "ce:GetCostAndUsage": "billed_costs reads the finished arrays' bill, grouped by tag",
+    "ec2:DescribeVolumes": "the EBS volumes a running instance is billed for (cost)",
+    "ec2:DescribeSpotPriceHistory": "the spot price of a type and zone over a run (cost)",
+    "pricing:GetProducts": "on-demand and EBS prices from the Price List API (cost)",
 }
 
 

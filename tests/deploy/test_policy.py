@@ -78,7 +78,7 @@ def committed(function: str) -> dict[str, Any]:
 
 def test_every_function_has_its_own_policy_file(lambdas: dict[str, Function]) -> None:
     # 13 event handlers and the API handler; no role falls back to a shared policy.
-    assert len(lambdas) == 14
+    assert len(lambdas) == 15
     assert "iam_policy_file" not in CONFIG
     for name in lambdas:
         assert CONFIG["lambda_functions"][name]["iam_policy_file"] == f"{POLICIES}/{name}.json"

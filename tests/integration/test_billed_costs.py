@@ -25,8 +25,6 @@ from chalicelib.api.arrays import arrays_api
 from chalicelib.container import Container
 from chalicelib.core.clients import Clients
 from chalicelib.core.settings import Settings
-from chalicelib.progress import billed as billed_module
-from chalicelib.progress import summary as summary_module
 from chalicelib.progress.billed import STATUS_KEY, billed_key
 from chalicelib.progress.summary import Counts, Summary
 from local.provision import Provisioned
@@ -111,19 +109,9 @@ def summary(array_id: str, started: datetime, finished: datetime | None) -> Summ
 
 
 @pytest.fixture
-def wiring(
-    session: boto3.Session, infra: Provisioned, monkeypatch: pytest.MonkeyPatch
-) -> Container:
-    """The container on moto at NOW, with three arrays, and a live estimate of 4.20 USD
-    per array in the view (the cost engine's part, issue #22's core)."""
-    real = summary_module.progress_view
-
-    def with_cost(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        view = real(*args, **kwargs)
-        view["cost"] = {"usd": 4.2, "projected_usd": None, "budget_usd": None}
-        return view
-
-    monkeypatch.setattr(billed_module, "progress_view", with_cost)
+def wiring(session: boto3.Session, infra: Provisioned) -> Container:
+    """The container on moto at NOW, with three arrays, each with a live estimate of
+    4.20 USD stored by the cost engine (the fleet tick's cost documents)."""
     wiring = Container(Settings(api_isolation="off"), Clients(session), clock=NOW.timestamp)
     store = wiring.summary_store
     store.save(
@@ -131,6 +119,7 @@ def wiring(
     )
     store.save(summary(RUNNING, datetime(2026, 2, 6, 1, tzinfo=UTC), None))
     store.save(summary(OLD, datetime(2026, 1, 20, tzinfo=UTC), datetime(2026, 2, 5, 2, tzinfo=UTC)))
+    wiring.cost_store.save_changed({a: {"usd": 4.2} for a in (DONE, RUNNING, OLD)}, NOW)
     return wiring
 
 
@@ -208,14 +197,6 @@ def test_a_failing_cost_explorer_is_reported_not_raised(wiring: Container) -> No
 def test_progress_shows_the_bill_beside_the_estimate_once_known(
     wiring: Container, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from chalicelib.api import arrays as arrays_route
-
-    def with_cost(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        view = summary_module.progress_view(*args, **kwargs)
-        view["cost"] = {"usd": 4.2, "projected_usd": None, "budget_usd": None}
-        return view
-
-    monkeypatch.setattr(arrays_route, "progress_view", with_cost)
     monkeypatch.setattr(container_module, "_installed", wiring)
     app = Chalice(app_name="test-billed")
     app.register_blueprint(arrays_api)

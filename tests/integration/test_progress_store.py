@@ -217,9 +217,14 @@ def test_recount_corrects_drift_and_keeps_watermarks(harness: Harness) -> None:
     assert after.watermarks == before.watermarks
 
 
-def emf_lines(out: str) -> list[dict[str, Any]]:
+def emf_lines(out: str, namespace: str = "Spawn/Arrays") -> list[dict[str, Any]]:
+    """The EMF documents of one namespace (the tick also publishes `Spawn/Cost`)."""
     lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    return [line for line in lines if "_aws" in line]
+    return [
+        line
+        for line in lines
+        if "_aws" in line and line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == namespace
+    ]
 
 
 def figures(document: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
