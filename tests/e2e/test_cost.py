@@ -68,4 +68,6 @@ def test_an_arrays_cost_grows_while_it_runs_and_is_fixed_once_it_ends(stack: Sta
     time.sleep(1.0)
     stack.tick()
     assert cost(stack) == final == cost(stack)
-    assert final["projected_usd"] == final["usd"] >= grown["usd"]
+    # An EventBridge event's time has whole seconds: the run ends up to a second before
+    # the moment `grown` was priced at, so the final figure may be that second lower.
+    assert final["projected_usd"] == final["usd"] >= grown["usd"] - grown["usd_per_hour"] / 3600
