@@ -41,6 +41,35 @@ def conditional_check_failed(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
+# A transaction cancelled by a conflicting writer is retried this often, with full jitter.
+TRANSACTION_ATTEMPTS = 10
+TRANSACT_BASE_SECONDS = 0.025
+TRANSACT_CAP_SECONDS = 1.0
+
+
+def transact_conflicts_retried(
+    dynamodb: DynamoDBClient,
+    items: Sequence[Mapping[str, Any]],
+    sleep: Callable[[float], None] = time.sleep,
+) -> bool:
+    """Run a `TransactWriteItems`; False when its first entry's condition failed (the
+    write was done already). Conflicts with other writers are retried, jittered; any
+    other cancellation, or conflicts past the attempts, raise."""
+    for attempt in range(TRANSACTION_ATTEMPTS):
+        try:
+            dynamodb.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+            return True
+        except ClientError as exc:
+            codes = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if codes and codes[0] == "ConditionalCheckFailed":
+                return False
+            if "TransactionConflict" not in codes or attempt == TRANSACTION_ATTEMPTS - 1:
+                raise
+            longest = min(TRANSACT_CAP_SECONDS, TRANSACT_BASE_SECONDS * 2**attempt)
+            sleep(random.uniform(0, longest))  # noqa: S311 - jitter
+    return False
+
+
 def _full_jitter(delay: float) -> float:
     return random.uniform(delay / 2, delay)  # noqa: S311 (spreads retries, not a secret)
 

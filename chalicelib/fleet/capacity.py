@@ -13,7 +13,6 @@ Details: docs/capacity.md.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -21,9 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
-from chalicelib.core.batching import batch_get
+from chalicelib.core.batching import batch_get, transact_conflicts_retried
 from chalicelib.fleet.events import epoch_ms
 from chalicelib.fleet.registry import Registry
 
@@ -41,9 +38,6 @@ ACCRUE_EVERY_MS = 3_600_000
 ACCRUE_MAX_PER_TICK = 200
 ENDED_STATES = frozenset({"stopping", "stopped", "shutting-down", "terminated"})
 LAUNCH_FAILURE_PREFIX = "lf_"
-ATTEMPTS = 10
-RETRY_BASE_SECONDS = 0.025
-RETRY_CAP_SECONDS = 1.0
 
 
 def day_key(day: date, instance_type: str, zone: str) -> str:
@@ -315,19 +309,7 @@ class CapacityLedger:
     def _transact(self, entries: list[dict[str, Any]]) -> bool:
         """Run a transaction; False when its first entry's condition failed. Conflicts
         with other writers of the same (type, zone) item are retried, jittered."""
-        for attempt in range(ATTEMPTS):
-            try:
-                self.dynamodb.transact_write_items(TransactItems=entries)  # type: ignore[arg-type]
-                return True
-            except ClientError as exc:
-                codes = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-                if codes and codes[0] == "ConditionalCheckFailed":
-                    return False
-                if "TransactionConflict" not in codes or attempt == ATTEMPTS - 1:
-                    raise
-                longest = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2**attempt)
-                self.sleep(random.uniform(0, longest))  # noqa: S311 - jitter
-        return False
+        return transact_conflicts_retried(self.dynamodb, entries, self.sleep)
 
     # --- reads --------------------------------------------------------------------
 

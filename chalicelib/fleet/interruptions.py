@@ -11,7 +11,6 @@ once per recorded run. Details: docs/architecture.md ("Spot interruptions ...").
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,9 +18,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from botocore.exceptions import ClientError
 
 from chalicelib.alerts.publish import Alert, AlertPublisher
+from chalicelib.core.batching import transact_conflicts_retried
 from chalicelib.core.observability import emit
 from chalicelib.core.settings import Settings
 from chalicelib.fleet.capacity import CapacityLedger
@@ -46,9 +45,6 @@ NAMESPACE = "Spawn/SpotInterruptions"
 INTERRUPTION_NOTICE = timedelta(minutes=2)
 # Waits before retrying a conflicting transaction: random up to 25 ms, doubling, at most
 # 1 s; ten attempts wait about 2.5 s on average, 4.6 s at most, well inside the timeout.
-TRANSACTION_ATTEMPTS = 10
-RETRY_BASE_SECONDS = 0.025
-RETRY_CAP_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -245,19 +241,7 @@ class Interruptions:
         mark = {
             "Update": self.registry.update_request(instance_id, values, condition, condition_values)
         }
-        for attempt in range(TRANSACTION_ATTEMPTS):
-            try:
-                self.dynamodb.transact_write_items(TransactItems=[mark, *counters])  # type: ignore[list-item]
-                return True
-            except ClientError as exc:
-                codes = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-                if codes and codes[0] == "ConditionalCheckFailed":
-                    return False
-                if "TransactionConflict" not in codes or attempt == TRANSACTION_ATTEMPTS - 1:
-                    raise
-                longest = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2**attempt)
-                self.sleep(random.uniform(0, longest))  # noqa: S311 - jitter
-        return False
+        return transact_conflicts_retried(self.dynamodb, [mark, *counters], self.sleep)
 
 
 def _alert(warning: SpotWarning, owner: Owner) -> Alert:

@@ -13,7 +13,6 @@ docs/launch-failures.md.
 from __future__ import annotations
 
 import logging
-import random
 import re
 import time
 import zlib
@@ -26,7 +25,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.alerts.publish import Alert, AlertPublisher
 from chalicelib.core.access import owner_key
-from chalicelib.core.batching import batch_get, conditional_check_failed
+from chalicelib.core.batching import batch_get, conditional_check_failed, transact_conflicts_retried
 from chalicelib.fleet.events import MalformedEvent, iso
 from chalicelib.fleet.launch_events import LaunchFailure, parse_launch_failure
 
@@ -43,9 +42,6 @@ HOUR_RETENTION = timedelta(days=3)
 WINDOW_RETENTION = timedelta(days=1)
 CAPACITY_RETENTION = timedelta(days=9)  # shared with /capacity (i23-capacity)
 ALERT_WINDOWS_SCANNED = 3
-TRANSACTION_ATTEMPTS = 10
-RETRY_BASE_SECONDS = 0.025
-RETRY_CAP_SECONDS = 1.0
 SUBNET_CACHE_MAX = 512
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,47}$")
 
@@ -239,19 +235,7 @@ class LaunchFailures:
             start = window_start(at)
             key = window_key(failure.array_id, start, shard)
             items.append({"Update": _add(self.table, key, {f"c#{code}": 1}, at + WINDOW_RETENTION)})
-        for attempt in range(TRANSACTION_ATTEMPTS):
-            try:
-                self.dynamodb.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
-                return True
-            except ClientError as exc:
-                codes = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-                if codes and codes[0] == "ConditionalCheckFailed":
-                    return False
-                if "TransactionConflict" not in codes or attempt == TRANSACTION_ATTEMPTS - 1:
-                    raise
-                longest = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2**attempt)
-                self.sleep(random.uniform(0, longest))  # noqa: S311 - jitter
-        return False
+        return transact_conflicts_retried(self.dynamodb, items, self.sleep)
 
     def _after(
         self, failure: LaunchFailure, kind: str | None, zone: str | None, counted: bool
