@@ -31,6 +31,8 @@ ALARM_MODES = ("per-instance", "fleet-query")
 # only (the local stack: moto has no Price List API).
 PRICING_REGIONS = ("us-east-1", "eu-central-1", "ap-south-1")
 PRICE_SOURCES = ("api", "snapshot")
+# SPEC §17: alerts of one array and kind are rolled up over at most five minutes.
+NOTIFY_WINDOW_MAX_SECONDS = 300
 
 
 class SettingsError(ValueError):
@@ -84,6 +86,13 @@ class Settings:
     array_budget_usd: float = 0.0
     pricing_region: str = "us-east-1"
     prices_from: str = "api"
+    notify_secret_id: str = "spawn-fleet-monitor/notify"  # noqa: S105 - a name
+    notify_window_seconds: int = 60
+    notify_queue: str = "spawn-notify"
+    notify_deliver_queue: str = "spawn-notify-deliver"
+    notify_failed_queue: str = "spawn-notify-failed"
+    notify_max_attempts: int = 5
+    notify_timeout_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -163,6 +172,14 @@ class Settings:
             )
         if self.prices_from not in PRICE_SOURCES:
             raise SettingsError("setting PRICES_FROM must be one of " + " or ".join(PRICE_SOURCES))
+        if not 1 <= self.notify_window_seconds <= NOTIFY_WINDOW_MAX_SECONDS:
+            raise SettingsError(
+                f"setting NOTIFY_WINDOW_SECONDS must be between 1 and {NOTIFY_WINDOW_MAX_SECONDS}"
+            )
+        if self.notify_max_attempts < 1 or self.notify_timeout_seconds == 0:
+            raise SettingsError(
+                "settings NOTIFY_MAX_ATTEMPTS and NOTIFY_TIMEOUT_SECONDS must be positive"
+            )
         for call in self.console_skip_calls:
             if not _API_NAME.fullmatch(call):
                 raise SettingsError(f"setting CONSOLE_SKIP_CALLS: {call!r} is not an API name")

@@ -96,4 +96,16 @@ SETTING_MEANINGS = {
         "`api` (Price List API and spot price history, the snapshot as fallback) or "
         "`snapshot` (the shipped price snapshot only: the local stack)"
     ),
+    "NOTIFY_SECRET_ID": (
+        "the Secrets Manager secret holding the chat destinations "
+        "([notifications](notifications.md))"
+    ),
+    "NOTIFY_WINDOW_SECONDS": (
+        "alerts of one array and kind within this many seconds become one message (at most 300)"
+    ),
+    "NOTIFY_QUEUE": "the buffer between the alert topics and the rollup (`notify_intake`)",
+    "NOTIFY_DELIVER_QUEUE": "one message per (notice, destination), posted by `notify_deliver`",
+    "NOTIFY_FAILED_QUEUE": "deliveries that failed `NOTIFY_MAX_ATTEMPTS` times",
+    "NOTIFY_MAX_ATTEMPTS": "tries per delivery before it goes to the failed queue",
+    "NOTIFY_TIMEOUT_SECONDS": "how long one post to a destination may take",
 }

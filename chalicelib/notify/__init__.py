@@ -1,0 +1,1 @@
+"""Chat notifications (SPEC §17): destinations, rollup, array reports, delivery."""
