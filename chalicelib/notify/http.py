@@ -51,7 +51,6 @@ def post(request: HttpRequest, timeout: float) -> PostResult:
     outgoing = urllib.request.Request(request.url, data=request.body, headers=headers)  # noqa: S310
     try:
         with urllib.request.urlopen(outgoing, timeout=timeout) as response:  # noqa: S310
-            response.read(4096)
             return classify(response.status, response.headers.get("Retry-After"))
     except urllib.error.HTTPError as exc:
         return classify(exc.code, exc.headers.get("Retry-After") if exc.headers else None)
