@@ -33,7 +33,7 @@ from chalicelib.notify import http
 from chalicelib.notify.destinations import DestinationBook
 from chalicelib.notify.model import DeliveryJob, Destination, HttpRequest, Notice
 from chalicelib.notify.render import render
-from chalicelib.notify.rollup import QueueMessage, send_jobs
+from chalicelib.notify.rollup import QueueMessage, QueueUrls, send_jobs
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -120,7 +120,7 @@ class Delivery:
         self.sleep = sleep
         self._pacer_for = pacer_for or self._budget
         self._pacers: dict[str, Pacer] = {}
-        self._urls: dict[str, str] = {}
+        self.urls = QueueUrls(sqs)
 
     # --- the batch ------------------------------------------------------------------
 
@@ -245,7 +245,7 @@ class Delivery:
 
     def _requeue(self, job: DeliveryJob, attempt: int, delay: int) -> None:
         again = DeliveryJob(job.notice, job.destination, attempt)
-        send_jobs(self.sqs, self._url(self.queue), [again], delay=delay)
+        send_jobs(self.sqs, self.urls.url(self.queue), [again], delay=delay)
 
     def _fail(
         self, job: DeliveryJob, destination: Destination, attempt: int, result: http.PostResult
@@ -253,7 +253,7 @@ class Delivery:
         """To the failed queue, then the feed line, then recorded as failed."""
         reason = result.error or result.outcome
         self.sqs.send_message(
-            QueueUrl=self._url(self.failed_queue),
+            QueueUrl=self.urls.url(self.failed_queue),
             MessageBody=json.dumps(
                 {
                     "job": json.loads(job.to_json()),
@@ -290,11 +290,6 @@ class Delivery:
             clock=self.clock,
             sleep=self.sleep,
         )
-
-    def _url(self, queue: str) -> str:
-        if queue not in self._urls:
-            self._urls[queue] = self.sqs.get_queue_url(QueueName=queue)["QueueUrl"]
-        return self._urls[queue]
 
     def _log(self, tried: Tried, job: DeliveryJob, attempt: int | None = None) -> None:
         level = logging.WARNING if tried.outcome in ("failed", "dropped") else logging.INFO

@@ -28,11 +28,13 @@ FLUSH_FIELD = "notify_flush"
 # Alarm state changes of per-instance (and fleet query) alarms, as chat event type.
 ALARM_CHANGE = "alarm_change"
 # The breakdowns a signal may carry, from an alert's details (SPEC §17).
-_BREAKDOWN_FIELDS = {
+_ALERT_BREAKDOWNS = {
     "zone": "availability_zone",
     "instance_type": "instance_type",
     "error_code": "code",
 }
+# ... and those of an alarm change, from its instance's registry row.
+_INSTANCE_BREAKDOWNS = {"zone": "availability_zone", "instance_type": "instance_type"}
 SUBJECT_MAX = 300
 
 
@@ -121,11 +123,7 @@ def _alert(body: Mapping[str, Any]) -> Signal:
     weight = 1
     if event_type == "array_launch_failures":
         weight = _positive_int(details.get("count")) or 1
-    breakdown = {
-        name: value
-        for name, key in _BREAKDOWN_FIELDS.items()
-        if isinstance(value := details.get(key), str) and value
-    }
+    breakdown = _breakdown(details, _ALERT_BREAKDOWNS)
     return Signal(
         signal_id=alert_id,
         event_type=str(event_type),
@@ -156,11 +154,7 @@ def _alarm_change(
         if found is None or found.get("managed") is False:
             return None
         row = found
-    breakdown = {
-        name: value
-        for name, key in (("zone", "availability_zone"), ("instance_type", "instance_type"))
-        if isinstance(value := row.get(key), str) and value
-    }
+    breakdown = _breakdown(row, _INSTANCE_BREAKDOWNS)
     what = f"{change.instance_id} " if change.instance_id else ""
     return Signal(
         signal_id=_digest(
@@ -176,6 +170,15 @@ def _alarm_change(
         details={"alarm_name": change.alarm_name, "instance_id": change.instance_id},
         state=change.new_state,
     )
+
+
+def _breakdown(source: Mapping[str, Any], fields: Mapping[str, str]) -> dict[str, str]:
+    """Breakdown name -> value, for each of `fields` (name -> key) `source` has as text."""
+    return {
+        name: value
+        for name, key in fields.items()
+        if isinstance(value := source.get(key), str) and value
+    }
 
 
 def _json_object(text: str, what: str) -> Mapping[str, Any]:

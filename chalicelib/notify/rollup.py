@@ -19,12 +19,18 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from chalicelib.core.batching import chunked, conditional_check_failed
+from chalicelib.core.batching import (
+    TRANSACT_BASE_SECONDS,
+    TRANSACT_CAP_SECONDS,
+    TRANSACTION_ATTEMPTS,
+    chunked,
+    conditional_check_failed,
+)
 from chalicelib.notify.destinations import DestinationBook
 from chalicelib.notify.intake import ALARM_CHANGE, Flush, Signal, Unreadable, read_message
 from chalicelib.notify.model import BREAKDOWNS, SEVERITY_ORDER, DeliveryJob, Notice
@@ -42,7 +48,6 @@ CLAIM_SECONDS = 5 * 86400
 BUCKET_SECONDS = 2 * 86400
 # A transaction holds at most 100 items: 99 claims and the bucket.
 CLAIMS_PER_TRANSACTION = 99
-TRANSACTION_ATTEMPTS = 10
 SQS_BATCH = 10
 # Breakdown values are names (zones, types, codes): longer ones are cut to this.
 VALUE_MAX = 64
@@ -73,6 +78,19 @@ class Reports(Protocol):
     def report_notice(self, signal: Signal) -> Notice: ...
 
 
+class QueueUrls:
+    """Queue URLs by name, each asked of SQS once per process."""
+
+    def __init__(self, sqs: SQSClient) -> None:
+        self.sqs = sqs
+        self._urls: dict[str, str] = {}
+
+    def url(self, queue: str) -> str:
+        if queue not in self._urls:
+            self._urls[queue] = self.sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+        return self._urls[queue]
+
+
 class Dispatcher:
     """Puts a notice on the delivery queue, once for each destination that takes it.
 
@@ -86,18 +104,13 @@ class Dispatcher:
         self.book = book
         self.sqs = sqs
         self.queue = queue
-        self._url: str | None = None
-
-    def queue_url(self) -> str:
-        if self._url is None:
-            self._url = self.sqs.get_queue_url(QueueName=self.queue)["QueueUrl"]
-        return self._url
+        self.urls = QueueUrls(sqs)
 
     def dispatch_notice(self, notice: Notice) -> list[str]:
         """The names of the destinations the notice was queued for."""
         names = [d.name for d in self.book.matching(notice)]
         jobs = [DeliveryJob(notice, name) for name in names]
-        send_jobs(self.sqs, self.queue_url(), jobs)
+        send_jobs(self.sqs, self.urls.url(self.queue), jobs)
         logger.info(
             "notice dispatched",
             extra={
@@ -166,7 +179,7 @@ class Rollup:
         self.critical_topic = critical_topic
         self.clock = clock
         self.sleep = sleep
-        self._url: str | None = None
+        self.urls = QueueUrls(sqs)
 
     # --- the batch ------------------------------------------------------------------
 
@@ -245,7 +258,8 @@ class Rollup:
                 elif reasons[-1] == "ConditionalCheckFailed":
                     window += 1  # the bucket is closing: the next window takes these
                 elif "TransactionConflict" in reasons:
-                    self.sleep(random.uniform(0, min(1.0, 0.025 * 2**attempt)))  # noqa: S311
+                    longest = min(TRANSACT_CAP_SECONDS, TRANSACT_BASE_SECONDS * 2**attempt)
+                    self.sleep(random.uniform(0, longest))  # noqa: S311 - jitter
                 else:
                     raise
                 continue
@@ -339,7 +353,7 @@ class Rollup:
         delay = max(0, min(900, int((window + 1) * self.window - self.clock()) + 1))
         try:
             self.sqs.send_message(
-                QueueUrl=self.queue_url(),
+                QueueUrl=self.urls.url(self.queue),
                 MessageBody=json.dumps({"notify_flush": key}),
                 DelaySeconds=delay,
             )
@@ -349,11 +363,6 @@ class Rollup:
                 TableName=self.table, Key={"key": {"S": key}}, UpdateExpression="REMOVE timer_at"
             )
             raise
-
-    def queue_url(self) -> str:
-        if self._url is None:
-            self._url = self.sqs.get_queue_url(QueueName=self.queue)["QueueUrl"]
-        return self._url
 
     # --- sending --------------------------------------------------------------------
 
@@ -470,13 +479,6 @@ class Rollup:
 
 def bucket_key(group: str, window: int) -> str:
     return f"{BUCKET_PREFIX}{group}#{window}"
-
-
-def window_of(at: datetime, window_seconds: int) -> tuple[datetime, datetime]:
-    """The window (start, end) that `at` falls in."""
-    start = int(at.timestamp()) // window_seconds * window_seconds
-    begin = datetime.fromtimestamp(start, UTC)
-    return begin, begin + timedelta(seconds=window_seconds)
 
 
 def _label(event_type: str, state: str | None, count: int) -> str:
